@@ -1,0 +1,59 @@
+# suho-mt5 developer entry points. Every target installs what it needs first.
+#   make test   lint, then every test lane against real servers
+#   make help   everything else
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-deps test test-unit test-integration test-timescale lint bench fuzz sql clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
+
+setup: system-deps $(VENV)/.installed node_modules/.installed  ## venv, pip, npm, and (as root) apt packages
+
+system-deps:
+	@PYTHON=$(PYTHON) scripts/ensure_system_deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,nats]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: setup  ## ruff and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint  ## lint, then all three test lanes (unit, integration, timescale)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup  ## the tests that need no server
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+test-integration: setup  ## native PostgreSQL and nats-server
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-timescale: setup  ## the TimescaleDB engine (PGlite + TimescaleDB)
+	$(BIN)/pytest -m timescale $(PYTEST_ARGS)
+
+bench: setup  ## benchmarks; writes docs/benchmarks.md
+	$(PY) -m benchmarks
+
+fuzz: setup  ## long fuzzing run of the binary-protocol decoder
+	$(PY) scripts/fuzz_protocol.py
+
+sql: setup  ## regenerate schemas/*.sql from the migrations
+	$(PY) scripts/generate_schemas.py
+
+clean:  ## remove the virtualenv, node_modules and caches
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .hypothesis

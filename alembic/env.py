@@ -1,0 +1,86 @@
+"""Alembic environment for suho-mt5.
+
+Where the database comes from, in order:
+
+1. a connection handed over in ``config.attributes["connection"]`` (tests, the CLI);
+2. ``-x url=...`` on the alembic command line;
+3. ``$SUHO_DATABASE_URL``.
+
+Offline runs (``--sql``) need ``-x edition=timescale|apache|postgresql``: the revisions build
+a different schema per edition and cannot ask a server which one applies.
+
+Revisions never import ORM models; the models are only ``target_metadata`` here, for
+autogenerate and the model/DDL comparison tests.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from suho_mt5.db import database_url_from_env, make_engine, parse_edition
+from suho_mt5.errors import ConfigError
+
+config = context.config
+x_args = context.get_x_argument(as_dictionary=True)
+
+
+def _target_metadata() -> object:
+    try:
+        from suho_mt5.models import metadata
+    except ImportError:  # the models package arrives after the first migrations
+        return None
+    return metadata
+
+
+def _url() -> str:
+    return x_args.get("url") or database_url_from_env()
+
+
+def run_migrations_offline() -> None:
+    if "edition" not in x_args:
+        raise ConfigError(
+            "offline (--sql) runs must name the edition to generate for: "
+            "-x edition=timescale|apache|postgresql"
+        )
+    config.attributes["suho_edition"] = parse_edition(x_args["edition"])
+    context.configure(
+        url=x_args.get("url", "postgresql+psycopg://"),
+        dialect_name="postgresql",
+        target_metadata=_target_metadata(),
+        literal_binds=True,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_with(connection: object) -> None:
+    if "edition" in x_args:
+        config.attributes["suho_edition"] = parse_edition(x_args["edition"])
+    context.configure(
+        connection=connection,
+        target_metadata=_target_metadata(),
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run_with(connection)
+        return
+    engine = make_engine(_url())
+    try:
+        with engine.connect() as conn:
+            _run_with(conn)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,40 @@
+"""suho-mt5: connect MetaTrader 5 Expert Advisors to a multi-tenant TimescaleDB backend.
+
+The package is a library first; ``suho-mt5`` is a thin command line over it.
+
+* :mod:`suho_mt5.db` - engines, edition detection, tenant sessions
+* :mod:`suho_mt5.errors` - the one exception tree rooted at :class:`SuhoError`
+"""
+
+from suho_mt5.db import Edition, detect_edition, make_engine
+from suho_mt5.errors import (
+    AuthenticationError,
+    ConfigError,
+    DatabaseError,
+    EditionError,
+    EngineLimitError,
+    IngestError,
+    MigrationError,
+    ProtocolError,
+    SuhoError,
+    TenantError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "DatabaseError",
+    "Edition",
+    "EditionError",
+    "EngineLimitError",
+    "IngestError",
+    "MigrationError",
+    "ProtocolError",
+    "SuhoError",
+    "TenantError",
+    "__version__",
+    "detect_edition",
+    "make_engine",
+]

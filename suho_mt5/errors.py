@@ -1,0 +1,128 @@
+"""The one exception tree of suho-mt5.
+
+Every error the package raises on purpose derives from :class:`SuhoError`, with one
+sub-root per layer so callers can catch exactly the layer they handle::
+
+    SuhoError
+    ├── ConfigError            bad URL, missing setting
+    ├── DatabaseError          the database layer
+    │   ├── EditionError       the server cannot do what was asked (e.g. no TimescaleDB)
+    │   └── EngineLimitError   a request the single-backend TimescaleDB engine cannot survive
+    ├── TenantError            no tenant, an empty tenant, an unknown tenant
+    ├── AuthenticationError    an API key that does not verify
+    ├── MigrationError         a migration or custom Alembic operation refused
+    ├── ProtocolError          Suho Binary Protocol input that is not a valid packet
+    │   ├── TruncatedPacketError, BadMagicError, UnsupportedVersionError,
+    │   ├── UnknownMessageTypeError, ChecksumMismatchError, FieldRangeError,
+    │   └── InvalidSymbolError
+    └── IngestError            the Data Bridge could not store or acknowledge data
+
+Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BadMagicError",
+    "ChecksumMismatchError",
+    "ConfigError",
+    "DatabaseError",
+    "EditionError",
+    "EngineLimitError",
+    "FieldRangeError",
+    "IngestError",
+    "InvalidSymbolError",
+    "MigrationError",
+    "ProtocolError",
+    "SuhoError",
+    "TenantError",
+    "TruncatedPacketError",
+    "UnknownMessageTypeError",
+    "UnsupportedVersionError",
+]
+
+
+class SuhoError(Exception):
+    """Root of every error suho-mt5 raises on purpose."""
+
+
+class ConfigError(SuhoError):
+    """A setting is missing or malformed (database URL, edition name, ...)."""
+
+
+class DatabaseError(SuhoError):
+    """The database layer failed or refused a request."""
+
+
+class EditionError(DatabaseError):
+    """The connected server lacks a feature the request needs (TimescaleDB, TSL license)."""
+
+
+class EngineLimitError(DatabaseError):
+    """A request would crash or hang the single-backend TimescaleDB engine (PGlite).
+
+    Raised *before* anything is sent: a second concurrent connection, ``COPY``, or a
+    protocol message larger than the engine survives.
+    """
+
+
+class TenantError(SuhoError):
+    """No tenant, an empty tenant id, or a tenant the database does not know."""
+
+
+class AuthenticationError(SuhoError):
+    """An API key did not verify (the message never says whether the account exists)."""
+
+
+class MigrationError(SuhoError):
+    """A migration or a custom Alembic operation was refused or failed."""
+
+
+class IngestError(SuhoError):
+    """The ingest layer could not store or acknowledge a batch; nothing acknowledged is lost."""
+
+
+class ProtocolError(SuhoError):
+    """Input that is not a valid Suho Binary Protocol packet.
+
+    ``offset`` is the byte offset in the caller's buffer where the problem was found and
+    ``reason`` says what was wrong, in words fit for a log line.
+    """
+
+    def __init__(self, reason: str, offset: int = 0) -> None:
+        super().__init__(f"{reason} (at byte offset {offset})")
+        self.reason = reason
+        self.offset = offset
+
+    def __reduce__(self) -> tuple[type[ProtocolError], tuple[str, int]]:
+        # Keep pickling (multiprocessing, logging handlers) working with two arguments.
+        return (type(self), (self.reason, self.offset))
+
+
+class TruncatedPacketError(ProtocolError):
+    """Fewer bytes than one packet (144) were available."""
+
+
+class BadMagicError(ProtocolError):
+    """The packet does not start with the protocol's magic bytes."""
+
+
+class UnsupportedVersionError(ProtocolError):
+    """The packet's protocol version is not one this decoder understands."""
+
+
+class UnknownMessageTypeError(ProtocolError):
+    """The packet's message type is not defined for its protocol version."""
+
+
+class ChecksumMismatchError(ProtocolError):
+    """The packet's integrity trailer does not match its contents."""
+
+
+class FieldRangeError(ProtocolError):
+    """A field holds a value outside its documented range (enum, flag bits, bounds)."""
+
+
+class InvalidSymbolError(ProtocolError):
+    """A symbol field is not NUL-padded printable ASCII."""

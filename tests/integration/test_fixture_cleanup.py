@@ -1,0 +1,71 @@
+"""After pytest exits, normally or on failure, no server it started is still running.
+
+Runs a separate pytest session whose tests start all three servers and then fail, and
+checks afterwards that every process those fixtures started is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.support.servers import REPO_ROOT
+
+INNER_TESTS = textwrap.dedent(
+    """
+    import json, os
+
+    def test_start_everything_then_fail(pg_server, pg_url, timescale_engine, nats_server):
+        pids = {
+            "postgres": pg_server.pid,
+            "timescale": timescale_engine.pid,
+            "nats": nats_server.pid,
+        }
+        with open(os.environ["SUHO_PID_FILE"], "w") as out:
+            json.dump(pids, out)
+        assert False, "failing on purpose: the servers must still be stopped"
+
+    def test_an_error_too(start_timescale_engine):
+        engine = start_timescale_engine()
+        with open(os.environ["SUHO_PID_FILE"] + ".extra", "w") as out:
+            out.write(str(engine.pid))
+        raise RuntimeError("an unexpected error must not leave the engine behind")
+    """
+)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for every practical purpose (and is not ours to reap).
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def test_no_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
+    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
+    pid_file = tmp_path / "pids.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "SUHO_PID_FILE": str(pid_file),
+    }
+    env.pop("SUHO_TEST_PG_URL", None)  # the inner session must start its own server
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.support.fixtures", "-p",
+         "no:cacheprovider", "-q", str(tmp_path / "test_inner.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 failed" in result.stdout, result.stdout
+    pids = json.loads(pid_file.read_text())
+    pids["timescale-extra"] = int((tmp_path / "pids.json.extra").read_text())
+    assert all(isinstance(pid, int) for pid in pids.values()), pids
+    leftovers = {name: pid for name, pid in pids.items() if _running(pid)}
+    assert leftovers == {}, f"still running after pytest exited: {leftovers}"

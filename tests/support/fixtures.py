@@ -1,0 +1,178 @@
+"""Pytest fixtures for the three real servers. Loaded by ``tests/conftest.py`` as a plugin.
+
+* ``pg_server`` / ``pg_url`` / ``make_pg_database``: native PostgreSQL 15, started by
+  pytest-postgresql as the ``postgres`` system user (or an external server named by
+  ``$SUHO_TEST_PG_URL``); every test gets a fresh empty database.
+* ``start_timescale_engine`` / ``timescale_engine``: the PGlite TimescaleDB engine.
+* ``nats_server``: nats-server with JetStream.
+
+Every server is stopped at the end of its scope, also when tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+from sqlalchemy.engine import make_url
+
+from tests.support.servers import NatsServer, ServerError, TimescaleEngine, make_workdir
+
+EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
+PG_CTL_WRAPPER = Path(__file__).with_name("pg_ctl_as_postgres")
+
+# port=None: any free port. The wrapper runs pg_ctl as `postgres` when we are root.
+_pg_proc = factories.postgresql_proc(
+    executable=str(PG_CTL_WRAPPER),
+    port=None,
+    user="postgres",
+    password="postgres",
+    postgres_options="-c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+)
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """Where a native PostgreSQL server listens, and how to reach it as a superuser."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    maintenance_db: str = "postgres"
+    #: postmaster pid when we started the server ourselves
+    pid: int | None = None
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
+
+    def admin_connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.maintenance_db,
+            autocommit=True,
+        )
+
+    def create_database(self) -> str:
+        name = f"suho_test_{uuid.uuid4().hex[:12]}"
+        with self.admin_connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self.admin_connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_server(request: pytest.FixtureRequest) -> PgServer:
+    """Native PostgreSQL: started for the session, or ``$SUHO_TEST_PG_URL`` if set."""
+    external = os.environ.get(EXTERNAL_PG_ENV)
+    if external:
+        url = make_url(external)
+        return PgServer(
+            host=url.host or "127.0.0.1",
+            port=url.port or 5432,
+            user=url.username or "postgres",
+            password=url.password or "",
+            maintenance_db=url.database or "postgres",
+        )
+    executor = request.getfixturevalue("_pg_proc")
+    pid_file = Path(executor.datadir) / "postmaster.pid"
+    pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+    return PgServer(
+        host=executor.host,
+        port=int(executor.port),
+        user=executor.user,
+        password=executor.password or "",
+        pid=pid,
+    )
+
+
+@pytest.fixture(scope="session")
+def make_pg_database(pg_server: PgServer) -> Iterator[Callable[[], str]]:
+    """Factory: a URL to a fresh empty database; every one is dropped at session end."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = pg_server.create_database()
+        created.append(name)
+        return pg_server.url(name)
+
+    yield make
+    for name in created:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """URL of a fresh empty database on native PostgreSQL, dropped after the test."""
+    name = pg_server.create_database()
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def start_timescale_engine() -> Iterator[Callable[[], TimescaleEngine]]:
+    """Factory: start a new TimescaleDB engine process; all are stopped at session end.
+
+    Each engine holds exactly one database, so a fresh engine is the way to a fresh
+    database there (startup takes about a second).
+    """
+    started: list[tuple[TimescaleEngine, Path]] = []
+
+    def start() -> TimescaleEngine:
+        workdir = make_workdir("timescale")
+        engine = TimescaleEngine(workdir)
+        started.append((engine, workdir))
+        return engine.start()
+
+    yield start
+    for engine, workdir in started:
+        engine.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def timescale_engine(
+    start_timescale_engine: Callable[[], TimescaleEngine],
+) -> TimescaleEngine:
+    """One TimescaleDB engine shared by the session (its state persists between tests)."""
+    return start_timescale_engine()
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """nats-server with JetStream for the session, its store in a temporary directory."""
+    workdir = make_workdir("nats")
+    server = NatsServer(workdir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _servers_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail loudly, naming the server and its log, when a server died during a test."""
+    yield
+    for name in ("timescale_engine", "nats_server"):
+        if name in request.fixturenames:
+            server = request.getfixturevalue(name)
+            try:
+                server.check()
+            except ServerError as exc:
+                pytest.fail(str(exc), pytrace=False)
