@@ -14,7 +14,7 @@ sub-root per layer so callers can catch exactly the layer they handle::
     ├── ProtocolError          Suho Binary Protocol input that is not a valid packet
     │   ├── TruncatedPacketError, BadMagicError, UnsupportedVersionError,
     │   ├── UnknownMessageTypeError, ChecksumMismatchError, FieldRangeError,
-    │   └── InvalidSymbolError
+    │   └── InvalidSymbolError, TrailingDataError
     └── IngestError            the Data Bridge could not store or acknowledge data
 
 Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visible.
@@ -37,6 +37,7 @@ __all__ = [
     "ProtocolError",
     "SuhoError",
     "TenantError",
+    "TrailingDataError",
     "TruncatedPacketError",
     "UnknownMessageTypeError",
     "UnsupportedVersionError",
@@ -126,3 +127,7 @@ class FieldRangeError(ProtocolError):
 
 class InvalidSymbolError(ProtocolError):
     """A symbol field is not NUL-padded printable ASCII."""
+
+
+class TrailingDataError(ProtocolError):
+    """More bytes than one packet were given where exactly one packet was expected."""

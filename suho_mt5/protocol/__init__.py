@@ -1,0 +1,102 @@
+"""The Suho Binary Protocol: fixed 144-byte packets between MT5 Expert Advisors and backend.
+
+The specification is ``docs/protocol.md``; golden vectors are in ``tests/vectors/``.
+
+>>> from suho_mt5.protocol import BrokerQuote, decode, encode
+>>> quote = BrokerQuote(sequence=1, timestamp_us=1_732_492_800_000_000, account_id=bytes(16),
+...     symbol="EURUSD", bid=109_531_000, ask=109_533_000, last=0, volume=0, spread_points=2)
+>>> packet = encode(quote)
+>>> len(packet)
+144
+>>> decode(packet) == quote, decode(packet).to_row("tenant_demo")["bid"]
+(True, Decimal('1.09531000'))
+"""
+
+from ._codec import Buffer, decode, encode, encode_frame
+from ._constants import (
+    CONFIDENCE_SCALE,
+    CRC_RESIDUE,
+    HEADER_SIZE,
+    MAGIC,
+    MAX_TIMESTAMP_US,
+    MONEY_SCALE,
+    PACKET_SIZE,
+    PAYLOAD_SIZE,
+    PRICE_SCALE,
+    PROTOCOL_VERSION,
+)
+from ._enums import (
+    Action,
+    CommandCode,
+    DealType,
+    ErrorCode,
+    HeaderFlag,
+    MessageType,
+    OrderState,
+    OrderType,
+)
+from ._framer import Skip, StreamDecoder, decode_frame, iter_frame
+from ._layout import LAYOUT_BY_TYPE
+from ._messages import (
+    AccountSnapshot,
+    Ack,
+    BrokerQuote,
+    Command,
+    Config,
+    ErrorMessage,
+    ExecutionReport,
+    Heartbeat,
+    Message,
+    OrderEvent,
+    Signal,
+)
+from ._rows import TABLES, heartbeat_status, message_to_row
+
+RECORD_TYPES: dict[MessageType, type[Message]] = {
+    t: lay.record for t, lay in LAYOUT_BY_TYPE.items()
+}
+"""The record class of each message type."""
+
+__all__ = [
+    "CONFIDENCE_SCALE",
+    "CRC_RESIDUE",
+    "HEADER_SIZE",
+    "MAGIC",
+    "MAX_TIMESTAMP_US",
+    "MONEY_SCALE",
+    "PACKET_SIZE",
+    "PAYLOAD_SIZE",
+    "PRICE_SCALE",
+    "PROTOCOL_VERSION",
+    "RECORD_TYPES",
+    "TABLES",
+    "AccountSnapshot",
+    "Ack",
+    "Action",
+    "BrokerQuote",
+    "Buffer",
+    "Command",
+    "CommandCode",
+    "Config",
+    "DealType",
+    "ErrorCode",
+    "ErrorMessage",
+    "ExecutionReport",
+    "HeaderFlag",
+    "Heartbeat",
+    "Message",
+    "MessageType",
+    "OrderEvent",
+    "OrderState",
+    "OrderType",
+    "Signal",
+    "Skip",
+    "StreamDecoder",
+    "decode",
+    "decode_frame",
+    "encode",
+    "encode_frame",
+    "heartbeat_status",
+    "iter_frame",
+    "message_to_row",
+]

@@ -1,0 +1,545 @@
+"""Compile the record declarations into structs, fast paths and a reference validator.
+
+Each record class's ``Annotated`` hints are read once, at import, into a :class:`Layout`:
+
+* one ``struct.Struct`` that decodes the whole 144-byte packet into exactly the record's
+  fields (the 8 prefix bytes and the CRC are skipped with ``x``: they are checked before),
+  and one that encodes the first 140 bytes;
+* a generated fast decoder and encoder (source built from the declarations, like
+  ``namedtuple`` and ``dataclasses`` build theirs), whose checks are plain comparisons and
+  dict lookups;
+* the reference path (:func:`slow_decode`, :func:`slow_encode`), which interprets the same
+  declarations field by field. The fast path falls back to it on *any* doubt (a symbol not yet
+  cached, a value out of range), so the reference path alone decides which error is raised
+  and at which offset. Tests check that both paths agree.
+"""
+
+from __future__ import annotations
+
+import struct
+import typing
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from suho_mt5.errors import (
+    BadMagicError,
+    ChecksumMismatchError,
+    FieldRangeError,
+    InvalidSymbolError,
+    ProtocolError,
+    UnknownMessageTypeError,
+    UnsupportedVersionError,
+)
+
+from ._constants import (
+    CRC_OFFSET,
+    CRC_RESIDUE,
+    HEADER_SIZE,
+    MAGIC,
+    PACKET_SIZE,
+    PROTOCOL_VERSION,
+    SYMBOL_CACHE_SIZE,
+)
+from ._enums import HeaderFlag, MessageType
+from ._kinds import SEQUENCE, TIMESTAMP, UUID, Kind, Spec, TextRule
+from ._messages import RECORD_CLASSES, Message
+
+PREFIX_SIZE = 8  # magic, version, type, flags: checked as one dict key
+_CRC = struct.Struct("<I")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldLayout:
+    """Where one field sits in the packet and how it is declared."""
+
+    index: int
+    name: str
+    offset: int
+    spec: Spec
+
+    @property
+    def kind(self) -> Kind:
+        return self.spec.kind
+
+    @property
+    def column(self) -> str:
+        return self.name if self.spec.column is None else self.spec.column
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Everything compiled for one message type."""
+
+    message_type: MessageType
+    record: type[Message]
+    fields: tuple[FieldLayout, ...]
+    payload_used: int
+    prefix: bytes
+    decode_struct: struct.Struct
+    encode_struct: struct.Struct
+
+    @property
+    def table(self) -> str | None:
+        return self.record.TABLE
+
+
+# --- text fields -----------------------------------------------------------------------------
+
+_DECODE_CACHES: dict[Kind, dict[bytes, str]] = {}
+_ENCODE_CACHES: dict[Kind, dict[str, bytes]] = {}
+
+
+def _caches(kind: Kind) -> tuple[dict[bytes, str], dict[str, bytes]]:
+    return _DECODE_CACHES.setdefault(kind, {}), _ENCODE_CACHES.setdefault(kind, {})
+
+
+def _remember(cache: dict[typing.Any, typing.Any], key: object, value: object) -> None:
+    # Emptying a full cache keeps memory bounded whatever the input; the symbols in use come
+    # back after one slow-path decode each.
+    if len(cache) >= SYMBOL_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
+def _text_problem(raw: bytes, rule: TextRule) -> tuple[int, str] | None:
+    """(index, reason) of the first violation of ``rule`` in ``raw``, or ``None``."""
+    low = 0x20 if rule.allow_space else 0x21
+    end = raw.find(0)
+    if end < 0:
+        end = len(raw)
+    for i in range(end):
+        if not low <= raw[i] <= 0x7E:
+            return i, f"byte 0x{raw[i]:02X} is not printable ASCII"
+    for i in range(end, len(raw)):
+        if raw[i]:
+            return i, f"byte 0x{raw[i]:02X} after the terminating NUL"
+    if end < rule.min_len:
+        return 0, "empty"
+    return None
+
+
+def decode_text(field: FieldLayout, raw: bytes, base: int) -> str:
+    """Validate a text field's raw bytes, cache and return the text; or raise."""
+    kind = field.kind
+    assert kind.text is not None
+    problem = _text_problem(raw, kind.text)
+    if problem is not None:
+        index, why = problem
+        raise InvalidSymbolError(f"{field.name}: {why}", base + field.offset + index)
+    text = raw.rstrip(b"\0").decode("ascii")
+    _remember(_caches(kind)[0], raw, text)
+    return text
+
+
+def encode_text(field: FieldLayout, value: object) -> bytes:
+    kind = field.kind
+    assert kind.text is not None
+    where = field.offset
+    if not isinstance(value, str):
+        raise InvalidSymbolError(f"{field.name} must be a str, not {type(value).__name__}", where)
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise InvalidSymbolError(
+            f"{field.name}: {value!r} is not ASCII", where + exc.start
+        ) from exc
+    if len(raw) > kind.size:
+        raise InvalidSymbolError(f"{field.name}: longer than {kind.size} bytes", where + kind.size)
+    padded = raw.ljust(kind.size, b"\0")
+    problem = _text_problem(padded, kind.text)
+    if problem is not None:
+        index, why = problem
+        raise InvalidSymbolError(f"{field.name}: {why}", where + index)
+    _remember(_caches(kind)[1], value, raw)
+    return raw
+
+
+# --- the reference path ----------------------------------------------------------------------
+
+
+def _range_error(field: FieldLayout, value: object, base: int) -> FieldRangeError:
+    kind = field.kind
+    if kind.enum is not None:
+        what = f"not a {kind.enum.__name__} value"
+    elif kind.boolean:
+        what = "not 0 or 1"
+    else:
+        what = f"outside {kind.lo}..{kind.hi}"
+    return FieldRangeError(f"{field.name} = {value!r} is {what}", base + field.offset)
+
+
+def check_decoded(field: FieldLayout, value: object, base: int) -> object:
+    """The record value of one unpacked field, or raise the error the spec prescribes."""
+    kind = field.kind
+    category = kind.category
+    if category == "text":
+        assert isinstance(value, bytes)
+        return decode_text(field, value, base)
+    if category == "bytes":
+        return value
+    assert isinstance(value, int)
+    if category == "enum":
+        member = kind.members().get(value)
+        if member is None:
+            raise _range_error(field, value, base)
+        return member
+    if not kind.lo <= value <= kind.hi:
+        raise _range_error(field, value, base)
+    return value == 1 if category == "bool" else value
+
+
+def check_encodable(field: FieldLayout, value: object) -> object:
+    """The value to pack for one record field, or raise ``FieldRangeError``/``InvalidSymbol``."""
+    kind = field.kind
+    category = kind.category
+    if category == "text":
+        return encode_text(field, value)
+    if category == "bytes":
+        if isinstance(value, bytes | bytearray) and len(value) == kind.size:
+            return bytes(value)
+        raise FieldRangeError(
+            f"{field.name} must be {kind.size} bytes, got {value!r}", field.offset
+        )
+    if not isinstance(value, int):
+        raise FieldRangeError(
+            f"{field.name} must be an int, not {type(value).__name__}", field.offset
+        )
+    if category == "enum" and value not in kind.members():
+        raise _range_error(field, value, 0)
+    if not kind.lo <= value <= kind.hi:
+        raise _range_error(field, value, 0)
+    return int(value)
+
+
+def slow_decode(layout: Layout, buf: bytes, offset: int) -> Message:
+    """Decode the packet at ``offset`` field by field (prefix and CRC already checked)."""
+    raw = layout.decode_struct.unpack_from(buf, offset)
+    values = [check_decoded(f, v, offset) for f, v in zip(layout.fields, raw, strict=True)]
+    return tuple.__new__(layout.record, values)
+
+
+def slow_encode(layout: Layout, msg: Message) -> bytes:
+    """Encode ``msg`` field by field, raising on the first field that cannot be sent."""
+    if len(msg) != len(layout.fields):  # a tuple.__new__-built record of the wrong arity
+        raise FieldRangeError(f"{layout.record.__name__} needs {len(layout.fields)} fields", 0)
+    values = [check_encodable(f, v) for f, v in zip(layout.fields, msg, strict=True)]
+    body = layout.encode_struct.pack(layout.prefix, *values)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def header_error(buf: bytes, offset: int) -> ProtocolError:
+    """The error for a packet whose 8-byte prefix is not one a decoder accepts."""
+    magic = bytes(buf[offset : offset + 4])
+    if magic != MAGIC:
+        return BadMagicError(f"expected magic {MAGIC!r}, got {magic!r}", offset)
+    version = buf[offset + 4]
+    if version != PROTOCOL_VERSION:
+        return UnsupportedVersionError(
+            f"protocol version {version}; this decoder reads version {PROTOCOL_VERSION}",
+            offset + 4,
+        )
+    mtype = buf[offset + 5]
+    if mtype not in _TYPE_VALUES:
+        return UnknownMessageTypeError(
+            f"message type 0x{mtype:02X} is not defined in version {PROTOCOL_VERSION}",
+            offset + 5,
+        )
+    flags = int.from_bytes(buf[offset + 6 : offset + 8], "little")
+    why = "undefined flag bits set"
+    if flags & HeaderFlag.MAC_TRAILER:
+        why = "MAC_TRAILER is reserved; version 1 cannot verify a per-packet MAC"
+    return FieldRangeError(f"flags = 0x{flags:04X}: {why}", offset + 6)
+
+
+def checksum_error(buf: bytes, offset: int) -> ChecksumMismatchError:
+    stored = _CRC.unpack_from(buf, offset + CRC_OFFSET)[0]
+    computed = zlib.crc32(memoryview(buf)[offset : offset + CRC_OFFSET])
+    return ChecksumMismatchError(
+        f"CRC-32 trailer is 0x{stored:08X}, the packet's bytes give 0x{computed:08X}",
+        offset + CRC_OFFSET,
+    )
+
+
+_TYPE_VALUES = frozenset(int(t) for t in MessageType)
+
+
+# --- compilation -----------------------------------------------------------------------------
+
+_HEADER_KINDS = (("sequence", SEQUENCE), ("timestamp_us", TIMESTAMP), ("account_id", UUID))
+
+
+def _read_fields(record: type[Message]) -> tuple[FieldLayout, ...]:
+    hints = typing.get_type_hints(record, include_extras=True)
+    fields: list[FieldLayout] = []
+    offset = PREFIX_SIZE
+    for index, name in enumerate(record._fields):
+        spec = hints[name].__metadata__[0]
+        assert isinstance(spec, Spec), name
+        fields.append(FieldLayout(index, name, offset, spec))
+        offset += spec.kind.size
+    for field, (name, kind) in zip(fields, _HEADER_KINDS, strict=False):
+        assert (field.name, field.kind) == (name, kind), f"{record.__name__}: header mismatch"
+    assert fields[3].offset == HEADER_SIZE, record.__name__
+    assert offset <= CRC_OFFSET, f"{record.__name__}: payload of {offset - HEADER_SIZE} bytes"
+    return tuple(fields)
+
+
+def compile_layout(record: type[Message]) -> Layout:
+    fields = _read_fields(record)
+    end = fields[-1].offset + fields[-1].kind.size
+    codes = "".join(f.kind.code for f in fields)
+    pad = CRC_OFFSET - end
+    decode_struct = struct.Struct(f"<{PREFIX_SIZE}x{codes}{pad}x4x")
+    encode_struct = struct.Struct(f"<{PREFIX_SIZE}s{codes}{pad}x")
+    assert decode_struct.size == PACKET_SIZE and encode_struct.size == CRC_OFFSET
+    mtype = record.MESSAGE_TYPE
+    prefix = MAGIC + bytes((PROTOCOL_VERSION, mtype)) + b"\0\0"
+    return Layout(mtype, record, fields, end - HEADER_SIZE, prefix, decode_struct, encode_struct)
+
+
+_BOOLS = {0: False, 1: True}
+_BOOL_SET = frozenset((0, 1))
+
+
+def _range_test(name: str, kind: Kind) -> str | None:
+    if not kind.range_checked:
+        return None
+    lo, hi = kind.struct_bounds
+    if kind.lo == lo:
+        return f"{name} > {kind.hi}"
+    if kind.hi == hi:
+        return f"{name} < {kind.lo}"
+    return f"not {kind.lo} <= {name} <= {kind.hi}"
+
+
+def build_fast_decoder(layout: Layout) -> Callable[[bytes, int], Message]:
+    """Generate ``decode(buf, offset)`` for one layout: unpack, look up, compare, build.
+
+    Precondition: the 8-byte prefix and the CRC of the packet at ``offset`` were checked.
+    """
+    names = [f"v{f.index}" for f in layout.fields]
+    ns: dict[str, object] = {
+        "_unpack": layout.decode_struct.unpack_from,
+        "_new": tuple.__new__,
+        "_cls": layout.record,
+        "_bools": _BOOLS,
+        "_slow": lambda buf, off: slow_decode(layout, buf, off),
+    }
+    lookups, tests = _fast_checks(layout, ns)
+    tup = ", ".join(names)
+    lines = [
+        f"def decode_{layout.message_type.name.lower()}(buf, off):",
+        f"    {tup}, = _unpack(buf, off)",
+    ]
+    if lookups:
+        lines += [
+            "    try:",
+            *(f"        {x}" for x in lookups),
+            "    except KeyError:",
+            "        return _slow(buf, off)",
+        ]
+    if tests:
+        lines += [f"    if {' or '.join(tests)}:", "        return _slow(buf, off)"]
+    lines.append(f"    return _new(_cls, ({tup},))")
+    return typing.cast(Callable[[bytes, int], Message], _exec(lines, ns))
+
+
+def build_run_decoder(
+    layout: Layout,
+) -> Callable[[bytes, int, int, Callable[[Message], None]], int]:
+    """Generate ``run(buf, offset, end, append)`` for frames: decode consecutive packets of
+    this type, CRC included, until one is of another type or needs a closer look.
+
+    Returns the offset of the first packet not decoded; the caller decodes that one through
+    the single-packet path (which tells a new symbol from an error). Inlining the per-packet
+    work in one loop saves a function call and a dict lookup per packet.
+    """
+    names = [f"v{f.index}" for f in layout.fields]
+    ns: dict[str, object] = {
+        "_unpack": layout.decode_struct.unpack,
+        "_new": tuple.__new__,
+        "_cls": layout.record,
+        "_bools": _BOOLS,
+        "_prefix": layout.prefix,
+        "_crc": zlib.crc32,
+    }
+    lookups, tests = _fast_checks(layout, ns)
+    tup = ", ".join(names)
+    lines = [
+        f"def run_{layout.message_type.name.lower()}(buf, off, end, append):",
+        "    while off < end:",
+        f"        packet = buf[off : off + {PACKET_SIZE}]",
+        f"        if packet[:{PREFIX_SIZE}] != _prefix or _crc(packet) != {CRC_RESIDUE}:",
+        "            return off",
+        f"        {tup}, = _unpack(packet)",
+    ]
+    if lookups:
+        lines += [
+            "        try:",
+            *(f"            {x}" for x in lookups),
+            "        except KeyError:",
+            "            return off",
+        ]
+    if tests:
+        lines += [f"        if {' or '.join(tests)}:", "            return off"]
+    lines += [
+        f"        append(_new(_cls, ({tup},)))",
+        f"        off += {PACKET_SIZE}",
+        "    return off",
+    ]
+    return typing.cast(
+        Callable[[bytes, int, int, Callable[[Message], None]], int], _exec(lines, ns)
+    )
+
+
+FrameDecoder = Callable[[bytes, int, list[Message]], int]
+
+
+def build_frame_decoder(layout: Layout) -> FrameDecoder:
+    """Generate ``decode_all(buf, end, out)`` for a frame whose packets ``buf[:end]`` are all
+    of this type, with prefixes and CRCs already checked: ``Struct.iter_unpack`` unpacks them
+    all in C, the loop only looks up and compares.
+
+    Returns ``end``, or the offset of the first packet that is not valid. A packet the fast
+    checks doubt (a symbol not cached yet) goes through the reference path.
+    """
+    names = [f"v{f.index}" for f in layout.fields]
+    ns: dict[str, object] = {
+        "_iter": layout.decode_struct.iter_unpack,
+        "_new": tuple.__new__,
+        "_cls": layout.record,
+        "_bools": _BOOLS,
+        "_slow": lambda buf, off, out: _append_checked(layout, buf, off, out),
+    }
+    lookups, tests = _fast_checks(layout, ns)
+    tup = ", ".join(names)
+    retry = [
+        f"            if not _slow(buf, (len(out) - base) * {PACKET_SIZE}, out):",
+        f"                return (len(out) - base) * {PACKET_SIZE}",
+        "            continue",
+    ]
+    lines = [
+        f"def frame_{layout.message_type.name.lower()}(buf, end, out):",
+        "    append = out.append",
+        "    base = len(out)",
+        f"    for {tup}, in _iter(memoryview(buf)[:end]):",
+    ]
+    if lookups:
+        lines += [
+            "        try:",
+            *(f"            {x}" for x in lookups),
+            "        except KeyError:",
+        ]
+        lines += retry
+    if tests:
+        lines += [f"        if {' or '.join(tests)}:", *retry]
+    lines += [f"        append(_new(_cls, ({tup},)))", "    return end"]
+    return typing.cast(FrameDecoder, _exec(lines, ns))
+
+
+def _append_checked(layout: Layout, buf: bytes, offset: int, out: list[Message]) -> bool:
+    try:
+        out.append(slow_decode(layout, buf, offset))
+    except ProtocolError:
+        return False
+    return True
+
+
+def _fast_checks(layout: Layout, ns: dict[str, object]) -> tuple[list[str], list[str]]:
+    """Source of the fast paths' lookups (text, enum, bool: KeyError if in doubt) and range
+    tests (true if in doubt) for one layout; the tables they use go into ``ns``."""
+    lookups: list[str] = []
+    tests: list[str] = []
+    for f in layout.fields:
+        name = f"v{f.index}"
+        category = f.kind.category
+        if category == "text":
+            ns[f"_t{f.index}"] = _caches(f.kind)[0]
+            lookups.append(f"{name} = _t{f.index}[{name}]")
+        elif category == "enum":
+            ns[f"_e{f.index}"] = f.kind.members()
+            lookups.append(f"{name} = _e{f.index}[{name}]")
+        elif category == "bool":
+            lookups.append(f"{name} = _bools[{name}]")
+        else:
+            test = _range_test(name, f.kind)
+            if test:
+                tests.append(test)
+    return lookups, tests
+
+
+def build_fast_encoder(layout: Layout) -> Callable[[Message], bytes]:
+    """Generate ``encode(msg)`` for one layout; anything unusual goes to the reference path."""
+    names = [f"v{f.index}" for f in layout.fields]
+    ns: dict[str, object] = {
+        "_pack": layout.encode_struct.pack,
+        "_prefix": layout.prefix,
+        "_crc": zlib.crc32,
+        "_crcpack": _CRC.pack,
+        "_bools": _BOOL_SET,
+        "_StructError": struct.error,
+        "_slow": lambda msg: slow_encode(layout, msg),
+    }
+    body: list[str] = []
+    tests: list[str] = []
+    for f, name in zip(layout.fields, names, strict=True):
+        category = f.kind.category
+        if category == "text":
+            ns[f"_t{f.index}"] = _caches(f.kind)[1]
+            body.append(f"{name} = _t{f.index}[{name}]")
+        elif category == "enum":
+            ns[f"_e{f.index}"] = frozenset(f.kind.members())
+            tests.append(f"{name} not in _e{f.index}")
+        elif category == "bool":
+            tests.append(f"{name} not in _bools")
+        elif category == "bytes":
+            # struct's "16s" would silently pad or truncate: the length must be exact.
+            tests.append(f"len({name}) != {f.kind.size}")
+        else:
+            test = _range_test(name, f.kind)
+            if test:
+                tests.append(test)
+    tup = ", ".join(names)
+    lines = [
+        f"def encode_{layout.message_type.name.lower()}(msg):",
+        "    try:",
+        f"        {tup}, = msg",
+    ]
+    lines += [f"        {x}" for x in body]
+    if tests:
+        lines += [f"        if {' or '.join(tests)}:", "            return _slow(msg)"]
+    lines += [
+        f"        packet = _pack(_prefix, {tup})",
+        "    except (KeyError, TypeError, ValueError, _StructError):",
+        "        return _slow(msg)",
+        "    return packet + _crcpack(_crc(packet))",
+    ]
+    return typing.cast(Callable[[Message], bytes], _exec(lines, ns))
+
+
+def _exec(lines: list[str], ns: dict[str, object]) -> object:
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<suho_mt5.protocol {lines[0][4 : lines[0].index('(')]}>", "exec"), ns)
+    name = lines[0][4 : lines[0].index("(")]
+    func = ns[name]
+    func.__source__ = source  # type: ignore[attr-defined]  # for debugging and the docs
+    return func
+
+
+LAYOUTS: tuple[Layout, ...] = tuple(compile_layout(r) for r in RECORD_CLASSES)
+LAYOUT_BY_TYPE: dict[MessageType, Layout] = {lay.message_type: lay for lay in LAYOUTS}
+LAYOUT_BY_CLASS: dict[type[Message], Layout] = {lay.record: lay for lay in LAYOUTS}
+FAST_DECODERS: dict[bytes, Callable[[bytes, int], Message]] = {
+    lay.prefix: build_fast_decoder(lay) for lay in LAYOUTS
+}
+RunDecoder = Callable[[bytes, int, int, Callable[[Message], None]], int]
+FAST_RUNS: dict[bytes, RunDecoder] = {lay.prefix: build_run_decoder(lay) for lay in LAYOUTS}
+FRAME_DECODERS: dict[int, FrameDecoder] = {
+    int(lay.message_type): build_frame_decoder(lay) for lay in LAYOUTS
+}
+FAST_ENCODERS: dict[type[Message], Callable[[Message], bytes]] = {
+    lay.record: build_fast_encoder(lay) for lay in LAYOUTS
+}
+
+assert zlib.crc32(b"\0" * 4 + _CRC.pack(zlib.crc32(b"\0" * 4))) == CRC_RESIDUE

@@ -1,0 +1,407 @@
+"""The message records: one immutable, typed tuple per message type.
+
+Each record is a ``typing.NamedTuple`` (tuple-fast to build straight from
+``Struct.unpack_from``) whose ``Annotated`` hints *are* the wire layout: fields follow each
+other in declaration order from byte 8 of the packet, after magic, version, type and flags.
+Prices and money are raw fixed-point integers (exact); ``to_row`` scales them to ``Decimal``.
+"""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, ClassVar, NamedTuple, Protocol
+
+from ._enums import Action, CommandCode, DealType, ErrorCode, MessageType, OrderState, OrderType
+from ._kinds import (
+    BASIS_POINTS,
+    BOOL,
+    CONFIG_KEY,
+    CURRENCY,
+    DECIMALS,
+    DETAIL,
+    ID64,
+    INT31,
+    INT64,
+    LOTS,
+    MILLISECONDS,
+    MONEY,
+    OPTIONAL_SYMBOL,
+    PERCENT,
+    POINTS,
+    PRICE,
+    SEQUENCE,
+    SYMBOL,
+    TIMESTAMP,
+    UINT32,
+    UUID,
+    VERSION_TEXT,
+    enum_kind,
+    micros_to_datetime,
+)
+
+__all__ = [
+    "AccountSnapshot",
+    "Ack",
+    "BrokerQuote",
+    "Command",
+    "Config",
+    "ErrorMessage",
+    "ExecutionReport",
+    "Heartbeat",
+    "Message",
+    "OrderEvent",
+    "Signal",
+]
+
+# The header fields every record starts with (packet bytes 8..39).
+_SEQ = SEQUENCE("per-connection sequence number, starts at 1, +1 per packet sent")
+_TS = TIMESTAMP("UTC time of the event the packet describes", column="time")
+_ACC = UUID("account (``mt5_user_accounts.account_id``)")
+
+
+class _Header(Protocol):
+    @property
+    def sequence(self) -> int: ...
+    @property
+    def timestamp_us(self) -> int: ...
+    @property
+    def account_id(self) -> bytes: ...
+
+
+class _MessageBase:
+    """Behaviour shared by every record (mixed into the NamedTuple classes)."""
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType]
+    TABLE: ClassVar[str | None]
+    """Table the ingest layer writes this message to; ``None``: the message is not stored."""
+
+    @property
+    def time(self: _Header) -> datetime:
+        """``timestamp_us`` as an aware UTC ``datetime`` (exact to the microsecond)."""
+        return micros_to_datetime(self.timestamp_us)
+
+    @property
+    def account_uuid(self: _Header) -> uuid.UUID:
+        """``account_id`` as a ``uuid.UUID``."""
+        return uuid.UUID(bytes=self.account_id)
+
+    def to_row(self, tenant_id: str) -> dict[str, object]:
+        """The row of :attr:`TABLE`, keyed by the column names of ``docs/data-model.md``.
+
+        Raises ``TypeError`` for messages that have no table (COMMAND, CONFIG, ACK, ERROR)
+        and ``suho_mt5.errors.TenantError`` for an empty tenant id.
+        """
+        from ._rows import message_to_row  # _rows needs the compiled layouts: import late
+
+        return message_to_row(self, tenant_id)[1]  # type: ignore[arg-type]
+
+
+class _AccountSnapshot(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    balance: Annotated[int, MONEY("balance")]
+    equity: Annotated[int, MONEY("equity")]
+    margin: Annotated[int, MONEY("margin in use")]
+    free_margin: Annotated[int, MONEY("free margin")]
+    margin_level: Annotated[int, PERCENT("equity / margin x 100; 0 when no margin is used")]
+    leverage: Annotated[int, INT31("account leverage, 1:N")]
+    currency: Annotated[str, CURRENCY("account currency, e.g. USD")]
+
+
+class AccountSnapshot(_AccountSnapshot, _MessageBase):
+    """ACCOUNT_SNAPSHOT (EA -> backend): balance, equity and margin of the account.
+
+    >>> from suho_mt5.protocol import decode, encode
+    >>> snap = AccountSnapshot(1, 1_732_492_800_000_000, bytes(16), balance=100_000_0000,
+    ...     equity=100_250_5000, margin=2_000_0000, free_margin=98_250_5000,
+    ...     margin_level=5_012_5250, leverage=100, currency="USD")
+    >>> decode(encode(snap)) == snap
+    True
+    >>> snap.to_row("tenant_demo")["equity"]
+    Decimal('100250.5000')
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ACCOUNT_SNAPSHOT
+    TABLE: ClassVar[str | None] = "mt5_account_balance_history"
+
+
+class _BrokerQuote(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    symbol: Annotated[str, SYMBOL("broker symbol, e.g. EURUSD")]
+    bid: Annotated[int, PRICE("bid")]
+    ask: Annotated[int, PRICE("ask")]
+    last: Annotated[int, PRICE("last deal price; 0 when the broker sends none")]
+    volume: Annotated[int, LOTS("tick volume (MqlTick.volume_real)")]
+    spread_points: Annotated[int, POINTS("spread in points")]
+
+
+class BrokerQuote(_BrokerQuote, _MessageBase):
+    """BROKER_QUOTE (EA -> backend): one tick of the broker's prices.
+
+    >>> q = BrokerQuote(7, 1_732_492_800_123_456, bytes(16), "EURUSD",
+    ...     bid=109_531_000, ask=109_533_000, last=0, volume=150_000_000, spread_points=2)
+    >>> row = q.to_row("tenant_demo")
+    >>> row["bid"], row["time"].isoformat()
+    (Decimal('1.09531000'), '2024-11-25T00:00:00.123456+00:00')
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.BROKER_QUOTE
+    TABLE: ClassVar[str | None] = "mt5_broker_quotes"
+
+
+class _Heartbeat(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    ea_version: Annotated[str, VERSION_TEXT("EA version, e.g. 1.0.0")]
+    terminal_build: Annotated[int, INT31("MT5 terminal build (TERMINAL_BUILD)")]
+    ping_ms: Annotated[int, MILLISECONDS("last ping to the trade server")]
+    terminal_connected: Annotated[bool, BOOL("terminal connected to the trade server")]
+    trade_allowed: Annotated[bool, BOOL("trading allowed in terminal and for the EA")]
+
+
+class Heartbeat(_Heartbeat, _MessageBase):
+    """HEARTBEAT (EA -> backend), sent every 30 s; the row's ``status`` is derived.
+
+    ``status`` is ``'online'`` when connected and allowed to trade, ``'degraded'`` when
+    connected but trading is not allowed, ``'offline'`` when the terminal has lost its trade
+    server. (An EA that sends nothing is marked offline by the ingest layer, not here.)
+
+    >>> hb = Heartbeat(3, 0, bytes(16), "1.0.0", 4410, 12, True, False)
+    >>> hb.to_row("tenant_demo")["status"]
+    'degraded'
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.HEARTBEAT
+    TABLE: ClassVar[str | None] = "mt5_ea_heartbeat"
+
+
+class _OrderEvent(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    ticket: Annotated[int, ID64("order or deal ticket")]
+    position_id: Annotated[int, ID64("position identifier; 0: none", null_if=0)]
+    symbol: Annotated[str, SYMBOL("symbol")]
+    volume: Annotated[int, LOTS("volume")]
+    price: Annotated[int, PRICE("order or deal price")]
+    stop_loss: Annotated[int, PRICE("stop loss; 0: none", null_if=0)]
+    take_profit: Annotated[int, PRICE("take profit; 0: none", null_if=0)]
+    profit: Annotated[int, MONEY("profit")]
+    commission: Annotated[int, MONEY("commission")]
+    swap: Annotated[int, MONEY("swap")]
+    magic_number: Annotated[int, UINT32("EA magic number (low 32 bits)")]
+    order_type: Annotated[OrderType, enum_kind(OrderType)("order type")]
+    deal_type: Annotated[DealType, enum_kind(DealType)("deal type; NONE: no deal", null_if=255)]
+    status: Annotated[OrderState, enum_kind(OrderState)("state after the event")]
+
+
+class OrderEvent(_OrderEvent, _MessageBase):
+    """ORDER_EVENT (EA -> backend): an order, deal or position changed.
+
+    >>> ev = OrderEvent(9, 0, bytes(16), 5001, 5001, "XAUUSD", 10_000_000,
+    ...     265_012_000_000, 0, 0, 0, -7_0000, 0, 42,
+    ...     OrderType.BUY, DealType.BUY, OrderState.OPEN)
+    >>> row = ev.to_row("tenant_demo")
+    >>> row["order_type"], row["status"], row["stop_loss"], row["commission"]
+    ('buy', 'open', None, Decimal('-7.0000'))
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ORDER_EVENT
+    TABLE: ClassVar[str | None] = "mt5_trade_orders"
+
+
+class _Signal(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    signal_id: Annotated[bytes, UUID("signal identifier")]
+    symbol: Annotated[str, SYMBOL("broker symbol to trade")]
+    entry_price: Annotated[int, PRICE("entry price; 0: at market", null_if=0)]
+    stop_loss: Annotated[int, PRICE("stop loss; 0: none", null_if=0)]
+    take_profit: Annotated[int, PRICE("take profit; 0: none", null_if=0)]
+    volume: Annotated[int, LOTS("volume")]
+    expires_at_us: Annotated[
+        int, TIMESTAMP("signal expiry; 0: never", column="expires_at", null_if=0)
+    ]
+    confidence_bp: Annotated[
+        int, BASIS_POINTS("model confidence, 0..10000", column="confidence_score")
+    ]
+    action: Annotated[Action, enum_kind(Action, upper=True)("what to do")]
+
+
+class Signal(_Signal, _MessageBase):
+    """SIGNAL (backend -> EA): a trading signal, adjusted to the broker's prices.
+
+    >>> import uuid
+    >>> sig = Signal(1, 0, bytes(16), uuid.UUID(int=1).bytes, "EURUSD", 109_530_000,
+    ...     109_320_000, 109_820_000, 10_000_000, 0, 8_500, Action.BUY)
+    >>> row = sig.to_row("tenant_demo")
+    >>> row["action"], row["confidence_score"], row["expires_at"], str(sig.signal_uuid)
+    ('BUY', Decimal('0.8500'), None, '00000000-0000-0000-0000-000000000001')
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SIGNAL
+    TABLE: ClassVar[str | None] = "mt5_trading_signals"
+
+    @property
+    def signal_uuid(self) -> uuid.UUID:
+        """``signal_id`` as a ``uuid.UUID``."""
+        return uuid.UUID(bytes=self.signal_id)
+
+
+class _ExecutionReport(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    signal_id: Annotated[bytes, UUID("the signal executed")]
+    ticket: Annotated[int, ID64("resulting order ticket; 0: no order was placed")]
+    actual_entry_price: Annotated[int, PRICE("price actually obtained")]
+    slippage: Annotated[int, PRICE("actual - requested price (signed)")]
+    result_code: Annotated[int, INT31("MQL5 trade server return code (TRADE_RETCODE_*)")]
+
+
+class ExecutionReport(_ExecutionReport, _MessageBase):
+    """EXECUTION_REPORT (EA -> backend): what became of a SIGNAL.
+
+    >>> import uuid
+    >>> rep = ExecutionReport(2, 0, bytes(16), uuid.UUID(int=1).bytes, 777, 109_531_000,
+    ...     1_000, 10009)
+    >>> rep.to_row("tenant_demo")["slippage"]
+    Decimal('0.00001000')
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.EXECUTION_REPORT
+    TABLE: ClassVar[str | None] = "mt5_signal_executions"
+
+    @property
+    def signal_uuid(self) -> uuid.UUID:
+        """``signal_id`` as a ``uuid.UUID``."""
+        return uuid.UUID(bytes=self.signal_id)
+
+
+class _Command(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    ticket: Annotated[int, ID64("position ticket (CLOSE_POSITION); 0 otherwise")]
+    volume: Annotated[int, LOTS("volume to close; 0: all")]
+    symbol: Annotated[str, OPTIONAL_SYMBOL("restrict to this symbol; empty: all")]
+    command: Annotated[CommandCode, enum_kind(CommandCode)("what to do")]
+
+
+class Command(_Command, _MessageBase):
+    """COMMAND (backend -> EA): an instruction that is not a signal. Not stored.
+
+    >>> Command(5, 0, bytes(16), 0, 0, "", CommandCode.SEND_SNAPSHOT).TABLE is None
+    True
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.COMMAND
+    TABLE: ClassVar[str | None] = None
+
+
+class _Config(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    key: Annotated[str, CONFIG_KEY("setting name, e.g. max_spread_points")]
+    value: Annotated[int, INT64("the value, scaled by decimals")]
+    decimals: Annotated[int, DECIMALS("decimal places of value, 0..18")]
+
+
+class Config(_Config, _MessageBase):
+    """CONFIG (backend -> EA): set one EA setting to ``value x 10^-decimals``. Not stored.
+
+    >>> Config(6, 0, bytes(16), "risk_pct", 150, 2).decimal_value
+    Decimal('1.50')
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.CONFIG
+    TABLE: ClassVar[str | None] = None
+
+    @property
+    def decimal_value(self) -> Decimal:
+        """``value`` scaled by ``decimals``, exactly."""
+        return Decimal(self.value).scaleb(-self.decimals)
+
+
+class _Ack(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    acked_sequence: Annotated[int, SEQUENCE("sequence of the packet acknowledged")]
+    acked_type: Annotated[MessageType, enum_kind(MessageType)("its message type")]
+
+
+class Ack(_Ack, _MessageBase):
+    """ACK (either way): the packet with ``acked_sequence`` was received and handled.
+
+    >>> Ack(8, 0, bytes(16), 1, MessageType.SIGNAL).acked_type.name
+    'SIGNAL'
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ACK
+    TABLE: ClassVar[str | None] = None
+
+
+class _ErrorMessage(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    ref_sequence: Annotated[int, SEQUENCE("sequence of the offending packet; 0: none")]
+    code: Annotated[ErrorCode, enum_kind(ErrorCode, "H")("what went wrong")]
+    detail: Annotated[str, DETAIL("human-readable detail, printable ASCII; may be empty")]
+
+
+class ErrorMessage(_ErrorMessage, _MessageBase):
+    """ERROR (either way): a packet could not be handled. Not stored by the codec.
+
+    >>> ErrorMessage(9, 0, bytes(16), 4, ErrorCode.SIGNAL_EXPIRED, "expired 3 s ago").code
+    <ErrorCode.SIGNAL_EXPIRED: 9>
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ERROR
+    TABLE: ClassVar[str | None] = None
+
+
+Message = (
+    AccountSnapshot
+    | BrokerQuote
+    | Heartbeat
+    | OrderEvent
+    | Signal
+    | ExecutionReport
+    | Command
+    | Config
+    | Ack
+    | ErrorMessage
+)
+"""Any decoded packet."""
+
+RECORD_CLASSES: tuple[type[Message], ...] = (
+    AccountSnapshot,
+    BrokerQuote,
+    Heartbeat,
+    OrderEvent,
+    ExecutionReport,
+    Signal,
+    Command,
+    Config,
+    Ack,
+    ErrorMessage,
+)
