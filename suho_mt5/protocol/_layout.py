@@ -161,7 +161,7 @@ def encode_text(field: FieldLayout, value: object) -> bytes:
 def _range_error(field: FieldLayout, value: object, base: int) -> FieldRangeError:
     kind = field.kind
     if kind.enum is not None:
-        what = f"not a {kind.enum.__name__} value"
+        what = f"not a valid {kind.enum.__name__}"
     elif kind.boolean:
         what = "not 0 or 1"
     else:

@@ -1,0 +1,143 @@
+"""Render the layout tables of ``docs/protocol.md`` from the declarations.
+
+The spec's tables are generated, so they cannot drift from the code: a unit test checks
+that ``docs/protocol.md`` holds exactly this output between its ``BEGIN/END GENERATED``
+markers. Regenerate with ``python -m suho_mt5.protocol._spec``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ._constants import CRC_OFFSET, HEADER_SIZE, MAX_TIMESTAMP_US, PACKET_SIZE
+from ._kinds import Kind
+from ._layout import LAYOUTS, PREFIX_SIZE, FieldLayout, Layout
+from ._rows import _NOT_STORED
+
+BEGIN = "<!-- BEGIN GENERATED LAYOUTS (python -m suho_mt5.protocol._spec) -->"
+END = "<!-- END GENERATED LAYOUTS -->"
+
+
+def _number(value: int) -> str:
+    if value == MAX_TIMESTAMP_US:
+        return "9999-12-31T23:59:59.999999Z"
+    for bits in (8, 16, 31, 32, 63, 64):
+        if value == 2**bits - 1:
+            return f"2^{bits}-1"
+        if value == -(2**bits):
+            return f"-2^{bits}"
+    if value == 10**12 - 1:
+        return "10^12-1"
+    if value == -(10**12 - 1):
+        return "-(10^12-1)"
+    return str(value)
+
+
+def _range(kind: Kind) -> str:
+    category = kind.category
+    if category == "text":
+        assert kind.text is not None
+        chars = "0x20..0x7E" if kind.text.allow_space else "0x21..0x7E"
+        length = f"{kind.text.min_len}..{kind.size}"
+        return f"{chars}, NUL-padded, {length} chars"
+    if category == "bytes":
+        return "any 16 bytes"
+    if category == "enum":
+        assert kind.enum is not None
+        return ", ".join(f"{int(m)} {m.name}" for m in kind.enum)
+    if category == "bool":
+        return "0 false, 1 true"
+    if not kind.range_checked:
+        return "any"
+    return f"{_number(kind.lo)} .. {_number(kind.hi)}"
+
+
+def _row(field: FieldLayout, stored: bool) -> str:
+    kind = field.kind
+    unit = kind.unit
+    doc = field.spec.doc
+    column = f"`{field.column}`" if stored and field.column else "-"
+    if field.spec.null_if is not None and stored:
+        column += f" (NULL if {field.spec.null_if})"
+    return (
+        f"| {field.offset} | {kind.size} | `{field.name}` | {kind.wire} | {unit} | "
+        f"{_range(kind)} | {column} | {doc} |"
+    )
+
+
+_HEAD = (
+    "| offset | size | field | type | unit / scale | range | column | meaning |\n"
+    "|---:|---:|---|---|---|---|---|---|"
+)
+
+
+def header_table() -> str:
+    first = LAYOUTS[0]
+    lines = [
+        _HEAD,
+        "| 0 | 4 | magic | byte[4] |  | `SUHO` (53 55 48 4F) | - | resynchronisation mark |",
+        "| 4 | 1 | version | uint8 |  | 1 | - | protocol version |",
+        "| 5 | 1 | message type | uint8 |  | see the message tables | - | |",
+        "| 6 | 2 | flags | uint16 |  | 0 (no flag is defined in version 1) | - | "
+        "must-understand feature bits |",
+    ]
+    lines += [_row(f, True) for f in first.fields[:3]]
+    lines.append(
+        f"| {HEADER_SIZE} | {CRC_OFFSET - HEADER_SIZE} | payload | byte[100] |  | "
+        "per message type, zero-padded | | |"
+    )
+    lines.append(
+        f"| {CRC_OFFSET} | 4 | crc32 | uint32 |  | CRC-32 of bytes 0..{CRC_OFFSET - 1} | - | "
+        "integrity trailer |"
+    )
+    assert first.fields[0].offset == PREFIX_SIZE and PACKET_SIZE == CRC_OFFSET + 4
+    return "\n".join(lines)
+
+
+def message_table(layout: Layout) -> str:
+    skip = _NOT_STORED.get(layout.message_type, frozenset())
+    stored = layout.table is not None
+    lines = [_HEAD]
+    lines += [_row(f, stored and f.column not in skip) for f in layout.fields[3:]]
+    used_end = HEADER_SIZE + layout.payload_used
+    lines.append(
+        f"| {used_end} | {CRC_OFFSET - used_end} | padding | byte[] |  | "
+        "written as 0, ignored when read | - | room for later fields |"
+    )
+    return "\n".join(lines)
+
+
+def render() -> str:
+    """The generated part of ``docs/protocol.md``."""
+    parts = [BEGIN, "", "### Header (every packet)", "", header_table(), ""]
+    for layout in LAYOUTS:
+        mtype = layout.message_type
+        table = f"`{layout.table}`" if layout.table else "none (not stored)"
+        parts += [
+            f"### {mtype.name} (type 0x{int(mtype):02X}, {layout.record.__name__})",
+            "",
+            f"Table: {table}. Payload bytes used: {layout.payload_used} of 100.",
+            "",
+            message_table(layout),
+            "",
+        ]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def update(path: Path) -> bool:
+    """Rewrite the generated section of ``path``; return whether it changed."""
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    new = pattern.sub(lambda _: render(), text)
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/protocol.md")
+    print(f"{target}: {'updated' if update(target) else 'up to date'}")

@@ -1,0 +1,477 @@
+"""The cases behind the golden vectors in ``tests/vectors/``.
+
+``python -m tests.unit.protocol.vector_cases`` (re)writes the JSON files from these cases
+with the current encoder. The JSON files are the contract for other implementations (MQL5,
+C, ...): the tests check the codec against the *files*, both ways, so a change of the wire
+format shows up as a failing test and a diff of the files, never silently.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import zlib
+from decimal import Decimal
+from enum import IntEnum
+from pathlib import Path
+
+from suho_mt5.errors import ProtocolError
+from suho_mt5.protocol import (
+    MAX_TIMESTAMP_US,
+    AccountSnapshot,
+    Ack,
+    Action,
+    BrokerQuote,
+    Command,
+    CommandCode,
+    Config,
+    DealType,
+    ErrorCode,
+    ErrorMessage,
+    ExecutionReport,
+    Heartbeat,
+    Message,
+    MessageType,
+    OrderEvent,
+    OrderState,
+    OrderType,
+    Signal,
+    decode,
+    encode,
+)
+from suho_mt5.protocol._layout import LAYOUT_BY_CLASS
+
+VECTORS_DIR = Path(__file__).resolve().parents[2] / "vectors"
+VALID_FILE = VECTORS_DIR / "valid.json"
+INVALID_FILE = VECTORS_DIR / "invalid.json"
+
+ACC = uuid.UUID("6f1c2a7e-9b1d-4c2e-8a53-2f7b9d0e4c11").bytes
+ACC_MAX = b"\xff" * 16
+SIG = uuid.UUID("0b7e5d3c-1a2f-4e6d-9c8b-7a6f5e4d3c2b").bytes
+T0 = 1_732_492_800_123_456  # 2024-11-25T00:00:00.123456Z
+I64_MIN, I64_MAX, U64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+I31_MAX, I32_MIN = 2**31 - 1, -(2**31)
+
+VALID: list[tuple[str, str, Message]] = [
+    (
+        "account_snapshot_typical",
+        "a 10,000.00 USD account with one position open",
+        AccountSnapshot(
+            1, T0, ACC, 10_000_0000, 10_012_3400, 217_5000, 9_794_8400, 4_603_3747, 100, "USD"
+        ),
+    ),
+    (
+        "account_snapshot_extremes",
+        "int64 extremes, margin level bounds, 8-char currency",
+        AccountSnapshot(
+            U64_MAX,
+            MAX_TIMESTAMP_US,
+            ACC_MAX,
+            I64_MAX,
+            I64_MIN,
+            0,
+            -1,
+            10**12 - 1,
+            I31_MAX,
+            "USDTUSDC",
+        ),
+    ),
+    (
+        "account_snapshot_negative_level",
+        "negative equity gives a negative margin level",
+        AccountSnapshot(2, 0, bytes(16), 1, -50_0000, 100_0000, -150_0000, -(10**12 - 1), 0, "X"),
+    ),
+    (
+        "broker_quote_eurusd",
+        "EURUSD tick, 5 digits, spread 2 points",
+        BrokerQuote(7, T0, ACC, "EURUSD", 109_531_000, 109_533_000, 0, 150_000_000, 2),
+    ),
+    (
+        "broker_quote_extremes",
+        "16-char symbol, negative prices (oil, April 2020), max volume",
+        BrokerQuote(
+            U64_MAX,
+            MAX_TIMESTAMP_US,
+            ACC,
+            "ABCDEFGHIJKLMNOP",
+            -3_763_000_000,
+            I64_MAX,
+            I64_MIN,
+            U64_MAX,
+            I32_MIN,
+        ),
+    ),
+    (
+        "broker_quote_one_char",
+        "1-char symbol with punctuation bytes 0x21 and 0x7E around",
+        BrokerQuote(0, 0, bytes(16), "!", 1, 2, 3, 0, -1),
+    ),
+    (
+        "heartbeat_online",
+        "connected, trading allowed: status online",
+        Heartbeat(3, T0, ACC, "1.0.0", 4410, 12, True, True),
+    ),
+    (
+        "heartbeat_degraded",
+        "connected, AutoTrading off: status degraded",
+        Heartbeat(4, T0, ACC, "1.0.0-rc.1+build", I31_MAX, I31_MAX, True, False),
+    ),
+    (
+        "heartbeat_offline",
+        "trade server lost: status offline",
+        Heartbeat(5, T0, ACC, "~", 0, 0, False, False),
+    ),
+    (
+        "order_event_buy_open",
+        "market buy filled, position open",
+        OrderEvent(
+            9,
+            T0,
+            ACC,
+            5001,
+            5001,
+            "XAUUSD",
+            10_000_000,
+            265_012_000_000,
+            264_000_000_000,
+            267_000_000_000,
+            0,
+            -7_0000,
+            0,
+            42,
+            OrderType.BUY,
+            DealType.BUY,
+            OrderState.OPEN,
+        ),
+    ),
+    (
+        "order_event_pending",
+        "buy limit placed: no deal, no position yet",
+        OrderEvent(
+            10,
+            T0,
+            ACC,
+            5002,
+            0,
+            "EURUSD",
+            100_000_000,
+            108_000_000,
+            0,
+            0,
+            0,
+            0,
+            0,
+            2**32 - 1,
+            OrderType.BUY_LIMIT,
+            DealType.NONE,
+            OrderState.PENDING,
+        ),
+    ),
+    (
+        "order_event_extremes",
+        "closed at a loss, extreme values",
+        OrderEvent(
+            U64_MAX,
+            MAX_TIMESTAMP_US,
+            ACC_MAX,
+            I64_MAX,
+            I64_MAX,
+            "US30.cash",
+            U64_MAX,
+            I64_MIN,
+            I64_MAX,
+            I64_MIN,
+            I64_MIN,
+            I64_MAX,
+            -1,
+            0,
+            OrderType.CLOSE_BY,
+            DealType.TAX,
+            OrderState.REJECTED,
+        ),
+    ),
+    (
+        "signal_buy",
+        "BUY EURUSD with SL/TP, expiry and 85% confidence",
+        Signal(
+            11,
+            T0,
+            ACC,
+            SIG,
+            "EURUSD",
+            109_530_000,
+            109_320_000,
+            109_820_000,
+            10_000_000,
+            T0 + 60_000_000,
+            8_500,
+            Action.BUY,
+        ),
+    ),
+    (
+        "signal_close_at_market",
+        "CLOSE at market, no SL/TP, never expires, full confidence",
+        Signal(12, T0, ACC, SIG, "GBPJPY", 0, 0, 0, 0, 0, 10_000, Action.CLOSE),
+    ),
+    (
+        "signal_extremes",
+        "MODIFY with extreme prices and zero confidence",
+        Signal(
+            U64_MAX,
+            MAX_TIMESTAMP_US,
+            ACC_MAX,
+            ACC_MAX,
+            "ABCDEFGHIJKLMNOP",
+            I64_MIN,
+            I64_MAX,
+            -1,
+            U64_MAX,
+            MAX_TIMESTAMP_US,
+            0,
+            Action.MODIFY,
+        ),
+    ),
+    (
+        "execution_report_done",
+        "filled 1 point worse than asked (TRADE_RETCODE_DONE 10009)",
+        ExecutionReport(13, T0, ACC, SIG, 5001, 109_531_000, 1_000, 10009),
+    ),
+    (
+        "execution_report_rejected",
+        "rejected (TRADE_RETCODE_REJECT 10006): no ticket",
+        ExecutionReport(14, T0, ACC, SIG, 0, 0, 0, 10006),
+    ),
+    (
+        "execution_report_extremes",
+        "extreme values",
+        ExecutionReport(
+            U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, bytes(16), I64_MAX, I64_MIN, I64_MIN, I31_MAX
+        ),
+    ),
+    (
+        "command_send_snapshot",
+        "ask for an ACCOUNT_SNAPSHOT now; empty symbol",
+        Command(15, T0, ACC, 0, 0, "", CommandCode.SEND_SNAPSHOT),
+    ),
+    (
+        "command_close_position",
+        "close 0.5 lot of position 5001",
+        Command(16, T0, ACC, 5001, 50_000_000, "XAUUSD", CommandCode.CLOSE_POSITION),
+    ),
+    (
+        "command_extremes",
+        "extreme values",
+        Command(
+            U64_MAX,
+            MAX_TIMESTAMP_US,
+            ACC_MAX,
+            I64_MAX,
+            U64_MAX,
+            "ABCDEFGHIJKLMNOP",
+            CommandCode.DISCONNECT,
+        ),
+    ),
+    ("config_risk", "risk_pct = 1.50", Config(17, T0, ACC, "risk_pct", 150, 2)),
+    (
+        "config_extremes",
+        "most negative value at 18 decimals",
+        Config(U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, "max_spread_point", I64_MIN, 18),
+    ),
+    ("ack_signal", "ACK of the SIGNAL with sequence 11", Ack(18, T0, ACC, 11, MessageType.SIGNAL)),
+    (
+        "ack_extremes",
+        "extreme values",
+        Ack(U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, U64_MAX, MessageType.ERROR),
+    ),
+    (
+        "error_signal_expired",
+        "the EA refuses an expired signal; detail with spaces",
+        ErrorMessage(19, T0, ACC, 12, ErrorCode.SIGNAL_EXPIRED, "signal expired 3.2 s ago"),
+    ),
+    (
+        "error_extremes",
+        "64-char detail, no reference",
+        ErrorMessage(
+            U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, 0, ErrorCode.INTERNAL, "x" * 31 + " " + "~" * 32
+        ),
+    ),
+]
+
+
+def fields_json(msg: Message) -> dict[str, object]:
+    """A record's fields as JSON values: ids as UUID strings, enums by name."""
+    out: dict[str, object] = {}
+    for name, value in zip(msg._fields, msg, strict=True):
+        if isinstance(value, bytes):
+            out[name] = str(uuid.UUID(bytes=value))
+        elif isinstance(value, IntEnum):
+            out[name] = value.name
+        else:
+            out[name] = value
+    return out
+
+
+def scaled_json(msg: Message) -> dict[str, str]:
+    """The fixed-point fields as exact decimals, to show the scales."""
+    layout = LAYOUT_BY_CLASS[type(msg)]
+    return {
+        f.name: str(Decimal(msg[f.index]).scaleb(-f.kind.scale))
+        for f in layout.fields
+        if f.kind.scale
+    }
+
+
+def fields_from_json(cls: type[Message], fields: dict[str, object]) -> Message:
+    layout = LAYOUT_BY_CLASS[cls]
+    values: list[object] = []
+    for f in layout.fields:
+        value = fields[f.name]
+        if f.kind.is_uuid:
+            assert isinstance(value, str)
+            value = uuid.UUID(value).bytes
+        elif f.kind.enum is not None:
+            assert isinstance(value, str)
+            value = f.kind.enum[value]
+        values.append(value)
+    return cls(*values)  # type: ignore[arg-type]
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body[:140] + zlib.crc32(body[:140]).to_bytes(4, "little")
+
+
+def _patch(packet: bytes, offset: int, data: bytes, *, fix_crc: bool = True) -> bytes:
+    out = packet[:offset] + data + packet[offset + len(data) :]
+    return _with_crc(out) if fix_crc else out
+
+
+def invalid_cases() -> list[tuple[str, str, bytes]]:
+    quote = encode(VALID[3][2])
+    hb = encode(VALID[6][2])
+    sig = encode(VALID[12][2])
+    snap = encode(VALID[0][2])
+    order = encode(VALID[9][2])
+    err = encode(VALID[25][2])
+    return [
+        ("empty", "no bytes at all", b""),
+        ("truncated", "one byte short", quote[:143]),
+        ("trailing", "one byte too many for a single packet", quote + b"\0"),
+        ("bad_magic", "lower-case magic", _patch(quote, 0, b"suho")),
+        ("version_2", "a version this decoder does not read", _patch(quote, 4, b"\x02")),
+        ("type_0", "message type 0 is never sent", _patch(quote, 5, b"\x00")),
+        ("type_0x80", "message types 0x80..0xFF are reserved", _patch(quote, 5, b"\x80")),
+        (
+            "flag_mac",
+            "MAC_TRAILER flag: reserved, v1 cannot verify it",
+            _patch(quote, 6, b"\x01\x00"),
+        ),
+        ("flag_bit_15", "undefined flag bit", _patch(quote, 6, b"\x00\x80")),
+        (
+            "bad_crc",
+            "one payload bit flipped, CRC not updated",
+            _patch(quote, 60, bytes([quote[60] ^ 1]), fix_crc=False),
+        ),
+        ("bad_crc_trailer", "CRC trailer zeroed", _patch(quote, 140, bytes(4), fix_crc=False)),
+        (
+            "timestamp_negative",
+            "timestamp before 1970",
+            _patch(quote, 16, (-1).to_bytes(8, "little", signed=True)),
+        ),
+        (
+            "timestamp_after_9999",
+            "timestamp after 9999-12-31",
+            _patch(quote, 16, (MAX_TIMESTAMP_US + 1).to_bytes(8, "little")),
+        ),
+        ("symbol_space", "a space inside a symbol", _patch(quote, 40, b"EUR USD")),
+        ("symbol_empty", "an all-NUL symbol", _patch(quote, 40, bytes(16))),
+        ("symbol_after_nul", "a byte after the terminating NUL", _patch(quote, 40, b"EURUSD\0X")),
+        ("symbol_high_byte", "a byte above 0x7E", _patch(quote, 40, b"EUR\xc3\xa9")),
+        ("symbol_control", "a control byte", _patch(quote, 41, b"\t")),
+        ("currency_empty", "an all-NUL currency", _patch(snap, 84, bytes(8))),
+        (
+            "margin_level_too_big",
+            "margin level of 10^8 % does not fit numeric(12,4)",
+            _patch(snap, 72, (10**12).to_bytes(8, "little")),
+        ),
+        (
+            "leverage_too_big",
+            "leverage 2^31 does not fit an int4 column",
+            _patch(snap, 80, (2**31).to_bytes(4, "little")),
+        ),
+        ("bool_2", "a boolean byte that is neither 0 nor 1", _patch(hb, 64, b"\x02")),
+        (
+            "confidence_10001",
+            "confidence above 10000 basis points",
+            _patch(sig, 112, (10_001).to_bytes(2, "little")),
+        ),
+        ("action_0", "action 0 is not defined", _patch(sig, 114, b"\x00")),
+        ("expiry_negative", "expiry before 1970", _patch(sig, 104, b"\xff" * 8)),
+        ("ticket_negative", "ticket with the sign bit set", _patch(order, 40, b"\xff" * 8)),
+        ("order_type_9", "order type 9 is not defined", _patch(order, 132, b"\x09")),
+        ("deal_type_18", "deal type 18 is not defined", _patch(order, 133, b"\x12")),
+        ("status_0", "order state 0 is not defined", _patch(order, 134, b"\x00")),
+        ("error_code_0", "error code 0 is not defined", _patch(err, 48, b"\x00\x00")),
+        ("detail_tab", "a tab in an ERROR detail", _patch(err, 55, b"\t")),
+    ]
+
+
+def write() -> None:
+    valid = {
+        "about": (
+            "Suho Binary Protocol version 1 golden vectors: every packet is 144 bytes. Encode "
+            "`fields` and compare with `hex`; decode `hex` and compare with `fields`. Integers "
+            "are exact (64-bit values exceed 2^53: parse them as 64-bit integers); ids are "
+            "UUIDs whose 16 bytes are sent in RFC 4122 order (not Microsoft GUID order); enums "
+            "are given by name (numbers in docs/protocol.md). `scaled` shows fixed-point fields "
+            "as decimals."
+        ),
+        "protocol_version": 1,
+        "packet_size": 144,
+        "vectors": [
+            {
+                "name": name,
+                "description": description,
+                "message_type": msg.MESSAGE_TYPE.name,
+                "type_code": int(msg.MESSAGE_TYPE),
+                "fields": fields_json(msg),
+                "scaled": scaled_json(msg),
+                "hex": encode(msg).hex(),
+            }
+            for name, description, msg in VALID
+        ],
+    }
+    invalid_vectors = []
+    for name, description, packet in invalid_cases():
+        try:
+            decode(packet)
+        except ProtocolError as exc:
+            invalid_vectors.append(
+                {
+                    "name": name,
+                    "description": description,
+                    "hex": packet.hex(),
+                    "error": type(exc).__name__,
+                    "offset": exc.offset,
+                    "reason": exc.reason,
+                }
+            )
+        else:  # pragma: no cover
+            raise AssertionError(f"{name} decodes")
+    invalid = {
+        "about": (
+            "Inputs a decoder must reject. `error` is the suho_mt5.errors class, `offset` the "
+            "byte offset it reports (checks run in this order: length, magic, version, type, "
+            "flags, CRC, then fields in offset order). Packets with a bad field carry a "
+            "correct CRC, so the field check is what rejects them."
+        ),
+        "protocol_version": 1,
+        "vectors": invalid_vectors,
+    }
+    VECTORS_DIR.mkdir(exist_ok=True)
+    for path, content in ((VALID_FILE, valid), (INVALID_FILE, invalid)):
+        path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    write()
+    print(f"wrote {VALID_FILE} and {INVALID_FILE}")
