@@ -62,9 +62,7 @@ class Kind:
     timestamp: bool = False
     upper: bool = False
 
-    def __call__(
-        self, doc: str, *, column: str | None = None, null_if: int | bytes | None = None
-    ) -> Spec:
+    def __call__(self, doc: str, *, column: str | None = None, null_if: int | None = None) -> Spec:
         """Attach a field's description, its column name (default: the field name, ``""``:
         not stored) and the raw value that means "none" (stored as ``NULL``)."""
         return Spec(self, doc, column, null_if)
@@ -110,7 +108,7 @@ class Spec:
     kind: Kind
     doc: str
     column: str | None = None
-    null_if: int | bytes | None = None
+    null_if: int | None = None
 
 
 def _int(
