@@ -1,0 +1,122 @@
+"""Tenant-scoped sessions: every transaction runs with ``app.current_tenant_id`` set.
+
+Row-level security policies filter on the transaction-local setting
+``app.current_tenant_id``. It is set with ``set_config(..., true)`` at the start of every
+transaction (SQLAlchemy's ``after_begin``), never with a session-wide ``SET``: a pooled
+connection, or one behind PgBouncer in transaction mode, then cannot carry one tenant's
+context into the next user's transaction (DESIGN.md, trap 6).
+
+>>> validate_tenant_id("tenant_demo")
+'tenant_demo'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, SessionTransaction
+
+from suho_mt5.errors import TenantError
+
+__all__ = [
+    "TENANT_SETTING",
+    "TenantSession",
+    "set_tenant",
+    "tenant_connection",
+    "tenant_session",
+    "tenant_sessionmaker",
+    "validate_tenant_id",
+]
+
+#: The PostgreSQL setting the RLS policies read.
+TENANT_SETTING = "app.current_tenant_id"
+
+# Letters, digits and a few separators: enough for slugs, UUIDs and e-mail-like ids, and
+# nothing that could be mistaken for SQL or a setting list when it shows up in a log.
+_TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+
+_SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant, true)")
+
+
+def validate_tenant_id(tenant_id: object) -> str:
+    """Return ``tenant_id`` if it is a well-formed tenant id, else raise :class:`TenantError`.
+
+    Checked before any database work, so a missing tenant never reaches a query.
+    """
+    if tenant_id is None:
+        raise TenantError("no tenant: a tenant-scoped session needs a tenant_id")
+    if not isinstance(tenant_id, str):
+        raise TenantError(f"tenant_id must be a string, got {type(tenant_id).__name__}")
+    if not tenant_id.strip():
+        raise TenantError("empty tenant_id: a tenant-scoped session needs a tenant")
+    if not _TENANT_RE.fullmatch(tenant_id):
+        raise TenantError(
+            f"malformed tenant_id {tenant_id!r}: 1-128 characters, letters, digits and "
+            "'_.:@-', starting with a letter or digit"
+        )
+    return tenant_id
+
+
+def set_tenant(conn: Connection, tenant_id: str) -> None:
+    """Set the tenant for the rest of the *current transaction* on ``conn`` (Core users)."""
+    conn.execute(_SET_TENANT, {"tenant": validate_tenant_id(tenant_id)})
+
+
+@contextmanager
+def tenant_connection(engine: Engine, tenant_id: str) -> Iterator[Connection]:
+    """``engine.begin()`` with the tenant set: commits on success, rolls back on error.
+
+    >>> # with tenant_connection(engine, "tenant_demo") as conn:
+    >>> #     conn.execute(text("SELECT count(*) FROM mt5_trade_orders"))
+    """
+    tenant = validate_tenant_id(tenant_id)
+    with engine.begin() as conn:
+        conn.execute(_SET_TENANT, {"tenant": tenant})
+        yield conn
+
+
+class TenantSession(Session):
+    """An ORM session whose every transaction is scoped to one tenant.
+
+    Construct it through :func:`tenant_session` or :func:`tenant_sessionmaker`. The tenant
+    is fixed for the session's lifetime: one request, one tenant, one session.
+    """
+
+    tenant_id: str
+
+    def __init__(self, bind: Engine | Connection | None = None, *, tenant_id: str,
+                 **kwargs: Any) -> None:
+        self.tenant_id = validate_tenant_id(tenant_id)
+        super().__init__(bind=bind, **kwargs)
+
+
+@event.listens_for(TenantSession, "after_begin")
+def _scope_transaction(
+    session: Session, transaction: SessionTransaction, connection: Connection
+) -> None:
+    assert isinstance(session, TenantSession)
+    connection.execute(_SET_TENANT, {"tenant": session.tenant_id})
+
+
+def tenant_session(bind: Engine | Connection, tenant_id: str, **kwargs: Any) -> TenantSession:
+    """A :class:`TenantSession` for ``tenant_id``; raises :class:`TenantError` before any I/O.
+
+    Keyword arguments go to :class:`sqlalchemy.orm.Session` (``expire_on_commit`` ...).
+    """
+    return TenantSession(bind, tenant_id=tenant_id, **kwargs)
+
+
+def tenant_sessionmaker(
+    bind: Engine | Connection, **kwargs: Any
+) -> Callable[[str], TenantSession]:
+    """A factory ``make(tenant_id) -> TenantSession`` sharing ``bind`` and session options."""
+
+    def make(tenant_id: str) -> TenantSession:
+        return TenantSession(bind, tenant_id=tenant_id, **kwargs)
+
+    return make
