@@ -1,0 +1,120 @@
+"""Custom Alembic operations and helpers for suho-mt5 migrations.
+
+Importing this package registers the operations on ``alembic.op`` (as alembic_utils does
+with its entities), so a revision only needs::
+
+    import suho_mt5.migration  # noqa: F401  (registers op.create_hypertable & co.)
+
+    def upgrade() -> None:
+        op.create_table("mt5_fills", ...)
+        op.create_hypertable("mt5_fills", "time", chunk_time_interval="7 days")
+        op.enable_tenant_rls("mt5_fills", cross_tenant={"mt5_ingest": ["INSERT"]})
+        op.add_retention_policy("mt5_fills", "2 years")
+
+    def downgrade() -> None:
+        op.drop_hypertable("mt5_fills")
+
+Each operation builds what the server's edition supports (``timescale`` / ``apache`` /
+``postgresql``, see :func:`migration_edition`) and has a ``reverse()``. Revisions never
+import ORM models.
+
+>>> from suho_mt5.db import Edition
+>>> tenant_predicate()
+"tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))"
+>>> bucket_expr(Edition.TIMESCALE, "1 minute")
+"time_bucket(INTERVAL '1 minute', time)"
+"""
+
+from suho_mt5.migration._edition import (
+    EDITION_ATTRIBUTE,
+    RawSQL,
+    choose_install_edition,
+    execute_sql,
+    migration_edition,
+    remember_edition,
+)
+from suho_mt5.migration._ops import (
+    MAINTENANCE_ROLE,
+    OWNER_ROLE,
+    AddRefreshPolicyOp,
+    AddRetentionPolicyOp,
+    CreateContinuousAggregateOp,
+    CreateHypertableOp,
+    DisableTenantRLSOp,
+    DropContinuousAggregateOp,
+    DropHypertableOp,
+    EnableTenantRLSOp,
+    RefreshContinuousAggregateOp,
+    RemoveRefreshPolicyOp,
+    RemoveRetentionPolicyOp,
+)
+from suho_mt5.migration._sql import (
+    CATALOG_TABLE,
+    DEFAULT_SCHEMA,
+    TENANT_SETTING,
+    IntervalLike,
+    bucket_expr,
+    first_expr,
+    ident,
+    interval_sql,
+    last_expr,
+    literal,
+    qualified,
+    tenant_default,
+    tenant_predicate,
+)
+
+#: Application role: reads and writes the current tenant's rows only.
+APP_ROLE = "mt5_app"
+#: Read-only analytics: reads the current tenant's rows only.
+READONLY_ROLE = "mt5_readonly"
+#: The Data Bridge: inserts time-series rows for every tenant, reads only account lookups
+#: and the signals it publishes.
+INGEST_ROLE = "mt5_ingest"
+#: Compliance reporting: reads every tenant, writes reports, consents and audit events.
+COMPLIANCE_ROLE = "mt5_compliance"
+#: Roles whose access is limited to the tenant in ``app.current_tenant_id``.
+TENANT_ROLES = (APP_ROLE, READONLY_ROLE)
+#: Every role the init revision creates, in dependency-free order.
+ALL_ROLES = (OWNER_ROLE, MAINTENANCE_ROLE, APP_ROLE, READONLY_ROLE, INGEST_ROLE, COMPLIANCE_ROLE)
+
+__all__ = [
+    "ALL_ROLES",
+    "APP_ROLE",
+    "CATALOG_TABLE",
+    "COMPLIANCE_ROLE",
+    "DEFAULT_SCHEMA",
+    "EDITION_ATTRIBUTE",
+    "INGEST_ROLE",
+    "MAINTENANCE_ROLE",
+    "OWNER_ROLE",
+    "READONLY_ROLE",
+    "TENANT_ROLES",
+    "TENANT_SETTING",
+    "AddRefreshPolicyOp",
+    "AddRetentionPolicyOp",
+    "CreateContinuousAggregateOp",
+    "CreateHypertableOp",
+    "DisableTenantRLSOp",
+    "DropContinuousAggregateOp",
+    "DropHypertableOp",
+    "EnableTenantRLSOp",
+    "IntervalLike",
+    "RawSQL",
+    "RefreshContinuousAggregateOp",
+    "RemoveRefreshPolicyOp",
+    "RemoveRetentionPolicyOp",
+    "bucket_expr",
+    "choose_install_edition",
+    "execute_sql",
+    "first_expr",
+    "ident",
+    "interval_sql",
+    "last_expr",
+    "literal",
+    "migration_edition",
+    "qualified",
+    "remember_edition",
+    "tenant_default",
+    "tenant_predicate",
+]
