@@ -1,4 +1,14 @@
-"""``encode`` and ``decode`` of single packets."""
+"""``encode`` and ``decode`` of single packets.
+
+>>> from suho_mt5.protocol import BrokerQuote
+>>> q = BrokerQuote(1, 0, bytes(16), "EURUSD", 109_531_000, 109_533_000, 0, 0, 2)
+>>> decode(encode(q)) == q
+True
+>>> decode(b"SUHO")
+Traceback (most recent call last):
+...
+suho_mt5.errors.TruncatedPacketError: 4 bytes; a packet is 144 (at byte offset 0)
+"""
 
 from __future__ import annotations
 
@@ -15,6 +25,7 @@ from ._layout import (
     LAYOUT_BY_CLASS,
     LAYOUT_BY_TYPE,
     PREFIX_SIZE,
+    build_decode,
     checksum_error,
     header_error,
     slow_decode,
@@ -41,46 +52,6 @@ def length_error(size: int) -> ProtocolError:
         "decode_frame)",
         PACKET_SIZE,
     )
-
-
-def _make_decode() -> Callable[[Buffer], Message]:
-    # Everything the hot path touches is a closure cell: cheaper than globals or defaults.
-    get = FAST_DECODERS.get
-    crc32 = zlib.crc32
-    residue = CRC_RESIDUE
-    size = PACKET_SIZE
-    prefix = PREFIX_SIZE
-
-    def decode(buf: Buffer) -> Message:
-        """Decode one 144-byte packet into its record, checking everything the spec says.
-
-        Raises a :class:`suho_mt5.errors.ProtocolError` subclass (with the byte offset) for
-        any input that is not a valid packet, and nothing else.
-
-        >>> from suho_mt5.protocol import BrokerQuote, encode
-        >>> q = BrokerQuote(1, 0, bytes(16), "EURUSD", 109_531_000, 109_533_000, 0, 0, 2)
-        >>> decode(encode(q)) == q
-        True
-        >>> decode(b"SUHO")
-        Traceback (most recent call last):
-        ...
-        suho_mt5.errors.TruncatedPacketError: 4 bytes; a packet is 144 (at byte offset 0)
-        """
-        if buf.__class__ is not bytes:
-            buf = as_bytes(buf)
-        if len(buf) != size:
-            raise length_error(len(buf))
-        dec = get(buf[:prefix])
-        if dec is None:
-            raise header_error(buf, 0)
-        if crc32(buf) != residue:
-            raise checksum_error(buf, 0)
-        return dec(buf, 0)
-
-    return decode
-
-
-decode = _make_decode()
 
 
 def _make_encode() -> Callable[[Message], bytes]:
@@ -127,7 +98,11 @@ def encode_frame(messages: Iterable[Message]) -> bytes:
 
 
 def reference_decode(buf: Buffer) -> Message:
-    """``decode`` through the field-by-field reference path only (for tests and fuzzing)."""
+    """``decode`` through the field-by-field reference path only.
+
+    The generated :func:`decode` falls back to it for anything unusual, so it alone decides
+    which error is raised; tests and the fuzzer check that both always agree.
+    """
     data = as_bytes(buf)
     if len(data) != PACKET_SIZE:
         raise length_error(len(data))
@@ -136,3 +111,14 @@ def reference_decode(buf: Buffer) -> Message:
     if zlib.crc32(data) != CRC_RESIDUE:
         raise checksum_error(data, 0)
     return slow_decode(LAYOUT_BY_TYPE[MessageType(data[5])], data, 0)
+
+
+decode: Callable[[Buffer], Message] = build_decode(LAYOUT_BY_TYPE, reference_decode)
+decode.__doc__ = """Decode one 144-byte packet into its record, checking everything the spec says.
+
+Raises a :class:`suho_mt5.errors.ProtocolError` subclass (with the byte offset) for any
+input that is not a valid packet, and nothing else; ``TypeError`` if ``buf`` is not a
+bytes-like object. (Generated from the layouts: see ``_layout.build_decode``.)
+"""
+decode.__module__ = __name__
+decode.__qualname__ = "decode"

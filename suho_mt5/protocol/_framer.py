@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import struct
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from ._layout import (
     FAST_RUNS,
     FRAME_DECODERS,
     LAYOUT_BY_TYPE,
+    MIXED_FRAME_DECODERS,
     PREFIX_SIZE,
     checksum_error,
     header_error,
@@ -53,63 +56,69 @@ def _diagnose(buf: bytes, offset: int) -> ProtocolError:
     raise AssertionError(f"packet at {offset} is valid")  # pragma: no cover
 
 
-# Packet bytes that are the same in every valid version 1 packet: magic, version, flags.
-_UNIFORM = (*((i, MAGIC[i]) for i in range(4)), (4, PROTOCOL_VERSION), (6, 0), (7, 0))
-_TYPE_BYTES = bytes(int(t) for t in MessageType)
+def _decode_runs(buf: bytes, start: int, end: int, out: list[Message]) -> int:
+    """Append the messages of the whole packets in ``buf[start:end]`` to ``out`` until the
+    first one that is not valid; return its offset, or ``end``. Never raises.
 
-
-def _first(column: bytes, good: Callable[[int], bool]) -> int:
-    return next(i for i, value in enumerate(column) if not good(value))
-
-
-def _decode_aligned(data: bytes, end: int, out: list[Message]) -> int:
-    """Append the messages of ``data[:end]`` (whole packets) to ``out`` until the first packet
-    that is not valid; return its offset, or ``end``.
-
-    Checks run column-wise first, in C: one CRC call per packet, then the prefix bytes of all
-    packets as strided slices (``data[0:end:144]`` is every packet's first byte). A frame of
-    one message type is then unpacked in one ``iter_unpack``.
+    Consecutive packets of one type are decoded by that type's generated run loop, so a
+    packet costs no Python call of its own.
     """
-    size = PACKET_SIZE
-    crcs = [zlib.crc32(data[o : o + size]) for o in range(0, end, size)]
-    count = len(crcs)
-    if crcs.count(CRC_RESIDUE) != count:
-        count = _first(bytes(c == CRC_RESIDUE for c in crcs), bool)
-    for index, expected in _UNIFORM:
-        column = data[index : count * size : size]
-        if column.count(expected) != count:
-            count = _first(column, expected.__eq__)
-    types = data[5 : count * size : size]
-    if types.translate(None, _TYPE_BYTES):
-        count = _first(types, _TYPE_BYTES.__contains__)
-        types = types[:count]
-    if not count:
-        return 0
-    good_end = count * size
-    first = types[0]
-    if types.count(first) == count:
-        stop = FRAME_DECODERS[first](data, good_end, out)
-    else:
-        stop = _decode_mixed(data, types, out)
-    return stop if stop != good_end else good_end
-
-
-def _decode_mixed(data: bytes, types: bytes, out: list[Message]) -> int:
-    table = _DECODERS_BY_TYPE
+    runs = FAST_RUNS.get
+    decoders = FAST_DECODERS
+    crc32 = zlib.crc32
     append = out.append
-    off = 0
-    try:
-        offsets = range(0, len(types) * PACKET_SIZE, PACKET_SIZE)
-        for off, mtype in zip(offsets, types, strict=True):
-            append(table[mtype](data, off))
-    except ProtocolError:
-        return off
-    return len(types) * PACKET_SIZE
+    size = PACKET_SIZE
+    off = start
+    while off < end:
+        key = buf[off : off + PREFIX_SIZE]
+        run = runs(key)
+        if run is None:
+            return off
+        stop = run(buf, off, end, append)
+        if stop == off:
+            # The run balked at its first packet: a new symbol, or not a valid packet.
+            if crc32(buf[off : off + size]) != CRC_RESIDUE:
+                return off
+            try:
+                append(decoders[key](buf, off))
+            except ProtocolError:
+                return off
+            stop = off + size
+        off = stop
+    return end
 
 
-_DECODERS_BY_TYPE: dict[int, Callable[[bytes, int], Message]] = {
-    prefix[5]: dec for prefix, dec in FAST_DECODERS.items()
-}
+# Prefix bytes that are the same in every valid version 1 packet: magic, version, flags.
+_UNIFORM = tuple(
+    (index, value)
+    for index, value in enumerate(MAGIC + bytes((PROTOCOL_VERSION, 0, 0, 0)))
+    if index != 5
+)
+
+
+def _prefix_limit(data: bytes, end: int, count: int) -> int:
+    """How many leading packets of ``data[:end]`` have the right magic, version and flags.
+
+    Checked column-wise: ``data[i:end:144]`` is byte ``i`` of every packet, sliced in C.
+    """
+    limit = count
+    for index, expected in _UNIFORM:
+        column = data[index:end:PACKET_SIZE]
+        if column.count(expected) != count:
+            limit = min(limit, next(i for i, b in enumerate(column) if b != expected))
+    return limit
+
+
+_TYPE_BYTES = bytes(int(t) for t in MessageType)
+_WHOLE_PACKET = struct.Struct(f"{PACKET_SIZE}s")
+
+
+def _crc_limit(data: bytes, end: int) -> int:
+    """How many leading packets of ``data[:end]`` have a valid CRC (one C-level pass)."""
+    crcs = list(itertools.starmap(zlib.crc32, _WHOLE_PACKET.iter_unpack(memoryview(data)[:end])))
+    if crcs.count(CRC_RESIDUE) == len(crcs):
+        return len(crcs)
+    return next(i for i, c in enumerate(crcs) if c != CRC_RESIDUE)
 
 
 def _make_decode_frame() -> Callable[[Buffer], list[Message]]:
@@ -131,9 +140,24 @@ def _make_decode_frame() -> Callable[[Buffer], list[Message]]:
 incomplete packet (frames are whole multiples of 144 bytes) (at byte offset 288)
         """
         data = _frame_bytes(buf)
+        end = len(data)
         out: list[Message] = []
-        stop = _decode_aligned(data, len(data), out)
-        if stop != len(data):
+        types = data[5:end:PACKET_SIZE]  # every packet's type byte, sliced in C
+        count = len(types)
+        if not count:
+            return out
+        first = types[0]
+        if types.count(first) == count and first in FRAME_DECODERS:
+            good = _prefix_limit(data, end, count) * PACKET_SIZE
+            stop = FRAME_DECODERS[first](data, good, out)
+        elif not types.translate(None, _TYPE_BYTES):
+            # Several (known) types: the most frequent one leads.
+            good = min(_prefix_limit(data, end, count), _crc_limit(data, end)) * PACKET_SIZE
+            lead = max(set(types), key=types.count)
+            stop = MIXED_FRAME_DECODERS[lead](data, good, types, out)
+        else:
+            stop = _decode_runs(data, 0, end, out)
+        if stop != end:
             raise _diagnose(data, stop)
         return out
 
@@ -249,31 +273,11 @@ class StreamDecoder:
         base = self._base
         end = len(buf)
         size = PACKET_SIZE
-        crc32 = zlib.crc32
-        residue = CRC_RESIDUE
         out: list[Message] = []
-        append = out.append
         i = 0
-        runs = FAST_RUNS.get
-        decoders = FAST_DECODERS
         while True:
-            # The common case, a run of valid packets, stays in this loop.
-            while end - i >= size:
-                key = buf[i : i + PREFIX_SIZE]
-                run = runs(key)
-                if run is None:
-                    break
-                stop = run(buf, i, end - (end - i) % size, append)
-                if stop == i:
-                    # The run balked at its first packet: a new symbol, or not a packet.
-                    if crc32(buf[i : i + size]) != residue:
-                        break
-                    try:
-                        append(decoders[key](buf, i))
-                    except ProtocolError:
-                        break
-                    stop = i + size
-                i = stop
+            # The common case, a run of valid packets, stays in here.
+            i = _decode_runs(buf, i, end - (end - i) % size, out)
             if end - i < size:
                 if buf.startswith(MAGIC, i) or MAGIC.startswith(buf[i:]):
                     break  # the start of a packet: wait for the rest

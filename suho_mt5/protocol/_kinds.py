@@ -8,7 +8,7 @@ reference (slow) validator, the rows and the tables of ``docs/protocol.md``.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
@@ -67,17 +67,24 @@ class Kind:
         not stored) and the raw value that means "none" (stored as ``NULL``)."""
         return Spec(self, doc, column, null_if)
 
-    @property
-    def category(self) -> str:
+    # Derived once: the reference path asks for them on every field it checks.
+    category: str = field(init=False, compare=False, repr=False)
+    member_map: dict[int, IntEnum] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
         if self.text is not None:
-            return "text"
-        if self.enum is not None:
-            return "enum"
-        if self.boolean:
-            return "bool"
-        if self.is_uuid:
-            return "bytes"
-        return "int"
+            category = "text"
+        elif self.enum is not None:
+            category = "enum"
+        elif self.boolean:
+            category = "bool"
+        elif self.is_uuid:
+            category = "bytes"
+        else:
+            category = "int"
+        object.__setattr__(self, "category", category)
+        members = {int(m): m for m in self.enum} if self.enum is not None else {}
+        object.__setattr__(self, "member_map", members)
 
     @property
     def wire(self) -> str:
@@ -98,7 +105,7 @@ class Kind:
 
     def members(self) -> dict[int, IntEnum]:
         assert self.enum is not None
-        return {int(m): m for m in self.enum}
+        return self.member_map
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +155,10 @@ def text_kind(name: str, size: int, *, min_len: int = 1, allow_space: bool = Fal
 
 
 SEQUENCE = _int("Q", "sequence", "count")
+# Unsigned on the wire: the valid range is the same as int64's 0..MAX, and a negative int64
+# reads as a huge uint64, so the range check is one comparison.
 TIMESTAMP = _int(
-    "q", "timestamp", "µs since 1970-01-01T00:00:00Z", hi=MAX_TIMESTAMP_US, lo=0, timestamp=True
+    "Q", "timestamp", "µs since 1970-01-01T00:00:00Z", hi=MAX_TIMESTAMP_US, lo=0, timestamp=True
 )
 UUID = Kind("uuid", "16s", 16, is_uuid=True, unit="RFC 4122 byte order")
 PRICE = _int("q", "price", f"x 10^{PRICE_SCALE}", scale=PRICE_SCALE)

@@ -3,7 +3,8 @@
 Each record class's ``Annotated`` hints are read once, at import, into a :class:`Layout`:
 
 * one ``struct.Struct`` that decodes the whole 144-byte packet into exactly the record's
-  fields (the 8 prefix bytes and the CRC are skipped with ``x``: they are checked before),
+  fields, preceded by the 8 prefix bytes (magic, version, type, flags) as one uint64 so
+  that checking them is one integer comparison; the CRC trailer is skipped with ``x``;
   and one that encodes the first 140 bytes;
 * a generated fast decoder and encoder (source built from the declarations, like
   ``namedtuple`` and ``dataclasses`` build theirs), whose checks are plain comparisons and
@@ -16,6 +17,7 @@ Each record class's ``Annotated`` hints are read once, at import, into a :class:
 
 from __future__ import annotations
 
+import itertools
 import struct
 import typing
 import zlib
@@ -47,6 +49,7 @@ from ._messages import RECORD_CLASSES, Message
 
 PREFIX_SIZE = 8  # magic, version, type, flags: checked as one dict key
 _CRC = struct.Struct("<I")
+_WHOLE_PACKET = struct.Struct(f"{PACKET_SIZE}s")  # iter_unpack: each packet as bytes, in C
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,9 @@ class Layout:
     fields: tuple[FieldLayout, ...]
     payload_used: int
     prefix: bytes
+    prefix_value: int
     decode_struct: struct.Struct
+    frame_struct: struct.Struct
     encode_struct: struct.Struct
 
     @property
@@ -95,10 +100,10 @@ def _caches(kind: Kind) -> tuple[dict[bytes, str], dict[str, bytes]]:
 
 
 def _remember(cache: dict[typing.Any, typing.Any], key: object, value: object) -> None:
-    # Emptying a full cache keeps memory bounded whatever the input; the symbols in use come
-    # back after one slow-path decode each.
+    # A full cache drops its oldest entry (dicts keep insertion order): memory stays bounded
+    # whatever the input, and no single decode pays for emptying thousands of entries.
     if len(cache) >= SYMBOL_CACHE_SIZE:
-        cache.clear()
+        del cache[next(iter(cache))]
     cache[key] = value
 
 
@@ -214,7 +219,7 @@ def check_encodable(field: FieldLayout, value: object) -> object:
 
 def slow_decode(layout: Layout, buf: bytes, offset: int) -> Message:
     """Decode the packet at ``offset`` field by field (prefix and CRC already checked)."""
-    raw = layout.decode_struct.unpack_from(buf, offset)
+    raw = layout.decode_struct.unpack_from(buf, offset)[1:]
     values = [check_decoded(f, v, offset) for f, v in zip(layout.fields, raw, strict=True)]
     return tuple.__new__(layout.record, values)
 
@@ -290,12 +295,24 @@ def compile_layout(record: type[Message]) -> Layout:
     end = fields[-1].offset + fields[-1].kind.size
     codes = "".join(f.kind.code for f in fields)
     pad = CRC_OFFSET - end
-    decode_struct = struct.Struct(f"<{PREFIX_SIZE}x{codes}{pad}x4x")
+    decode_struct = struct.Struct(f"<Q{codes}{pad}x4x")
+    frame_struct = struct.Struct(f"<{PREFIX_SIZE}x{codes}{pad}x4x")
     encode_struct = struct.Struct(f"<{PREFIX_SIZE}s{codes}{pad}x")
-    assert decode_struct.size == PACKET_SIZE and encode_struct.size == CRC_OFFSET
+    assert decode_struct.size == frame_struct.size == PACKET_SIZE
+    assert encode_struct.size == CRC_OFFSET
     mtype = record.MESSAGE_TYPE
     prefix = MAGIC + bytes((PROTOCOL_VERSION, mtype)) + b"\0\0"
-    return Layout(mtype, record, fields, end - HEADER_SIZE, prefix, decode_struct, encode_struct)
+    return Layout(
+        mtype,
+        record,
+        fields,
+        end - HEADER_SIZE,
+        prefix,
+        int.from_bytes(prefix, "little"),
+        decode_struct,
+        frame_struct,
+        encode_struct,
+    )
 
 
 _BOOLS = {0: False, 1: True}
@@ -330,7 +347,7 @@ def build_fast_decoder(layout: Layout) -> Callable[[bytes, int], Message]:
     tup = ", ".join(names)
     lines = [
         f"def decode_{layout.message_type.name.lower()}(buf, off):",
-        f"    {tup}, = _unpack(buf, off)",
+        f"    _p, {tup}, = _unpack(buf, off)",
     ]
     if lookups:
         lines += [
@@ -361,7 +378,7 @@ def build_run_decoder(
         "_new": tuple.__new__,
         "_cls": layout.record,
         "_bools": _BOOLS,
-        "_prefix": layout.prefix,
+        "_prefix": layout.prefix_value,
         "_crc": zlib.crc32,
     }
     lookups, tests = _fast_checks(layout, ns)
@@ -370,9 +387,9 @@ def build_run_decoder(
         f"def run_{layout.message_type.name.lower()}(buf, off, end, append):",
         "    while off < end:",
         f"        packet = buf[off : off + {PACKET_SIZE}]",
-        f"        if packet[:{PREFIX_SIZE}] != _prefix or _crc(packet) != {CRC_RESIDUE}:",
+        f"        p, {tup}, = _unpack(packet)",
+        f"        if p != _prefix or _crc(packet) != {CRC_RESIDUE}:",
         "            return off",
-        f"        {tup}, = _unpack(packet)",
     ]
     if lookups:
         lines += [
@@ -398,29 +415,38 @@ FrameDecoder = Callable[[bytes, int, list[Message]], int]
 
 def build_frame_decoder(layout: Layout) -> FrameDecoder:
     """Generate ``decode_all(buf, end, out)`` for a frame whose packets ``buf[:end]`` are all
-    of this type, with prefixes and CRCs already checked: ``Struct.iter_unpack`` unpacks them
-    all in C, the loop only looks up and compares.
+    of this type, their prefixes already checked (column-wise, by the caller).
 
-    Returns ``end``, or the offset of the first packet that is not valid. A packet the fast
-    checks doubt (a symbol not cached yet) goes through the reference path.
+    The CRCs are checked first, with no Python loop (``starmap`` of ``crc32`` over the
+    packets); then ``Struct.iter_unpack`` unpacks
+    all packets in C (with ``frame_struct``, which skips the prefix) and the loop only looks
+    up and compares. Returns ``end``, or the offset of the first packet that is not valid. A
+    packet the fast checks doubt (a symbol not cached yet) goes through the reference path.
     """
     names = [f"v{f.index}" for f in layout.fields]
     ns: dict[str, object] = {
-        "_iter": layout.decode_struct.iter_unpack,
+        "_iter": layout.frame_struct.iter_unpack,
+        "_whole": _WHOLE_PACKET.iter_unpack,
+        "_starmap": itertools.starmap,
         "_new": tuple.__new__,
         "_cls": layout.record,
         "_bools": _BOOLS,
+        "_crc": zlib.crc32,
         "_slow": lambda buf, off, out: _append_checked(layout, buf, off, out),
     }
     lookups, tests = _fast_checks(layout, ns)
     tup = ", ".join(names)
+    size = PACKET_SIZE
     retry = [
-        f"            if not _slow(buf, (len(out) - base) * {PACKET_SIZE}, out):",
-        f"                return (len(out) - base) * {PACKET_SIZE}",
+        f"            if not _slow(buf, (len(out) - base) * {size}, out):",
+        f"                return (len(out) - base) * {size}",
         "            continue",
     ]
     lines = [
         f"def frame_{layout.message_type.name.lower()}(buf, end, out):",
+        "    crcs = list(_starmap(_crc, _whole(memoryview(buf)[:end])))",
+        f"    if crcs.count({CRC_RESIDUE}) != len(crcs):",
+        f"        end = {size} * next(i for i, c in enumerate(crcs) if c != {CRC_RESIDUE})",
         "    append = out.append",
         "    base = len(out)",
         f"    for {tup}, in _iter(memoryview(buf)[:end]):",
@@ -438,6 +464,61 @@ def build_frame_decoder(layout: Layout) -> FrameDecoder:
     return typing.cast(FrameDecoder, _exec(lines, ns))
 
 
+MixedFrameDecoder = Callable[[bytes, int, bytes, list[Message]], int]
+
+
+def build_mixed_frame_decoder(layout: Layout) -> MixedFrameDecoder:
+    """Generate ``decode_all(buf, end, types, out)`` for a frame of several types in which
+    this type is the most frequent; prefixes and CRCs already checked.
+
+    All packets are unpacked with *this* type's struct in one ``iter_unpack`` (any 144 bytes
+    unpack); the tuples of packets of another type (``types[i]``) are dropped and those
+    packets decoded by their own type's decoder. That keeps the frequent type free of any
+    per-packet call, at the price of one wasted unpack per other packet.
+    """
+    names = [f"v{f.index}" for f in layout.fields]
+    ns: dict[str, object] = {
+        "_iter": layout.frame_struct.iter_unpack,
+        "_new": tuple.__new__,
+        "_cls": layout.record,
+        "_bools": _BOOLS,
+        "_others": {int(t): d for t, d in _DECODERS_BY_TYPE.items()},
+        "_ProtocolError": ProtocolError,
+        "_slow": lambda buf, off, out: _append_checked(layout, buf, off, out),
+    }
+    lookups, tests = _fast_checks(layout, ns)
+    tup = ", ".join(names)
+    retry = [
+        "            if not _slow(buf, off, out):",
+        "                return off",
+        "            continue",
+    ]
+    lines = [
+        f"def mixed_frame_{layout.message_type.name.lower()}(buf, end, types, out):",
+        "    append = out.append",
+        f"    off = -{PACKET_SIZE}",
+        f"    for t, ({tup},) in zip(types, _iter(memoryview(buf)[:end])):",
+        f"        off += {PACKET_SIZE}",
+        f"        if t != {int(layout.message_type)}:",
+        "            try:",
+        "                append(_others[t](buf, off))",
+        "            except _ProtocolError:",
+        "                return off",
+        "            continue",
+    ]
+    if lookups:
+        lines += [
+            "        try:",
+            *(f"            {x}" for x in lookups),
+            "        except KeyError:",
+        ]
+        lines += retry
+    if tests:
+        lines += [f"        if {' or '.join(tests)}:", *retry]
+    lines += [f"        append(_new(_cls, ({tup},)))", "    return end"]
+    return typing.cast(MixedFrameDecoder, _exec(lines, ns))
+
+
 def _append_checked(layout: Layout, buf: bytes, offset: int, out: list[Message]) -> bool:
     try:
         out.append(slow_decode(layout, buf, offset))
@@ -446,7 +527,9 @@ def _append_checked(layout: Layout, buf: bytes, offset: int, out: list[Message])
     return True
 
 
-def _fast_checks(layout: Layout, ns: dict[str, object]) -> tuple[list[str], list[str]]:
+def _fast_checks(
+    layout: Layout, ns: dict[str, object], tag: str = ""
+) -> tuple[list[str], list[str]]:
     """Source of the fast paths' lookups (text, enum, bool: KeyError if in doubt) and range
     tests (true if in doubt) for one layout; the tables they use go into ``ns``."""
     lookups: list[str] = []
@@ -455,11 +538,11 @@ def _fast_checks(layout: Layout, ns: dict[str, object]) -> tuple[list[str], list
         name = f"v{f.index}"
         category = f.kind.category
         if category == "text":
-            ns[f"_t{f.index}"] = _caches(f.kind)[0]
-            lookups.append(f"{name} = _t{f.index}[{name}]")
+            ns[f"_{tag}t{f.index}"] = _caches(f.kind)[0]
+            lookups.append(f"{name} = _{tag}t{f.index}[{name}]")
         elif category == "enum":
-            ns[f"_e{f.index}"] = f.kind.members()
-            lookups.append(f"{name} = _e{f.index}[{name}]")
+            ns[f"_{tag}e{f.index}"] = f.kind.members()
+            lookups.append(f"{name} = _{tag}e{f.index}[{name}]")
         elif category == "bool":
             lookups.append(f"{name} = _bools[{name}]")
         else:
@@ -467,6 +550,90 @@ def _fast_checks(layout: Layout, ns: dict[str, object]) -> tuple[list[str], list
             if test:
                 tests.append(test)
     return lookups, tests
+
+
+# The order of the type tests in the single-packet decoder: most frequent first (the seed's
+# records per day: quotes, then snapshots and heartbeats every 30 s, then the rest).
+_FREQUENCY_ORDER = (
+    MessageType.BROKER_QUOTE,
+    MessageType.HEARTBEAT,
+    MessageType.ACCOUNT_SNAPSHOT,
+    MessageType.ORDER_EVENT,
+    MessageType.EXECUTION_REPORT,
+    MessageType.SIGNAL,
+    MessageType.ACK,
+    MessageType.ERROR,
+    MessageType.COMMAND,
+    MessageType.CONFIG,
+)
+
+
+def build_decode(
+    layouts: dict[MessageType, Layout], careful: Callable[[typing.Any], Message]
+) -> Callable[[typing.Any], Message]:
+    """Generate the public single-packet ``decode(buf)``: every type's fast path inline.
+
+    One Python call per packet. The most frequent type's ``Struct.unpack`` runs first: it
+    checks the length (``struct.error``) and yields the 8-byte prefix as one integer, which
+    identifies and checks the packet in one comparison; other packets branch on the type
+    byte, most frequent first. Anything unusual (not a buffer, wrong length, bad header or
+    CRC) goes to ``careful``, the reference path, which raises the precise error; a field in
+    doubt goes to that type's reference decoder.
+    """
+    ns: dict[str, object] = {
+        "_crc": zlib.crc32,
+        "_new": tuple.__new__,
+        "_bools": _BOOLS,
+        "_careful": careful,
+        "_StructError": struct.error,
+    }
+    lines = ["def decode(buf):", "    try:"]
+    for position, mtype in enumerate(_FREQUENCY_ORDER):
+        layout = layouts[mtype]
+        k = int(mtype)
+        tag = f"m{k}_"
+        ns[f"_{tag}unpack"] = layout.decode_struct.unpack
+        ns[f"_{tag}cls"] = layout.record
+        ns[f"_{tag}slow"] = lambda buf, layout=layout: slow_decode(layout, buf, 0)
+        lookups, tests = _fast_checks(layout, ns, tag)
+        tup = ", ".join(f"v{f.index}" for f in layout.fields)
+        if position == 0:
+            # The most frequent type is unpacked before anything else: its prefix then
+            # both identifies and checks it (other packets pay one unpack in vain).
+            lines += [
+                f"        p, {tup}, = _{tag}unpack(buf)",
+                f"        if p == {layout.prefix_value}:",
+                f"            if _crc(buf) != {CRC_RESIDUE}:",
+                "                return _careful(buf)",
+            ]
+        else:
+            if position == 1:
+                lines.append("        t = buf[5]")
+            lines += [
+                f"        if t == {k}:",
+                f"            p, {tup}, = _{tag}unpack(buf)",
+                f"            if p != {layout.prefix_value} or _crc(buf) != {CRC_RESIDUE}:",
+                "                return _careful(buf)",
+            ]
+        if lookups:
+            lines += [
+                "            try:",
+                *(f"                {x}" for x in lookups),
+                "            except KeyError:",
+                f"                return _{tag}slow(buf)",
+            ]
+        if tests:
+            lines += [
+                f"            if {' or '.join(tests)}:",
+                f"                return _{tag}slow(buf)",
+            ]
+        lines.append(f"            return _new(_{tag}cls, ({tup},))")
+    lines += [
+        "    except (TypeError, IndexError, _StructError):",
+        "        pass",
+        "    return _careful(buf)",
+    ]
+    return typing.cast(Callable[[typing.Any], Message], _exec(lines, ns))
 
 
 def build_fast_encoder(layout: Layout) -> Callable[[Message], bytes]:
@@ -537,6 +704,12 @@ RunDecoder = Callable[[bytes, int, int, Callable[[Message], None]], int]
 FAST_RUNS: dict[bytes, RunDecoder] = {lay.prefix: build_run_decoder(lay) for lay in LAYOUTS}
 FRAME_DECODERS: dict[int, FrameDecoder] = {
     int(lay.message_type): build_frame_decoder(lay) for lay in LAYOUTS
+}
+_DECODERS_BY_TYPE: dict[MessageType, Callable[[bytes, int], Message]] = {
+    lay.message_type: FAST_DECODERS[lay.prefix] for lay in LAYOUTS
+}
+MIXED_FRAME_DECODERS: dict[int, MixedFrameDecoder] = {
+    int(lay.message_type): build_mixed_frame_decoder(lay) for lay in LAYOUTS
 }
 FAST_ENCODERS: dict[type[Message], Callable[[Message], bytes]] = {
     lay.record: build_fast_encoder(lay) for lay in LAYOUTS
