@@ -164,14 +164,13 @@ UUID = Kind("uuid", "16s", 16, is_uuid=True, unit="RFC 4122 byte order")
 PRICE = _int("q", "price", f"x 10^{PRICE_SCALE}", scale=PRICE_SCALE)
 LOTS = _int("Q", "lots", f"lots x 10^{PRICE_SCALE}", scale=PRICE_SCALE)
 MONEY = _int("q", "money", f"account currency x 10^{MONEY_SCALE}", scale=MONEY_SCALE)
-PERCENT = _int(
-    "q", "percent", f"% x 10^{MONEY_SCALE}", scale=MONEY_SCALE, lo=-(10**12 - 1), hi=10**12 - 1
-)
+PERCENT = _int("q", "percent", f"% x 10^{MONEY_SCALE}", scale=MONEY_SCALE, lo=0, hi=10**12 - 1)
 BASIS_POINTS = _int(
     "H", "basis points", f"1/10^{CONFIDENCE_SCALE}", scale=CONFIDENCE_SCALE, hi=10**CONFIDENCE_SCALE
 )
 ID64 = _int("q", "id", "", lo=0)
 INT31 = _int("I", "count", "", hi=2**31 - 1)
+POSITIVE_INT31 = _int("I", "count", "", lo=1, hi=2**31 - 1)
 UINT32 = _int("I", "uint32")
 POINTS = _int("i", "points", "points (symbol digits)")
 INT64 = _int("q", "int64", "x 10^-decimals")

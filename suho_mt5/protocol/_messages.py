@@ -28,6 +28,7 @@ from ._kinds import (
     OPTIONAL_SYMBOL,
     PERCENT,
     POINTS,
+    POSITIVE_INT31,
     PRICE,
     SEQUENCE,
     SYMBOL,
@@ -105,8 +106,10 @@ class _AccountSnapshot(NamedTuple):
     equity: Annotated[int, MONEY("equity")]
     margin: Annotated[int, MONEY("margin in use")]
     free_margin: Annotated[int, MONEY("free margin")]
-    margin_level: Annotated[int, PERCENT("equity / margin x 100; 0 when no margin is used")]
-    leverage: Annotated[int, INT31("account leverage, 1:N")]
+    margin_level: Annotated[
+        int, PERCENT("equity / margin x 100; 0 when no margin is used or equity < 0")
+    ]
+    leverage: Annotated[int, POSITIVE_INT31("account leverage, 1:N")]
     currency: Annotated[str, CURRENCY("account currency, e.g. USD")]
 
 
@@ -160,7 +163,7 @@ class _Heartbeat(NamedTuple):
     timestamp_us: Annotated[int, _TS]
     account_id: Annotated[bytes, _ACC]
     ea_version: Annotated[str, VERSION_TEXT("EA version, e.g. 1.0.0")]
-    terminal_build: Annotated[int, INT31("MT5 terminal build (TERMINAL_BUILD)")]
+    terminal_build: Annotated[int, POSITIVE_INT31("MT5 terminal build (TERMINAL_BUILD)")]
     ping_ms: Annotated[int, MILLISECONDS("last ping to the trade server")]
     terminal_connected: Annotated[bool, BOOL("terminal connected to the trade server")]
     trade_allowed: Annotated[bool, BOOL("trading allowed in terminal and for the EA")]

@@ -77,9 +77,9 @@ VALID: list[tuple[str, str, Message]] = [
         ),
     ),
     (
-        "account_snapshot_negative_level",
-        "negative equity gives a negative margin level",
-        AccountSnapshot(2, 0, bytes(16), 1, -50_0000, 100_0000, -150_0000, -(10**12 - 1), 0, "X"),
+        "account_snapshot_negative_equity",
+        "negative equity: the margin level is sent as 0; leverage 1:1",
+        AccountSnapshot(2, 0, bytes(16), 1, -50_0000, 100_0000, -150_0000, 0, 1, "X"),
     ),
     (
         "broker_quote_eurusd",
@@ -119,7 +119,7 @@ VALID: list[tuple[str, str, Message]] = [
     (
         "heartbeat_offline",
         "trade server lost: status offline",
-        Heartbeat(5, T0, ACC, "~", 0, 0, False, False),
+        Heartbeat(5, T0, ACC, "~", 1, 0, False, False),
     ),
     (
         "order_event_buy_open",
@@ -397,6 +397,12 @@ def invalid_cases() -> list[tuple[str, str, bytes]]:
             "leverage_too_big",
             "leverage 2^31 does not fit an int4 column",
             _patch(snap, 80, (2**31).to_bytes(4, "little")),
+        ),
+        ("leverage_0", "leverage is at least 1", _patch(snap, 80, bytes(4))),
+        (
+            "margin_level_negative",
+            "a negative margin level is sent as 0",
+            _patch(snap, 72, (-1).to_bytes(8, "little", signed=True)),
         ),
         ("bool_2", "a boolean byte that is neither 0 nor 1", _patch(hb, 64, b"\x02")),
         (
