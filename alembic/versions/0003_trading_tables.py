@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import SchemaItem
 
 import suho_mt5.migration  # noqa: F401  (registers the custom operations)
-from suho_mt5.migration import execute_sql, tenant_default
+from suho_mt5.migration import execute_sql, migration_edition, tenant_default
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -375,6 +375,11 @@ def upgrade() -> None:
         execute_sql(body)
         execute_sql(f"ALTER FUNCTION {signature} OWNER TO mt5_owner")
         execute_sql(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
+        if migration_edition().has_hypertables:
+            # TimescaleDB 2.23 plans an UPDATE of a hypertable whose WHERE repeats the tenant
+            # that row-level security already filters on with a ChunkAppend that fails with
+            # "variable not found in subplan target list" (timescaledb#6790, fixed by #9347).
+            execute_sql(f"ALTER FUNCTION {signature} SET timescaledb.enable_chunk_append = off")
     execute_sql(
         "CREATE TRIGGER mt5_signal_executions_check BEFORE INSERT ON mt5_signal_executions "
         "FOR EACH ROW EXECUTE FUNCTION mt5_signal_execution_check()"

@@ -28,6 +28,7 @@ TimescaleDB calls whose job owner is the current user, and ``RESET ROLE`` after.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -53,6 +54,8 @@ __all__ = [
     "RemoveRefreshPolicyOp",
     "RemoveRetentionPolicyOp",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Roles the schema is built around (created by the init revision).
 OWNER_ROLE = "mt5_owner"
@@ -521,8 +524,10 @@ class RefreshContinuousAggregateOp(MigrateOperation):
     timescale: ``CALL refresh_continuous_aggregate(...)``, which cannot run in a transaction
     block (DESIGN.md trap 5): it runs in ``autocommit_block()``, so the migration's work so
     far is committed first; offline scripts get ``COMMIT;`` before and ``BEGIN;`` after it.
-    Put it last in a revision. Other editions: ``REFRESH MATERIALIZED VIEW`` in the
-    migration's transaction. A refresh cannot be undone: ``reverse()`` is another refresh.
+    Put it last in a revision. When the migration runs inside a transaction its caller
+    holds, the refresh is skipped with a warning in the log: that transaction is not ours to
+    commit. Other editions: ``REFRESH MATERIALIZED VIEW`` in the migration's transaction.
+    A refresh cannot be undone: ``reverse()`` is another refresh.
     """
 
     def __init__(self, view_name: str, *, schema: str | None = None) -> None:
@@ -769,6 +774,15 @@ def _refresh(operations: Operations, operation: RefreshContinuousAggregateOp) ->
     edition = migration_edition(ctx)
     statements = operation.sql(edition)
     if edition.has_continuous_aggregates:
+        if not ctx.as_sql and getattr(ctx, "_in_external_transaction", False):
+            # The caller holds the transaction (a connection handed over already inside one):
+            # it cannot be committed from here, and the refresh cannot run inside it.
+            log.warning(
+                "not refreshing %s now: the migration runs inside the caller's transaction; "
+                "its refresh policy (or CALL refresh_continuous_aggregate) will materialize it",
+                operation.view_name,
+            )
+            return
         with ctx.autocommit_block():
             _run(operations, statements)
     else:
