@@ -1,0 +1,52 @@
+"""Shared by the model tests of both server lanes (native PostgreSQL, the TimescaleDB
+engine). Migrations, roles and two tenants' data come from the schema tests' helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from pytest_alembic.config import Config as PytestAlembicConfig
+from sqlalchemy.engine import Engine
+
+from suho_mt5.db import TenantSession, tenant_session
+from tests.integration.schema._support import ALEMBIC_INI, schema_engine
+
+__all__ = ["alembic_test_config", "role_engine", "tenant"]
+
+
+def alembic_test_config() -> PytestAlembicConfig:
+    """pytest-alembic's configuration: this repository's ``alembic.ini``."""
+    return PytestAlembicConfig(config_options={"file": str(ALEMBIC_INI)})
+
+
+def role_engine(url: str, role: str, **kwargs: Any) -> Engine:
+    """An engine whose every connection acts as ``role`` (the fixtures' URLs are a
+    superuser's, and superusers bypass row-level security), with ``search_path`` public."""
+    engine = schema_engine(url) if not kwargs else _schema_engine_with(url, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _set_role(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cur:
+            cur.execute(f"SET ROLE {role}")
+        dbapi_connection.commit()
+
+    return engine
+
+
+def _schema_engine_with(url: str, **kwargs: Any) -> Engine:
+    from suho_mt5.db import make_engine
+    from tests.integration.schema._support import _public_search_path
+
+    engine = make_engine(url, **kwargs)
+    sa.event.listen(engine, "connect", _public_search_path)
+    return engine
+
+
+@contextmanager
+def tenant(engine: Engine, tenant_id: str, **kwargs: Any) -> Iterator[TenantSession]:
+    """A tenant session that commits on success and is always closed."""
+    with tenant_session(engine, tenant_id, **kwargs) as session, session.begin():
+        yield session

@@ -1,0 +1,32 @@
+"""pytest-alembic's model/DDL comparison: autogenerate finds nothing to do after
+``upgrade head`` on an empty database (native PostgreSQL, edition ``postgresql``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from pytest_alembic.config import Config
+from pytest_alembic.tests import test_model_definitions_match_ddl
+from sqlalchemy.engine import Connection
+
+from tests.integration.models._support import alembic_test_config
+from tests.integration.schema._support import schema_engine
+
+__all__ = ["test_model_definitions_match_ddl"]
+
+
+@pytest.fixture
+def alembic_config() -> Config:
+    return alembic_test_config()
+
+
+@pytest.fixture
+def alembic_engine(fresh_db_url: Callable[[], str]) -> Iterator[Connection]:
+    # A connection, not an engine: env.py hands it to Alembic as is.
+    engine = schema_engine(fresh_db_url())
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
