@@ -106,41 +106,35 @@ TIME_SERIES = (
 # gives the function its own app.current_tenant_id, set to the row's tenant inside and
 # restored when it returns, so every query in it sees that tenant's rows and no other's.
 
-EXECUTION_BEFORE_INSERT = """CREATE FUNCTION mt5_signal_execution_check() RETURNS trigger
+EXECUTION_BEFORE_INSERT = """CREATE FUNCTION mt5_signal_execution_fill() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 SET app.current_tenant_id = ''
 AS $fn$
+-- The trade may have closed before this report arrived: take its result now. Raises nothing,
+-- so it reveals nothing about rows row-level security then refuses to insert.
 DECLARE
     closing record;
 BEGIN
-    IF NEW.tenant_id IS NULL THEN
-        RETURN NEW;  -- the NOT NULL constraint reports it
+    IF NEW.tenant_id IS NULL OR NEW.trade_closed THEN
+        RETURN NEW;
     END IF;
     PERFORM set_config('app.current_tenant_id', NEW.tenant_id, true);
-    IF NOT EXISTS (SELECT 1 FROM mt5_trading_signals s
-                   WHERE s.tenant_id = NEW.tenant_id AND s.signal_id = NEW.signal_id) THEN
-        RAISE EXCEPTION 'signal % does not exist for tenant %', NEW.signal_id, NEW.tenant_id
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    IF NOT NEW.trade_closed THEN
-        -- The trade may have closed before this report arrived.
-        SELECT o.price, o.time, o.profit, o.profit_pips INTO closing
-        FROM mt5_trade_orders o
-        WHERE o.tenant_id = NEW.tenant_id AND o.account_id = NEW.account_id
-          AND o.status = 'closed'
-          AND (o.signal_id = NEW.signal_id
-               OR (NEW.ticket > 0 AND (o.position_id = NEW.ticket OR o.ticket = NEW.ticket)))
-        ORDER BY o.time DESC
-        LIMIT 1;
-        IF FOUND THEN
-            NEW.trade_closed := true;
-            NEW.close_price := closing.price;
-            NEW.closed_at := closing.time;
-            NEW.profit := closing.profit;
-            NEW.profit_pips := closing.profit_pips;
-            NEW.feedback_status := 'pending';
-        END IF;
+    SELECT o.price, o.time, o.profit, o.profit_pips INTO closing
+    FROM mt5_trade_orders o
+    WHERE o.tenant_id = NEW.tenant_id AND o.account_id = NEW.account_id
+      AND o.status = 'closed'
+      AND (o.signal_id = NEW.signal_id
+           OR (NEW.ticket > 0 AND (o.position_id = NEW.ticket OR o.ticket = NEW.ticket)))
+    ORDER BY o.time DESC
+    LIMIT 1;
+    IF FOUND THEN
+        NEW.trade_closed := true;
+        NEW.close_price := closing.price;
+        NEW.closed_at := closing.time;
+        NEW.profit := closing.profit;
+        NEW.profit_pips := closing.profit_pips;
+        NEW.feedback_status := 'pending';
     END IF;
     RETURN NEW;
 END
@@ -151,8 +145,15 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 SET app.current_tenant_id = ''
 AS $fn$
+-- After row-level security accepted the row: the report must name a signal of its own
+-- tenant, which it marks executed (or rejected, by MQL5 return code).
 BEGIN
     PERFORM set_config('app.current_tenant_id', NEW.tenant_id, true);
+    IF NOT EXISTS (SELECT 1 FROM mt5_trading_signals s
+                   WHERE s.tenant_id = NEW.tenant_id AND s.signal_id = NEW.signal_id) THEN
+        RAISE EXCEPTION 'signal % does not exist for tenant %', NEW.signal_id, NEW.tenant_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
     UPDATE mt5_trading_signals s
     SET status = CASE WHEN NEW.result_code IS NULL
                         OR NEW.result_code IN ({', '.join(map(str, SUCCESS_RETCODES))})
@@ -187,7 +188,7 @@ END
 $fn$"""
 
 TRIGGER_FUNCTIONS = (
-    ("mt5_signal_execution_check()", EXECUTION_BEFORE_INSERT),
+    ("mt5_signal_execution_fill()", EXECUTION_BEFORE_INSERT),
     ("mt5_signal_execution_link()", EXECUTION_AFTER_INSERT),
     ("mt5_trade_order_closed()", TRADE_CLOSED),
 )
@@ -381,8 +382,8 @@ def upgrade() -> None:
             # "variable not found in subplan target list" (timescaledb#6790, fixed by #9347).
             execute_sql(f"ALTER FUNCTION {signature} SET timescaledb.enable_chunk_append = off")
     execute_sql(
-        "CREATE TRIGGER mt5_signal_executions_check BEFORE INSERT ON mt5_signal_executions "
-        "FOR EACH ROW EXECUTE FUNCTION mt5_signal_execution_check()"
+        "CREATE TRIGGER mt5_signal_executions_fill BEFORE INSERT ON mt5_signal_executions "
+        "FOR EACH ROW EXECUTE FUNCTION mt5_signal_execution_fill()"
     )
     execute_sql(
         "CREATE TRIGGER mt5_signal_executions_link AFTER INSERT ON mt5_signal_executions "

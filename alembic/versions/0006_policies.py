@@ -54,7 +54,9 @@ AGGREGATE_RETENTION = (
 REFRESH = (
     ("mt5_agg_balance_hourly", "3 days", "1 hour", "30 minutes"),
     ("mt5_agg_pnl_daily", "35 days", "1 hour", "1 hour"),
-    ("mt5_agg_quotes_ohlc_1m", "2 hours", "1 minute", "1 minute"),
+    # A whole day back: a refresh only re-reads invalidated ranges, and a reconnecting EA's
+    # late ticks still reach the minute bars.
+    ("mt5_agg_quotes_ohlc_1m", "1 day", "1 minute", "1 minute"),
     ("mt5_agg_quotes_ohlc_1h", "2 days", "1 hour", "15 minutes"),
 )
 

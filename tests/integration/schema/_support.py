@@ -136,8 +136,9 @@ class TenantData:
 
 def seed_two_tenants(engine: Engine, *, now: datetime | None = None) -> dict[str, TenantData]:
     """Rows in every table for TENANT_A and TENANT_B, written as ``mt5_app`` of each tenant
-    (so the defaults and triggers run as in production), dated within the last few hours
-    but at least two hours old (older than every aggregate's refresh end offset)."""
+    (so the defaults and triggers run as in production), dated within the last three days
+    and at least two hours old (older than every aggregate's refresh end offset), then
+    ``CALL mt5_maintain()`` so the aggregates are refreshed."""
     now = now or datetime.now(UTC).replace(microsecond=0)
     base = now - timedelta(hours=5)
     out: dict[str, TenantData] = {}
@@ -196,7 +197,7 @@ def seed_two_tenants(engine: Engine, *, now: datetime | None = None) -> dict[str
               {"t": base + timedelta(seconds=2), "sid": signal_id, "a": account_id,
                "ticket": 5000 + n})
             order_rows = [
-                {"t": base + timedelta(hours=1, minutes=7 * i), "a": account_id,
+                {"t": base - timedelta(hours=8 * i), "a": account_id,
                  "ticket": 5000 + n + 10 * i, "pos": 5000 + n + 10 * i,
                  "sym": "EURUSD" if i % 2 else "XAUUSD", "v": Decimal("0.10") * (i + 1),
                  "p": Decimal("1.0960"), "pr": Decimal(i * 7 - 10) * (n + 1),
@@ -233,7 +234,20 @@ def seed_two_tenants(engine: Engine, *, now: datetime | None = None) -> dict[str
                     sa.text(f"SELECT count(*) FROM {table} WHERE tenant_id = :t"), {"t": tenant}
                 ).scalar_one()
         out[tenant] = data
+    maintain(engine)
     return out
+
+
+def maintain(engine: Engine) -> None:
+    """``CALL mt5_maintain()`` as the maintenance role, outside a transaction block:
+    refreshes the aggregates (and applies retention) on every edition."""
+    with engine.connect() as conn:
+        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+        auto.exec_driver_sql("SET ROLE mt5_maintenance")
+        try:
+            auto.exec_driver_sql("CALL mt5_maintain()")
+        finally:
+            auto.exec_driver_sql("RESET ROLE")
 
 
 _INTERNAL_IDS = re.compile(
