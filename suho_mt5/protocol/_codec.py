@@ -12,12 +12,12 @@ suho_mt5.errors.TruncatedPacketError: 4 bytes; a packet is 144 (at byte offset 0
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable
 
 from suho_mt5.errors import ProtocolError, TrailingDataError, TruncatedPacketError
 
 from ._constants import CRC_RESIDUE, PACKET_SIZE
+from ._crc import crc32
 from ._enums import MessageType
 from ._layout import (
     FAST_DECODERS,
@@ -108,7 +108,7 @@ def reference_decode(buf: Buffer) -> Message:
         raise length_error(len(data))
     if data[:PREFIX_SIZE] not in FAST_DECODERS:
         raise header_error(data, 0)
-    if zlib.crc32(data) != CRC_RESIDUE:
+    if crc32(data) != CRC_RESIDUE:
         raise checksum_error(data, 0)
     return slow_decode(LAYOUT_BY_TYPE[MessageType(data[5])], data, 0)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import struct
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -13,6 +12,7 @@ from suho_mt5.errors import ProtocolError, TruncatedPacketError
 
 from ._codec import Buffer, as_bytes
 from ._constants import CRC_RESIDUE, MAGIC, PACKET_SIZE, PROTOCOL_VERSION
+from ._crc import crc32
 from ._enums import MessageType
 from ._layout import (
     FAST_DECODERS,
@@ -47,7 +47,7 @@ def _diagnose(buf: bytes, offset: int) -> ProtocolError:
     """The error of the (full-length) packet at ``offset``, whatever made the fast path balk."""
     if buf[offset : offset + PREFIX_SIZE] not in FAST_DECODERS:
         return header_error(buf, offset)
-    if zlib.crc32(memoryview(buf)[offset : offset + PACKET_SIZE]) != CRC_RESIDUE:
+    if crc32(memoryview(buf)[offset : offset + PACKET_SIZE]) != CRC_RESIDUE:
         return checksum_error(buf, offset)
     try:
         slow_decode(LAYOUT_BY_TYPE[MessageType(buf[offset + 5])], buf, offset)
@@ -65,7 +65,6 @@ def _decode_runs(buf: bytes, start: int, end: int, out: list[Message]) -> int:
     """
     runs = FAST_RUNS.get
     decoders = FAST_DECODERS
-    crc32 = zlib.crc32
     append = out.append
     size = PACKET_SIZE
     off = start
@@ -115,7 +114,7 @@ _WHOLE_PACKET = struct.Struct(f"{PACKET_SIZE}s")
 
 def _crc_limit(data: bytes, end: int) -> int:
     """How many leading packets of ``data[:end]`` have a valid CRC (one C-level pass)."""
-    crcs = list(itertools.starmap(zlib.crc32, _WHOLE_PACKET.iter_unpack(memoryview(data)[:end])))
+    crcs = list(itertools.starmap(crc32, _WHOLE_PACKET.iter_unpack(memoryview(data)[:end])))
     if crcs.count(CRC_RESIDUE) == len(crcs):
         return len(crcs)
     return next(i for i, c in enumerate(crcs) if c != CRC_RESIDUE)
@@ -183,7 +182,7 @@ def _iter_frame(data: bytes) -> Iterator[Message]:
     for off in range(0, len(data), PACKET_SIZE):
         packet = data[off : off + PACKET_SIZE]
         dec = get(packet[:PREFIX_SIZE])
-        if dec is None or zlib.crc32(packet) != CRC_RESIDUE:
+        if dec is None or crc32(packet) != CRC_RESIDUE:
             raise _diagnose(data, off)
         yield dec(data, off)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import struct
 import typing
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +42,7 @@ from ._constants import (
     PROTOCOL_VERSION,
     SYMBOL_CACHE_SIZE,
 )
+from ._crc import crc32
 from ._enums import HeaderFlag, MessageType
 from ._kinds import SEQUENCE, TIMESTAMP, UUID, Kind, Spec, TextRule
 from ._messages import RECORD_CLASSES, Message
@@ -82,6 +82,7 @@ class Layout:
     prefix_value: int
     decode_struct: struct.Struct
     frame_struct: struct.Struct
+    reference_struct: struct.Struct
     encode_struct: struct.Struct
 
     @property
@@ -95,8 +96,29 @@ _DECODE_CACHES: dict[Kind, dict[bytes, str]] = {}
 _ENCODE_CACHES: dict[Kind, dict[str, bytes]] = {}
 
 
-def _caches(kind: Kind) -> tuple[dict[bytes, str], dict[str, bytes]]:
+def _caches(kind: Kind) -> tuple[dict[typing.Any, str], dict[str, bytes]]:
     return _DECODE_CACHES.setdefault(kind, {}), _ENCODE_CACHES.setdefault(kind, {})
+
+
+def _fast_code(kind: Kind) -> str:
+    """Struct code the fast paths read a field with.
+
+    Text of 8 or 16 bytes is read as one or two uint64: an int key is cheaper to make and
+    hash than a bytes object, and maps one-to-one to the raw bytes.
+    """
+    if kind.text is not None and kind.size in (8, 16):
+        return "Q" * (kind.size // 8)
+    return kind.code
+
+
+def _fast_key(kind: Kind, raw: bytes) -> object:
+    """The text cache key of ``raw`` as the fast paths compute it (see ``_fast_code``)."""
+    if kind.size == 8:
+        return int.from_bytes(raw, "little")
+    if kind.size == 16:
+        low, high = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little")
+        return (low, high) if high else low
+    return raw
 
 
 def _remember(cache: dict[typing.Any, typing.Any], key: object, value: object) -> None:
@@ -133,7 +155,7 @@ def decode_text(field: FieldLayout, raw: bytes, base: int) -> str:
         index, why = problem
         raise InvalidSymbolError(f"{field.name}: {why}", base + field.offset + index)
     text = raw.rstrip(b"\0").decode("ascii")
-    _remember(_caches(kind)[0], raw, text)
+    _remember(_caches(kind)[0], _fast_key(kind, raw), text)
     return text
 
 
@@ -219,7 +241,7 @@ def check_encodable(field: FieldLayout, value: object) -> object:
 
 def slow_decode(layout: Layout, buf: bytes, offset: int) -> Message:
     """Decode the packet at ``offset`` field by field (prefix and CRC already checked)."""
-    raw = layout.decode_struct.unpack_from(buf, offset)[1:]
+    raw = layout.reference_struct.unpack_from(buf, offset)
     values = [check_decoded(f, v, offset) for f, v in zip(layout.fields, raw, strict=True)]
     return tuple.__new__(layout.record, values)
 
@@ -230,7 +252,7 @@ def slow_encode(layout: Layout, msg: Message) -> bytes:
         raise FieldRangeError(f"{layout.record.__name__} needs {len(layout.fields)} fields", 0)
     values = [check_encodable(f, v) for f, v in zip(layout.fields, msg, strict=True)]
     body = layout.encode_struct.pack(layout.prefix, *values)
-    return body + _CRC.pack(zlib.crc32(body))
+    return body + _CRC.pack(crc32(body))
 
 
 def header_error(buf: bytes, offset: int) -> ProtocolError:
@@ -259,7 +281,7 @@ def header_error(buf: bytes, offset: int) -> ProtocolError:
 
 def checksum_error(buf: bytes, offset: int) -> ChecksumMismatchError:
     stored = _CRC.unpack_from(buf, offset + CRC_OFFSET)[0]
-    computed = zlib.crc32(memoryview(buf)[offset : offset + CRC_OFFSET])
+    computed = crc32(memoryview(buf)[offset : offset + CRC_OFFSET])
     return ChecksumMismatchError(
         f"CRC-32 trailer is 0x{stored:08X}, the packet's bytes give 0x{computed:08X}",
         offset + CRC_OFFSET,
@@ -295,10 +317,12 @@ def compile_layout(record: type[Message]) -> Layout:
     end = fields[-1].offset + fields[-1].kind.size
     codes = "".join(f.kind.code for f in fields)
     pad = CRC_OFFSET - end
-    decode_struct = struct.Struct(f"<Q{codes}{pad}x4x")
-    frame_struct = struct.Struct(f"<{PREFIX_SIZE}x{codes}{pad}x4x")
+    fast = "".join(_fast_code(f.kind) for f in fields)
+    decode_struct = struct.Struct(f"<Q{fast}{pad}x4x")
+    frame_struct = struct.Struct(f"<{PREFIX_SIZE}x{fast}{pad}x4x")
+    reference_struct = struct.Struct(f"<{PREFIX_SIZE}x{codes}{pad}x4x")
     encode_struct = struct.Struct(f"<{PREFIX_SIZE}s{codes}{pad}x")
-    assert decode_struct.size == frame_struct.size == PACKET_SIZE
+    assert decode_struct.size == frame_struct.size == reference_struct.size == PACKET_SIZE
     assert encode_struct.size == CRC_OFFSET
     mtype = record.MESSAGE_TYPE
     prefix = MAGIC + bytes((PROTOCOL_VERSION, mtype)) + b"\0\0"
@@ -311,6 +335,7 @@ def compile_layout(record: type[Message]) -> Layout:
         int.from_bytes(prefix, "little"),
         decode_struct,
         frame_struct,
+        reference_struct,
         encode_struct,
     )
 
@@ -347,7 +372,7 @@ def build_fast_decoder(layout: Layout) -> Callable[[bytes, int], Message]:
     tup = ", ".join(names)
     lines = [
         f"def decode_{layout.message_type.name.lower()}(buf, off):",
-        f"    _p, {tup}, = _unpack(buf, off)",
+        f"    _p, {_targets(layout)}, = _unpack(buf, off)",
     ]
     if lookups:
         lines += [
@@ -379,7 +404,7 @@ def build_run_decoder(
         "_cls": layout.record,
         "_bools": _BOOLS,
         "_prefix": layout.prefix_value,
-        "_crc": zlib.crc32,
+        "_crc": crc32,
     }
     lookups, tests = _fast_checks(layout, ns)
     tup = ", ".join(names)
@@ -387,7 +412,7 @@ def build_run_decoder(
         f"def run_{layout.message_type.name.lower()}(buf, off, end, append):",
         "    while off < end:",
         f"        packet = buf[off : off + {PACKET_SIZE}]",
-        f"        p, {tup}, = _unpack(packet)",
+        f"        p, {_targets(layout)}, = _unpack(packet)",
         f"        if p != _prefix or _crc(packet) != {CRC_RESIDUE}:",
         "            return off",
     ]
@@ -431,7 +456,7 @@ def build_frame_decoder(layout: Layout) -> FrameDecoder:
         "_new": tuple.__new__,
         "_cls": layout.record,
         "_bools": _BOOLS,
-        "_crc": zlib.crc32,
+        "_crc": crc32,
         "_slow": lambda buf, off, out: _append_checked(layout, buf, off, out),
     }
     lookups, tests = _fast_checks(layout, ns)
@@ -449,7 +474,7 @@ def build_frame_decoder(layout: Layout) -> FrameDecoder:
         f"        end = {size} * next(i for i, c in enumerate(crcs) if c != {CRC_RESIDUE})",
         "    append = out.append",
         "    base = len(out)",
-        f"    for {tup}, in _iter(memoryview(buf)[:end]):",
+        f"    for {_targets(layout)}, in _iter(memoryview(buf)[:end]):",
     ]
     if lookups:
         lines += [
@@ -497,7 +522,7 @@ def build_mixed_frame_decoder(layout: Layout) -> MixedFrameDecoder:
         f"def mixed_frame_{layout.message_type.name.lower()}(buf, end, types, out):",
         "    append = out.append",
         f"    off = -{PACKET_SIZE}",
-        f"    for t, ({tup},) in zip(types, _iter(memoryview(buf)[:end])):",
+        f"    for t, ({_targets(layout)},) in zip(types, _iter(memoryview(buf)[:end])):",
         f"        off += {PACKET_SIZE}",
         f"        if t != {int(layout.message_type)}:",
         "            try:",
@@ -539,7 +564,10 @@ def _fast_checks(
         category = f.kind.category
         if category == "text":
             ns[f"_{tag}t{f.index}"] = _caches(f.kind)[0]
-            lookups.append(f"{name} = _{tag}t{f.index}[{name}]")
+            key = name
+            if _fast_code(f.kind) == "QQ":  # (low, high) if high else low: see _fast_key
+                key = f"{name}b and ({name}a, {name}b) or {name}a"
+            lookups.append(f"{name} = _{tag}t{f.index}[{key}]")
         elif category == "enum":
             ns[f"_{tag}e{f.index}"] = f.kind.members()
             lookups.append(f"{name} = _{tag}e{f.index}[{name}]")
@@ -550,6 +578,17 @@ def _fast_checks(
             if test:
                 tests.append(test)
     return lookups, tests
+
+
+def _targets(layout: Layout) -> str:
+    """The names a fast path unpacks ``decode_struct``/``frame_struct`` into."""
+    names = []
+    for f in layout.fields:
+        if _fast_code(f.kind) == "QQ":
+            names += [f"v{f.index}a", f"v{f.index}b"]
+        else:
+            names.append(f"v{f.index}")
+    return ", ".join(names)
 
 
 # The order of the type tests in the single-packet decoder: most frequent first (the seed's
@@ -569,7 +608,9 @@ _FREQUENCY_ORDER = (
 
 
 def build_decode(
-    layouts: dict[MessageType, Layout], careful: Callable[[typing.Any], Message]
+    layouts: dict[MessageType, Layout],
+    careful: Callable[[typing.Any], Message],
+    crc: Callable[..., int] = crc32,
 ) -> Callable[[typing.Any], Message]:
     """Generate the public single-packet ``decode(buf)``: every type's fast path inline.
 
@@ -581,7 +622,7 @@ def build_decode(
     doubt goes to that type's reference decoder.
     """
     ns: dict[str, object] = {
-        "_crc": zlib.crc32,
+        "_crc": crc,
         "_new": tuple.__new__,
         "_bools": _BOOLS,
         "_careful": careful,
@@ -601,7 +642,7 @@ def build_decode(
             # The most frequent type is unpacked before anything else: its prefix then
             # both identifies and checks it (other packets pay one unpack in vain).
             lines += [
-                f"        p, {tup}, = _{tag}unpack(buf)",
+                f"        p, {_targets(layout)}, = _{tag}unpack(buf)",
                 f"        if p == {layout.prefix_value}:",
                 f"            if _crc(buf) != {CRC_RESIDUE}:",
                 "                return _careful(buf)",
@@ -611,7 +652,7 @@ def build_decode(
                 lines.append("        t = buf[5]")
             lines += [
                 f"        if t == {k}:",
-                f"            p, {tup}, = _{tag}unpack(buf)",
+                f"            p, {_targets(layout)}, = _{tag}unpack(buf)",
                 f"            if p != {layout.prefix_value} or _crc(buf) != {CRC_RESIDUE}:",
                 "                return _careful(buf)",
             ]
@@ -642,7 +683,7 @@ def build_fast_encoder(layout: Layout) -> Callable[[Message], bytes]:
     ns: dict[str, object] = {
         "_pack": layout.encode_struct.pack,
         "_prefix": layout.prefix,
-        "_crc": zlib.crc32,
+        "_crc": crc32,
         "_crcpack": _CRC.pack,
         "_bools": _BOOL_SET,
         "_StructError": struct.error,
@@ -715,4 +756,4 @@ FAST_ENCODERS: dict[type[Message], Callable[[Message], bytes]] = {
     lay.record: build_fast_encoder(lay) for lay in LAYOUTS
 }
 
-assert zlib.crc32(b"\0" * 4 + _CRC.pack(zlib.crc32(b"\0" * 4))) == CRC_RESIDUE
+assert crc32(b"\0" * 4 + _CRC.pack(crc32(b"\0" * 4))) == CRC_RESIDUE
