@@ -25,6 +25,7 @@ from ._constants import (
     PRICE_SCALE,
     PROTOCOL_VERSION,
 )
+from ._crc import CRC_BACKEND
 from ._enums import (
     Action,
     CommandCode,
@@ -59,6 +60,7 @@ RECORD_TYPES: dict[MessageType, type[Message]] = {
 
 __all__ = [
     "CONFIDENCE_SCALE",
+    "CRC_BACKEND",
     "CRC_RESIDUE",
     "HEADER_SIZE",
     "MAGIC",

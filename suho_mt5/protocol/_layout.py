@@ -2,10 +2,13 @@
 
 Each record class's ``Annotated`` hints are read once, at import, into a :class:`Layout`:
 
-* one ``struct.Struct`` that decodes the whole 144-byte packet into exactly the record's
-  fields, preceded by the 8 prefix bytes (magic, version, type, flags) as one uint64 so
-  that checking them is one integer comparison; the CRC trailer is skipped with ``x``;
-  and one that encodes the first 140 bytes;
+* structs compiled from the one declaration, each covering the whole packet: ``decode_struct``
+  (the 8 prefix bytes, magic/version/type/flags, as one uint64 so that checking them is one
+  integer comparison, then the fields, 8- and 16-byte text read as uint64s for cheap cache
+  keys; the CRC trailer skipped with ``x``), ``frame_struct`` (the same without the prefix,
+  for ``iter_unpack`` over frames whose prefixes are checked column-wise),
+  ``reference_struct`` (the fields exactly as declared, for the reference path) and
+  ``encode_struct`` (the first 140 bytes);
 * a generated fast decoder and encoder (source built from the declarations, like
   ``namedtuple`` and ``dataclasses`` build theirs), whose checks are plain comparisons and
   dict lookups;
@@ -72,7 +75,7 @@ class FieldLayout:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Everything compiled for one message type."""
+    """Everything compiled for one message type (see the module docstring for the structs)."""
 
     message_type: MessageType
     record: type[Message]
@@ -92,7 +95,8 @@ class Layout:
 
 # --- text fields -----------------------------------------------------------------------------
 
-_DECODE_CACHES: dict[Kind, dict[bytes, str]] = {}
+# Validated text by fast-path key (``_fast_key``), and text to send by str; both bounded.
+_DECODE_CACHES: dict[Kind, dict[typing.Any, str]] = {}
 _ENCODE_CACHES: dict[Kind, dict[str, bytes]] = {}
 
 
