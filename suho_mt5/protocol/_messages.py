@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 # The header fields every record starts with (packet bytes 8..39).
-_SEQ = SEQUENCE("per-connection sequence number, starts at 1, +1 per packet sent")
+_SEQ = SEQUENCE("sender's sequence number: +1 per packet sent; kept across reconnects")
 _TS = TIMESTAMP("UTC time of the event the packet describes", column="time")
 _ACC = UUID("account (mt5_user_accounts.account_id)")
 
