@@ -1,6 +1,9 @@
-"""Database access: engines, edition detection, tenant-scoped sessions."""
+"""Database access: engines, edition detection, tenant-scoped sessions, API-key
+authentication, drift check."""
 
 from suho_mt5.db._single_backend import MAX_MESSAGE_BYTES
+from suho_mt5.db.auth import AccountIdentity, authenticate
+from suho_mt5.db.drift import Drift, check_drift
 from suho_mt5.db.edition import Edition, ServerInfo, detect_edition, inspect_server, parse_edition
 from suho_mt5.db.engine import DATABASE_URL_ENV, database_url_from_env, make_engine, normalize_url
 from suho_mt5.db.tenant import (
@@ -17,9 +20,13 @@ __all__ = [
     "DATABASE_URL_ENV",
     "MAX_MESSAGE_BYTES",
     "TENANT_SETTING",
+    "AccountIdentity",
+    "Drift",
     "Edition",
     "ServerInfo",
     "TenantSession",
+    "authenticate",
+    "check_drift",
     "database_url_from_env",
     "detect_edition",
     "inspect_server",
