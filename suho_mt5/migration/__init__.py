@@ -33,6 +33,12 @@ from suho_mt5.migration._edition import (
     migration_edition,
     remember_edition,
 )
+from suho_mt5.migration._offline import (
+    SCHEMA_FILES,
+    SchemaFile,
+    render_schema_files,
+    render_sql,
+)
 from suho_mt5.migration._ops import (
     MAINTENANCE_ROLE,
     OWNER_ROLE,
@@ -89,6 +95,7 @@ __all__ = [
     "MAINTENANCE_ROLE",
     "OWNER_ROLE",
     "READONLY_ROLE",
+    "SCHEMA_FILES",
     "TENANT_ROLES",
     "TENANT_SETTING",
     "AddRefreshPolicyOp",
@@ -104,6 +111,7 @@ __all__ = [
     "RefreshContinuousAggregateOp",
     "RemoveRefreshPolicyOp",
     "RemoveRetentionPolicyOp",
+    "SchemaFile",
     "bucket_expr",
     "choose_install_edition",
     "execute_sql",
@@ -115,6 +123,8 @@ __all__ = [
     "migration_edition",
     "qualified",
     "remember_edition",
+    "render_schema_files",
+    "render_sql",
     "tenant_default",
     "tenant_predicate",
 ]

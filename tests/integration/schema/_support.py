@@ -7,7 +7,10 @@ Everything here keeps to one connection at a time, which the single-backend engi
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from suho_mt5.db import Edition, make_engine
 
@@ -355,3 +358,23 @@ class Schema:
     url: str
     engine: Engine
     edition: Edition
+
+
+def psql_binary() -> str:
+    found = shutil.which("psql") or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))), None)
+    assert found, "psql is needed (Debian: postgresql-client, installed with postgresql)"
+    return found
+
+
+def psql_apply(url: str, files: list[Path]) -> None:
+    """``psql -X -f`` each file in order, one psql run per file, as a DBA would."""
+    parsed = make_url(url)
+    env = {**os.environ, "PGPASSWORD": parsed.password or "", "PGSSLMODE": "disable"}
+    for path in files:
+        result = subprocess.run(
+            [psql_binary(), "-X", "-q", "-h", parsed.host or "127.0.0.1",
+             "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres",
+             "-d", parsed.database or "postgres", "-f", str(path)],
+            env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, f"psql -f {path} failed:\n{result.stderr[-4000:]}"

@@ -1,0 +1,151 @@
+"""The SQL the custom operations build, per edition, without a server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from suho_mt5.db import Edition
+from suho_mt5.errors import MigrationError
+from suho_mt5.migration import (
+    _sql,
+    bucket_expr,
+    first_expr,
+    ident,
+    interval_sql,
+    last_expr,
+    literal,
+    qualified,
+    tenant_default,
+    tenant_predicate,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_identifiers_are_quoted_only_when_needed() -> None:
+    assert ident("mt5_trade_orders") == "mt5_trade_orders"
+    assert ident("select") == '"select"'
+    assert ident('we"ird') == '"we""ird"'
+    assert qualified("t", "public") == "public.t"
+    with pytest.raises(MigrationError):
+        ident("")
+
+
+def test_literals_and_intervals() -> None:
+    assert literal("o'clock") == "'o''clock'"
+    assert interval_sql("2 years") == "INTERVAL '2 years'"
+    assert interval_sql(" 1  day 2 hours ") == "INTERVAL '1 day 2 hours'"
+    assert interval_sql(timedelta(minutes=1)) == "INTERVAL '60 seconds'"
+    for bad in ("7", "forever", "1 day; DROP TABLE x", "1 day'"):
+        with pytest.raises(MigrationError):
+            interval_sql(bad)
+    with pytest.raises(MigrationError):
+        interval_sql(timedelta(0))
+    with pytest.raises(MigrationError):
+        literal("nul\x00")
+
+
+def test_the_tenant_predicate_fails_closed_and_reads_the_setting_once() -> None:
+    assert tenant_default() == "NULLIF(current_setting('app.current_tenant_id', true), '')"
+    assert tenant_predicate() == (
+        "tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))"
+    )
+    assert tenant_predicate("org", "app.org") == (
+        "org = (SELECT NULLIF(current_setting('app.org', true), ''))"
+    )
+    with pytest.raises(MigrationError):
+        tenant_predicate(setting="no_dot")
+
+
+@pytest.mark.parametrize("edition", list(Edition))
+def test_bucket_first_last_per_edition(edition: Edition) -> None:
+    bucket = bucket_expr(edition, "1 hour")
+    first, last = first_expr(edition, "bid"), last_expr(edition, "bid")
+    if edition.has_hypertables:
+        assert bucket == "time_bucket(INTERVAL '1 hour', time)"
+        assert (first, last) == ("first(bid, time)", "last(bid, time)")
+    else:
+        assert bucket.startswith("date_bin(INTERVAL '1 hour', time, TIMESTAMPTZ '2000-01-03")
+        assert first == "(array_agg(bid ORDER BY time))[1]"
+        assert last == "(array_agg(bid ORDER BY time DESC))[1]"
+
+
+@pytest.mark.parametrize("edition", list(Edition))
+def test_hypertables_per_edition(edition: Edition) -> None:
+    sql = "\n".join(_sql.create_hypertable_sql(
+        edition, "mt5_x", "public", time_column="time", chunk_time_interval="1 day",
+        tenant_column="tenant_id", tenant_partitions=4))
+    if edition.has_hypertables:
+        assert "create_hypertable('public.mt5_x', by_range('time', INTERVAL '1 day'))" in sql
+        assert "add_dimension('public.mt5_x', by_hash('tenant_id', 4))" in sql
+    else:
+        assert "CREATE INDEX mt5_x_time_idx ON public.mt5_x (time DESC)" in sql
+    assert "INSERT INTO mt5_timeseries_catalog" in sql
+    with pytest.raises(MigrationError):
+        _sql.create_hypertable_sql(edition, "t", "public", time_column="time",
+                                   chunk_time_interval="1 day", tenant_column="tenant_id",
+                                   tenant_partitions=0)
+
+
+@pytest.mark.parametrize("edition", list(Edition))
+def test_tenant_rls_is_enabled_forced_and_verified(edition: Edition) -> None:
+    sql = "\n".join(_sql.enable_tenant_rls_sql(
+        edition, "mt5_x", "public", tenant_column="tenant_id", setting="app.current_tenant_id",
+        policy_name="tenant_isolation", cross_tenant={"mt5_ingest": ["INSERT"]}))
+    assert "ALTER TABLE public.mt5_x ENABLE ROW LEVEL SECURITY" in sql
+    assert "ALTER TABLE public.mt5_x FORCE ROW LEVEL SECURITY" in sql
+    assert f"USING ({tenant_predicate()}) WITH CHECK ({tenant_predicate()})" in sql
+    assert "FOR INSERT TO mt5_ingest WITH CHECK (true)" in sql
+    assert sql.rstrip().endswith("$suho$") and "relforcerowsecurity" in sql
+    assert ("compression_enabled" in sql) is edition.has_hypertables
+    with pytest.raises(MigrationError):
+        _sql.enable_tenant_rls_sql(edition, "t", "public", tenant_column="tenant_id",
+                                   setting="app.current_tenant_id", policy_name="p",
+                                   cross_tenant={"r": ["TRUNCATE"]})
+
+
+@pytest.mark.parametrize("edition", list(Edition))
+def test_aggregates_per_edition(edition: Edition) -> None:
+    sql = "\n".join(_sql.create_aggregate_sql(
+        edition, "mt5_agg_x", "public", definition="SELECT 1 AS bucket", source="mt5_x",
+        bucket_width="1 hour", unique_key=["bucket"], owner="mt5_maintenance",
+        tenant_view="mt5_x_hourly", tenant_column="tenant_id", setting="app.current_tenant_id",
+        reader_roles=["mt5_readonly", "mt5_app"], tenant_view_owner="mt5_owner",
+        materialized_only=False))
+    if edition.has_continuous_aggregates:
+        # trap 1: row security off and on around the CREATE, in the same transaction
+        assert sql.index("DISABLE ROW LEVEL SECURITY") < sql.index("timescaledb.continuous")
+        assert sql.index("timescaledb.continuous") < sql.index("ENABLE ROW LEVEL SECURITY")
+        assert "NO FORCE ROW LEVEL SECURITY" in sql and "WITH NO DATA" in sql
+    else:
+        assert "ROW LEVEL SECURITY" not in sql and "WITH DATA" in sql
+        assert "CREATE UNIQUE INDEX mt5_agg_x_key ON public.mt5_agg_x (bucket)" in sql
+    assert "ALTER MATERIALIZED VIEW public.mt5_agg_x OWNER TO mt5_maintenance" in sql
+    assert "REVOKE ALL ON public.mt5_agg_x FROM PUBLIC" in sql
+    assert "WITH (security_barrier = true)" in sql and f"WHERE {tenant_predicate()}" in sql
+    assert "GRANT SELECT ON public.mt5_x_hourly TO mt5_app, mt5_readonly" in sql
+
+
+def test_policies_run_as_their_owner_on_timescale_only() -> None:
+    ts = _sql.add_refresh_sql(Edition.TIMESCALE, "v", "public", start_offset="1 day",
+                              end_offset="1 hour", schedule_interval="5 minutes",
+                              owner="mt5_maintenance")
+    assert ts[:3] == [
+        "SET LOCAL ROLE mt5_maintenance",
+        "SELECT add_continuous_aggregate_policy('public.v', start_offset => INTERVAL '1 day', "
+        "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '5 minutes')",
+        "RESET ROLE",
+    ]
+    for edition in (Edition.APACHE, Edition.POSTGRESQL):
+        sql = _sql.add_retention_sql(edition, "t", "public", drop_after="90 days", owner="o")
+        assert len(sql) == 1 and "retention = INTERVAL '90 days'" in sql[0]
+        assert "IF NOT FOUND" in sql[0]  # a policy on an unknown relation fails loudly
+
+
+def test_refresh_per_edition() -> None:
+    assert _sql.refresh_aggregate_sql(Edition.TIMESCALE, "v", "public") == [
+        "CALL refresh_continuous_aggregate('public.v', NULL, NULL)"]
+    pg = _sql.refresh_aggregate_sql(Edition.POSTGRESQL, "v", "public", concurrently=True)
+    assert pg[0] == "REFRESH MATERIALIZED VIEW CONCURRENTLY public.v"
