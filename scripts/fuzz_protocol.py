@@ -7,8 +7,9 @@ and extended packets, and frames and streams of several packets with garbage bet
 
 It fails (exit 1) if anything but ``ProtocolError`` escapes, if the generated fast path and
 the reference path disagree on a packet (result, error class or offset), if a frame or
-stream loses a valid packet, or if an input takes more than 1 ms (an offender is re-timed
-three times first, so a GC pause or the scheduler does not count).
+stream loses a valid packet, or if an input takes more than 1 ms (an input whose first
+timing is over 250 µs is re-timed three times and judged on the best, so a GC pause or the
+scheduler does not count).
 
     python scripts/fuzz_protocol.py [--inputs N] [--seed S]
 """
@@ -37,6 +38,7 @@ from suho_mt5.protocol._codec import reference_decode  # noqa: E402
 from suho_mt5.protocol._layout import LAYOUTS  # noqa: E402
 
 LIMIT_NS = 1_000_000  # 1 ms
+RETIME_NS = LIMIT_NS // 4
 VECTORS = ROOT / "tests" / "vectors" / "valid.json"
 
 
@@ -124,7 +126,9 @@ class Fuzzer:
     def _check_time(self, name: str, data: bytes, run: Callable[[], None], elapsed: int) -> None:
         report = self.report
         report.total_ns += elapsed
-        if elapsed > LIMIT_NS:
+        if elapsed > RETIME_NS:
+            # A slow first timing is often the scheduler or the GC: the input's own cost is
+            # the best of three more runs.
             report.slow_retimed += 1
             elapsed = min(self._timed(run) for _ in range(3))
             if elapsed > LIMIT_NS:
@@ -244,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {count:>10,}  {name}")
     print(
         f"slowest input: {report.max_ns / 1e3:.1f} µs, a {report.slowest!r} (limit 1,000 µs); "
-        f"{report.slow_retimed} re-timed after a first timing over the limit"
+        f"{report.slow_retimed} re-timed (best of 3) after a first timing over "
+        f"{RETIME_NS // 1000} µs"
     )
     if report.failures:
         print(f"{len(report.failures)} FAILURES:")
