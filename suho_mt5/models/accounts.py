@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    FetchedValue,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -70,7 +71,10 @@ class UserAccount(Base):
     leverage: Mapped[int | None] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
-    updated_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+    #: Set by a trigger on every UPDATE (the ORM reads it back after a flush).
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=text("now()"), server_onupdate=FetchedValue()
+    )
 
     balances: WriteOnlyMapped[BalanceHistory] = relationship(
         back_populates="account", lazy="write_only", passive_deletes=True

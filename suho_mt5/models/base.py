@@ -6,6 +6,12 @@ The read-only aggregate classes share the registry (so they can join to the tabl
 their views are kept in a separate :data:`view_metadata`: views are not tables, and a
 comparison of tables must not see them.
 
+ORM identities (``__mapper_args__["primary_key"]``) of the time-series tables, most of which
+have no primary key in the database, never include ``tenant_id``: ``account_id`` and
+``signal_id`` are unique on their own, and TimescaleDB 2.23 fails an UPDATE of a hypertable
+under row-level security whose WHERE repeats ``tenant_id = ...`` ("variable not found in
+subplan target list", timescaledb#6790), which is what the unit of work would send.
+
 The migrations own the DDL. The models state the same columns, types, nullability,
 server defaults, keys, foreign keys and indexes, under the same names; CHECK constraints
 stay in the migrations (autogenerate does not compare them), and the enumerations that

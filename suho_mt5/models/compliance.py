@@ -100,7 +100,7 @@ class RiskEvent(Base):
     ``event_type`` is a lower-case identifier (``"drawdown_limit"``); ``threshold`` and
     ``observed_value`` say by how much; ``details`` holds the rest. Acknowledging sets
     ``acknowledged_at`` and ``acknowledged_by`` together. Kept 2 years. No primary key in
-    the database; the ORM identity is ``(tenant_id, account_id, event_type, time)``.
+    the database; the ORM identity is ``(account_id, event_type, time)``.
     """
 
     __tablename__ = _RISK
@@ -112,7 +112,7 @@ class RiskEvent(Base):
         hypertable_options("90 days", 2),
     )
     __mapper_args__ = {  # noqa: RUF012
-        "primary_key": ["tenant_id", "account_id", "event_type", "time"]
+        "primary_key": ["account_id", "event_type", "time"]
     }
 
     time: Mapped[Time]

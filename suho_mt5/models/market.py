@@ -2,8 +2,8 @@
 
 Hypertables (time + hash(tenant) dimensions) on TimescaleDB, plain tables with the same
 indexes on PostgreSQL. They have no primary key in the database; the ORM identity of a row
-is its idempotency key ``(tenant_id, account_id, [symbol,] time, sequence)``. Tenant roles
-may read and insert them, not change them.
+is its idempotency key ``(account_id, [symbol,] time, sequence)``. Tenant roles may read
+and insert them, not change them.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class BalanceHistory(Base):
         *tenant_time_indexes(_BALANCE),
         hypertable_options("7 days", 4),
     )
-    __mapper_args__ = {"primary_key": ["tenant_id", "account_id", "time", "sequence"]}  # noqa: RUF012
+    __mapper_args__ = {"primary_key": ["account_id", "time", "sequence"]}  # noqa: RUF012
 
     time: Mapped[Time]
     tenant_id: Mapped[TenantId]
@@ -93,7 +93,7 @@ class BrokerQuote(Base):
         hypertable_options("1 day", 4),
     )
     __mapper_args__ = {  # noqa: RUF012
-        "primary_key": ["tenant_id", "account_id", "symbol", "time", "sequence"]
+        "primary_key": ["account_id", "symbol", "time", "sequence"]
     }
 
     time: Mapped[Time]
@@ -133,7 +133,7 @@ class Heartbeat(Base):
         *tenant_time_indexes(_HEARTBEAT),
         hypertable_options("1 day", 4),
     )
-    __mapper_args__ = {"primary_key": ["tenant_id", "account_id", "time", "sequence"]}  # noqa: RUF012
+    __mapper_args__ = {"primary_key": ["account_id", "time", "sequence"]}  # noqa: RUF012
 
     time: Mapped[Time]
     tenant_id: Mapped[TenantId]

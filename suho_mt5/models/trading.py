@@ -72,7 +72,7 @@ class TradeOrder(Base):
     About 50 rows per account per day, kept 7 years. A row with ``status = 'closed'``
     closes the trade of its ``signal_id`` (or of the execution with its ``ticket`` /
     ``position_id``) and fills that execution's result. No primary key in the database;
-    the ORM identity is ``(tenant_id, account_id, ticket, time)``.
+    the ORM identity is ``(account_id, ticket, time)``.
     """
 
     __tablename__ = _ORDERS
@@ -91,7 +91,7 @@ class TradeOrder(Base):
               postgresql_where=text("status = 'closed'")),
         hypertable_options("30 days", 2),
     )
-    __mapper_args__ = {"primary_key": ["tenant_id", "account_id", "ticket", "time"]}  # noqa: RUF012
+    __mapper_args__ = {"primary_key": ["account_id", "ticket", "time"]}  # noqa: RUF012
 
     time: Mapped[Time]
     tenant_id: Mapped[TenantId]
@@ -118,11 +118,11 @@ class TradeOrder(Base):
     sequence: Mapped[BigInt | None]
 
     account: Mapped[UserAccount] = relationship(back_populates="orders")
-    #: The signal this order executes, if any (no foreign key: both are hypertables).
+    #: The signal this order executes, if any. No foreign key (both are hypertables):
+    #: assigning a signal sets ``signal_id``; the tenant is the order's own.
     signal: Mapped[TradingSignal | None] = relationship(
-        primaryjoin="and_(TradingSignal.tenant_id == foreign(TradeOrder.tenant_id), "
-        "TradingSignal.signal_id == foreign(TradeOrder.signal_id))",
-        viewonly=True,
+        primaryjoin="and_(remote(TradingSignal.tenant_id) == TradeOrder.tenant_id, "
+        "remote(TradingSignal.signal_id) == foreign(TradeOrder.signal_id))",
     )
 
 
@@ -133,7 +133,8 @@ class TradingSignal(Base):
     mid - Polygon mid); ``polygon_bid``/``polygon_ask`` are the market quote the model saw.
     The status moves ``pending`` → ``sent`` (the publisher) → ``executed``/``rejected`` (a
     trigger, when the execution report arrives). About 20 rows per account per day, kept
-    90 days. ``signal_id`` is generated in Python, so it is known before the flush.
+    90 days. ``signal_id`` is generated in Python, so it is known before the flush. The ORM
+    identity is ``(signal_id, time)``, the primary key without ``tenant_id``.
     """
 
     __tablename__ = _SIGNALS
@@ -146,6 +147,7 @@ class TradingSignal(Base):
               postgresql_where=text("status IN ('pending', 'sent')")),
         hypertable_options("7 days", 2),
     )
+    __mapper_args__ = {"primary_key": ["signal_id", "time"]}  # noqa: RUF012
 
     time: Mapped[Time]
     signal_id: Mapped[Uuid] = mapped_column(
@@ -191,7 +193,7 @@ class SignalExecution(Base):
     ``close_price``, ``closed_at``, ``profit``, ``profit_pips``) are filled by a trigger
     when the closing order arrives, and ``feedback_status`` becomes ``pending``: the row is
     then ready for the ML feedback query. About 20 rows per account per day, kept 2 years.
-    The ORM identity is ``(tenant_id, signal_id, time)``.
+    The ORM identity is ``(signal_id, time)``.
     """
 
     __tablename__ = _EXECUTIONS
@@ -207,7 +209,7 @@ class SignalExecution(Base):
               postgresql_where=text("feedback_status = 'pending'")),
         hypertable_options("30 days", 2),
     )
-    __mapper_args__ = {"primary_key": ["tenant_id", "signal_id", "time"]}  # noqa: RUF012
+    __mapper_args__ = {"primary_key": ["signal_id", "time"]}  # noqa: RUF012
 
     time: Mapped[Time]
     tenant_id: Mapped[TenantId]
@@ -235,9 +237,10 @@ class SignalExecution(Base):
     sequence: Mapped[BigInt | None]
 
     account: Mapped[UserAccount] = relationship(back_populates="executions")
-    #: The signal executed (no foreign key: hypertables; a trigger checks it exists).
+    #: The signal executed. No foreign key (both are hypertables; a trigger checks the
+    #: signal exists): the join is declared here, so assigning a signal sets ``signal_id``
+    #: and the ORM inserts signals before the executions that report them.
     signal: Mapped[TradingSignal | None] = relationship(
-        primaryjoin="and_(TradingSignal.tenant_id == foreign(SignalExecution.tenant_id), "
-        "TradingSignal.signal_id == foreign(SignalExecution.signal_id))",
-        viewonly=True,
+        primaryjoin="and_(remote(TradingSignal.tenant_id) == SignalExecution.tenant_id, "
+        "remote(TradingSignal.signal_id) == foreign(SignalExecution.signal_id))",
     )
