@@ -11,10 +11,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, ForeignKeyConstraint, Index, MetaData, Table, UniqueConstraint
-from sqlalchemy.engine import Connection
+from sqlalchemy import (
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    MetaData,
+    Table,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from suho_mt5.errors import DatabaseError
 
 __all__ = ["Drift", "check_drift"]
+
+#: Where the migrations build every suho-mt5 object.
+_SCHEMA = "public"
 
 _TIMESCALE_SCHEMAS = frozenset(
     {
@@ -130,12 +143,26 @@ def _flatten(diffs: Iterable[Any]) -> Iterable[tuple[Any, ...]]:
             yield diff
 
 
-def check_drift(conn: Connection, metadata: MetaData | None = None) -> list[Drift]:
+def check_drift(bind: Connection | Engine, metadata: MetaData | None = None) -> list[Drift]:
     """Differences between ``metadata`` (default: the suho-mt5 models) and the database.
 
-    An empty list means the models match the live schema. Types and nullability are
-    compared; server defaults are not (the database spells them its own way).
+    An empty list means the models match the live schema: tables, columns (types and
+    nullability), unique constraints, foreign keys and indexes; server defaults are not
+    compared (the database spells them its own way). Raises
+    :class:`~suho_mt5.errors.DatabaseError` when the connection's current schema is not
+    ``public`` (the comparison would be meaningless). With an engine, one connection is
+    used and released; with a connection, the check runs in its current transaction (so
+    it sees uncommitted DDL).
+
+    >>> # with engine.connect() as conn:
+    >>> #     for drift in check_drift(conn):
+    >>> #         print(drift)   # e.g. "add_column: column mt5_trade_orders.comment is in
+    >>> #                        #      the models, not in the database"
     """
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return check_drift(conn, metadata)
+    conn = bind
     # Imported here: Alembic's autogenerate machinery is only needed by this check.
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -144,6 +171,17 @@ def check_drift(conn: Connection, metadata: MetaData | None = None) -> list[Drif
         from suho_mt5 import models
 
         metadata = models.metadata
+    # The models have no schema: Alembic compares them with the tables the connection's
+    # search_path shows, which must start with the schema the migrations build in. Another
+    # one (the PGlite engine's session reset leaves pg_catalog) would report every table
+    # missing.
+    current = conn.execute(text("SELECT current_schema()")).scalar()
+    if current != _SCHEMA:
+        raise DatabaseError(
+            f"the connection's current schema is {current!r}, not {_SCHEMA!r} where "
+            "the suho-mt5 tables live: connect with search_path including public "
+            "(e.g. options=-csearch_path=public) before checking for drift"
+        )
     context = MigrationContext.configure(
         conn,
         opts={

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from suho_mt5.db import Drift, check_drift
+from suho_mt5.db import Drift, check_drift, make_engine
+from suho_mt5.errors import DatabaseError
 from suho_mt5.models import (
     TextEnum,
     TimeseriesCatalogEntry,
@@ -44,6 +45,10 @@ def conn(db: Schema) -> Iterator[Connection]:
 
 def test_drift_check_finds_nothing_on_a_freshly_migrated_database(conn: Connection) -> None:
     assert check_drift(conn) == []
+
+
+def test_drift_check_takes_an_engine(db: Schema) -> None:
+    assert check_drift(db.engine) == []
 
 
 @pytest.mark.parametrize(
@@ -110,6 +115,20 @@ def test_drift_check_ignores_what_timescaledb_makes_and_the_views(
     for table in (*metadata.tables.values(), *view_metadata.tables.values()):
         table.to_metadata(combined)
     assert check_drift(conn, combined) == []
+
+
+def test_drift_check_refuses_a_connection_outside_the_public_schema(db: Schema) -> None:
+    # The TimescaleDB engine's session reset leaves search_path = pg_catalog; on PostgreSQL
+    # a client can ask for it. Comparing the models with pg_catalog would be nonsense.
+    if db.edition.has_hypertables:
+        engine = make_engine(db.url)
+    else:
+        engine = make_engine(db.url, connect_args={"options": "-csearch_path=pg_catalog"})
+    try:
+        with engine.connect() as conn, pytest.raises(DatabaseError, match="search_path"):
+            check_drift(conn)
+    finally:
+        engine.dispose()
 
 
 # --------------------------------------------------------------------------- exact match
