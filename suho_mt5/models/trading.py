@@ -133,7 +133,7 @@ class TradingSignal(Base):
     mid - Polygon mid); ``polygon_bid``/``polygon_ask`` are the market quote the model saw.
     The status moves ``pending`` → ``sent`` (the publisher) → ``executed``/``rejected`` (a
     trigger, when the execution report arrives). About 20 rows per account per day, kept
-    90 days. ``signal_id`` is generated in Python, so it is known before the flush. The ORM
+    90 days. ``signal_id`` is generated in Python at the flush (no ``RETURNING`` needed). The ORM
     identity is ``(signal_id, time)``, the primary key without ``tenant_id``.
     """
 
