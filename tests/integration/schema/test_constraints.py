@@ -120,3 +120,13 @@ def test_money_and_prices_are_exact(schema: Schema, account: uuid.UUID) -> None:
             "      OR column_name LIKE '%\\_at')")).all())
     assert tuple(row) == (Decimal("100000.1235"), Decimal("12345678.1234"))
     assert set(types.values()) <= {"numeric", "timestamp with time zone"}, types
+
+
+def test_updated_at_follows_updates(schema: Schema, account: uuid.UUID) -> None:
+    with session(schema.engine, "mt5_app", TENANT) as conn:
+        conn.execute(sa.text("UPDATE mt5_user_accounts SET leverage = 500 WHERE account_id = :a"),
+                     {"a": account})
+        row = conn.execute(sa.text("SELECT updated_at > created_at, updated_at = now()"
+                                   " FROM mt5_user_accounts WHERE account_id = :a"),
+                           {"a": account}).one()
+    assert tuple(row) == (True, True)

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+from suho_mt5.db import Edition
+from suho_mt5.errors import EditionError, MigrationError
 from tests.integration.schema._support import (
     ALL_ROLES,
     TENANT_A,
@@ -163,3 +165,16 @@ def test_concurrent_writers_keep_one_chain(schema: Schema) -> None:
     with session(schema.engine, "mt5_compliance") as conn:
         row = conn.execute(sa.text(VERIFY_CHAIN), {"t": tenant}).one()
     assert (row.bad_hashes, row.bad_links, row.gaps, row.events) == (0, 0, 0, 60)
+
+
+def test_an_edition_the_server_cannot_build_is_refused(fresh_url: Callable[[], str]) -> None:
+    engine = schema_engine(fresh_url())
+    try:
+        with pytest.raises(EditionError, match="needs TimescaleDB"):
+            alembic(engine, "upgrade", "head", edition=Edition.TIMESCALE)
+        alembic(engine, "upgrade", "0001")
+        with pytest.raises(MigrationError, match="built for the 'postgresql' edition"):
+            alembic(engine, "upgrade", "head", edition=Edition.APACHE)
+        alembic(engine, "downgrade", "base")
+    finally:
+        engine.dispose()
