@@ -27,9 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     files = render_schema_files(REPO_ROOT / "alembic.ini", parse_edition(args.edition))
-    stale = [name for name, text in files.items()
-             if not (args.output_dir / name).is_file()
-             or (args.output_dir / name).read_text() != text]
+    stale = [
+        name
+        for name, text in files.items()
+        if not (args.output_dir / name).is_file() or (args.output_dir / name).read_text() != text
+    ]
     if args.check:
         for name in stale:
             print(f"out of date: {args.output_dir / name}", file=sys.stderr)
