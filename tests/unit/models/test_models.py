@@ -283,3 +283,20 @@ def test_the_public_api_is_exported_and_sorted() -> None:
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), raise_on_error=False)
     assert result.failed == 0
+
+
+def test_sqlalchemy_timescaledb_reads_the_hypertable_option() -> None:
+    """The option is sqlalchemy-timescaledb's own (its DDL compiler builds
+    ``create_hypertable`` from it), available through the psycopg 3 dialect."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy_timescaledb.dialect import TimescaledbDDLCompiler
+
+    from suho_mt5.db._timescaledb_dialect import TimescaledbPsycopgDialect
+
+    assert make_url("timescaledb+psycopg://u@h/db").get_dialect() is TimescaledbPsycopgDialect
+    table = metadata.tables["mt5_broker_quotes"]
+    ddl = TimescaledbDDLCompiler.ddl_hypertable(
+        table.name, table.dialect_options["timescaledb"]["hypertable"])
+    sql = " ".join(str(ddl.statement).split())
+    assert "create_hypertable( 'mt5_broker_quotes', 'time', " \
+           "chunk_time_interval => INTERVAL '1 day'" in sql
