@@ -173,8 +173,8 @@ def check_drift(bind: Connection | Engine, metadata: MetaData | None = None) -> 
         metadata = models.metadata
     # The models have no schema: Alembic compares them with the tables the connection's
     # search_path shows, which must start with the schema the migrations build in. Another
-    # one (the PGlite engine's session reset leaves pg_catalog) would report every table
-    # missing.
+    # one (e.g. pg_catalog, where a bare DISCARD ALL on the PGlite engine used to leave it)
+    # would report every table missing.
     current = conn.execute(text("SELECT current_schema()")).scalar()
     if current != _SCHEMA:
         raise DatabaseError(
