@@ -2,7 +2,8 @@
 
 Where the database comes from, in order:
 
-1. a connection handed over in ``config.attributes["connection"]`` (tests, the CLI);
+1. a Connection or Engine handed over in ``config.attributes["connection"]`` (tests,
+   pytest-alembic, the CLI);
 2. ``-x url=...`` on the alembic command line;
 3. ``$SUHO_DATABASE_URL``.
 
@@ -16,8 +17,10 @@ autogenerate and the model/DDL comparison tests.
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Engine
 
 from suho_mt5.db import database_url_from_env, make_engine, parse_edition
+from suho_mt5.db.drift import comparison_options
 from suho_mt5.errors import ConfigError
 
 config = context.config
@@ -61,6 +64,8 @@ def _run_with(connection: object) -> None:
         connection=connection,
         target_metadata=_target_metadata(),
         transaction_per_migration=True,
+        # Autogenerate and pytest-alembic compare the models the way `check_drift` does.
+        **comparison_options(),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -68,6 +73,11 @@ def _run_with(connection: object) -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
+    if isinstance(connection, Engine):  # pytest-alembic hands over an Engine
+        with connection.connect() as conn:
+            _run_with(conn)
+            conn.commit()
+        return
     if connection is not None:
         _run_with(connection)
         return

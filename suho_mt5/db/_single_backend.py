@@ -147,6 +147,10 @@ class SingleBackendConnection(psycopg.Connection[Any]):
                 # role, prepared statements, temporary tables and cursors.
                 psycopg.Cursor.execute(cur, "ROLLBACK")
                 psycopg.Cursor.execute(cur, "DISCARD ALL")
+                # DISCARD ALL falls back to PGlite's command-line search_path, pg_catalog:
+                # unqualified names would then miss public (and CREATE would land in
+                # pg_catalog). Restore PostgreSQL's own default.
+                psycopg.Cursor.execute(cur, 'SET search_path TO "$user", public')
         finally:
             self.autocommit = autocommit
 

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.errors import DatabaseError
 
-__all__ = ["Drift", "check_drift"]
+__all__ = ["Drift", "check_drift", "comparison_options"]
 
 #: Where the migrations build every suho-mt5 object.
 _SCHEMA = "public"
@@ -143,6 +143,19 @@ def _flatten(diffs: Iterable[Any]) -> Iterable[tuple[Any, ...]]:
             yield diff
 
 
+def comparison_options() -> dict[str, Any]:
+    """Alembic autogenerate options that make a comparison mean what :func:`check_drift`
+    means: TimescaleDB's own objects, ``alembic_version`` and view classes left out, types
+    compared, server defaults not. ``alembic/env.py`` passes them to ``context.configure``
+    so ``alembic revision --autogenerate`` and pytest-alembic see drift the same way."""
+    return {
+        "include_name": _include_name,
+        "include_object": _include_object,
+        "compare_type": True,
+        "compare_server_default": False,
+    }
+
+
 def check_drift(bind: Connection | Engine, metadata: MetaData | None = None) -> list[Drift]:
     """Differences between ``metadata`` (default: the suho-mt5 models) and the database.
 
@@ -182,13 +195,5 @@ def check_drift(bind: Connection | Engine, metadata: MetaData | None = None) -> 
             "the suho-mt5 tables live: connect with search_path including public "
             "(e.g. options=-csearch_path=public) before checking for drift"
         )
-    context = MigrationContext.configure(
-        conn,
-        opts={
-            "include_name": _include_name,
-            "include_object": _include_object,
-            "compare_type": True,
-            "compare_server_default": False,
-        },
-    )
+    context = MigrationContext.configure(conn, opts=comparison_options())
     return [_describe(diff) for diff in _flatten(compare_metadata(context, metadata))]

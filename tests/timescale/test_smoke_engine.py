@@ -101,3 +101,19 @@ def test_a_dead_engine_is_reported_loudly(
     engine.proc.wait(10)
     with pytest.raises(ServerError, match=r"died .*exit code"):
         engine.check()
+
+
+def test_every_new_client_gets_the_default_search_path(
+    timescale_engine: TimescaleEngine,
+) -> None:
+    engine = make_engine(timescale_engine.url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET search_path TO pg_catalog"))
+        with engine.connect() as conn:
+            path = conn.execute(sa.text("SHOW search_path")).scalar_one()
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+    finally:
+        engine.dispose()
+    assert path == '"$user", public'
+    assert schema == "public"

@@ -24,8 +24,8 @@ def alembic_test_config() -> PytestAlembicConfig:
 
 def role_engine(url: str, role: str, **kwargs: Any) -> Engine:
     """An engine whose every connection acts as ``role`` (the fixtures' URLs are a
-    superuser's, and superusers bypass row-level security), with ``search_path`` public."""
-    engine = schema_engine(url) if not kwargs else _schema_engine_with(url, **kwargs)
+    superuser's, and superusers bypass row-level security)."""
+    engine = schema_engine(url, **kwargs)
 
     @sa.event.listens_for(engine, "connect")
     def _set_role(dbapi_connection: Any, _record: Any) -> None:
@@ -33,15 +33,6 @@ def role_engine(url: str, role: str, **kwargs: Any) -> Engine:
             cur.execute(f"SET ROLE {role}")
         dbapi_connection.commit()
 
-    return engine
-
-
-def _schema_engine_with(url: str, **kwargs: Any) -> Engine:
-    from suho_mt5.db import make_engine
-    from tests.integration.schema._support import _public_search_path
-
-    engine = make_engine(url, **kwargs)
-    sa.event.listen(engine, "connect", _public_search_path)
     return engine
 
 

@@ -77,19 +77,10 @@ SEED_RETENTION = {
 }
 
 
-def _public_search_path(dbapi_connection: Any, _record: Any) -> None:
-    # The PGlite engine's DISCARD ALL (run by make_engine on every connect) resets
-    # search_path to its command-line value, pg_catalog; the schema lives in public.
-    with dbapi_connection.cursor() as cur:
-        cur.execute('SET search_path TO "$user", public')
-    dbapi_connection.commit()
-
-
-def schema_engine(url: str) -> Engine:
-    """``make_engine(url)`` whose connections start with ``search_path`` = public."""
-    engine = make_engine(url)
-    sa.event.listen(engine, "connect", _public_search_path)
-    return engine
+def schema_engine(url: str, **kwargs: Any) -> Engine:
+    """``make_engine(url, **kwargs)``. On the single-backend engine every new connection
+    starts from a clean session with PostgreSQL's default ``search_path``."""
+    return make_engine(url, **kwargs)
 
 
 def alembic(engine: Engine, cmd: str, *args: Any, edition: Edition | None = None,

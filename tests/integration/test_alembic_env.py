@@ -1,0 +1,49 @@
+"""alembic/env.py: where the database comes from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from suho_mt5.db import make_engine
+from suho_mt5.errors import ConfigError
+
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
+
+
+def _version(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_an_engine_can_be_handed_over(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["connection"] = engine
+    try:
+        command.upgrade(config, "0001")
+    finally:
+        engine.dispose()
+    assert _version(pg_url) == "0001"
+
+
+def test_the_url_comes_from_the_environment(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUHO_DATABASE_URL", pg_url)
+    command.upgrade(Config(str(ALEMBIC_INI)), "0001")
+    assert _version(pg_url) == "0001"
+
+
+def test_offline_runs_must_name_the_edition() -> None:
+    config = Config(str(ALEMBIC_INI))
+    with pytest.raises(ConfigError, match="-x edition="):
+        command.upgrade(config, "head", sql=True)
