@@ -25,6 +25,7 @@ from suho_mt5.errors import (
     IngestError,
     MigrationError,
     ProtocolError,
+    ReadOnlyModelError,
     SuhoError,
     TenantError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "IngestError",
     "MigrationError",
     "ProtocolError",
+    "ReadOnlyModelError",
     "SuhoError",
     "TenantError",
     "__version__",

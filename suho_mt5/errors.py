@@ -9,6 +9,7 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── EditionError       the server cannot do what was asked (e.g. no TimescaleDB)
     │   └── EngineLimitError   a request the single-backend TimescaleDB engine cannot survive
     ├── TenantError            no tenant, an empty tenant, an unknown tenant
+    ├── ReadOnlyModelError     a write through a read-only model (an aggregate view)
     ├── AuthenticationError    an API key that does not verify
     ├── MigrationError         a migration or custom Alembic operation refused
     ├── ProtocolError          Suho Binary Protocol input that is not a valid packet
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidSymbolError",
     "MigrationError",
     "ProtocolError",
+    "ReadOnlyModelError",
     "SuhoError",
     "TenantError",
     "TrailingDataError",
@@ -70,6 +72,13 @@ class EngineLimitError(DatabaseError):
 
 class TenantError(SuhoError):
     """No tenant, an empty tenant id, or a tenant the database does not know."""
+
+
+class ReadOnlyModelError(SuhoError, TypeError):
+    """An attempt to write through a read-only model class (an aggregate view).
+
+    Also a ``TypeError``: like assigning to a tuple, it is a mistake in the calling code.
+    """
 
 
 class AuthenticationError(SuhoError):

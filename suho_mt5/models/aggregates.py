@@ -32,7 +32,7 @@ from sqlalchemy.orm import (
     mapped_column,
 )
 
-from suho_mt5.errors import SuhoError
+from suho_mt5.errors import ReadOnlyModelError
 from suho_mt5.models.base import Base, Uuid, view_metadata
 
 __all__ = [
@@ -43,10 +43,6 @@ __all__ = [
     "ReadOnlyModelError",
     "ReadOnlyView",
 ]
-
-
-class ReadOnlyModelError(SuhoError, TypeError):
-    """An attempt to write through a read-only class (an aggregate view)."""
 
 
 class ReadOnlyView(Base):
