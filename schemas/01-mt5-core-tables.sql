@@ -35,7 +35,7 @@ CREATE TABLE mt5_user_accounts (
     CONSTRAINT mt5_user_accounts_mt5_account_number_check CHECK (mt5_account_number ~ '^[0-9]{1,20}$'),
     CONSTRAINT mt5_user_accounts_account_type_check CHECK (account_type IN ('demo', 'real', 'contest')),
     CONSTRAINT mt5_user_accounts_api_key_hash_check CHECK (api_key_hash ~ '^\$(2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|pbkdf2-sha256\$[0-9]{1,7}\$([0-9a-f]{2}){8,64}\$[0-9a-f]{64})$'),
-    CONSTRAINT mt5_user_accounts_currency_check CHECK (currency ~ '^[A-Z]{3}$'),
+    CONSTRAINT mt5_user_accounts_currency_check CHECK (currency ~ '^[A-Z0-9]{3,8}$'),
     CONSTRAINT mt5_user_accounts_leverage_check CHECK (leverage > 0)
 );
 
@@ -62,7 +62,7 @@ CREATE TABLE mt5_account_balance_history (
     CONSTRAINT mt5_account_balance_history_margin_level_check CHECK (margin_level >= 0),
     CONSTRAINT mt5_account_balance_history_credit_check CHECK (credit >= 0),
     CONSTRAINT mt5_account_balance_history_leverage_check CHECK (leverage > 0),
-    CONSTRAINT mt5_account_balance_history_currency_check CHECK (currency ~ '^[A-Z]{3}$')
+    CONSTRAINT mt5_account_balance_history_currency_check CHECK (currency ~ '^[A-Z0-9]{3,8}$')
 );
 
 CREATE TABLE mt5_broker_quotes (

@@ -40,7 +40,8 @@ PERCENT = sa.Numeric(12, 4)
 # Same rule as suho_mt5.db.tenant.validate_tenant_id.
 TENANT_ID_RULE = "tenant_id ~ '^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$'"
 SYMBOL_RULE = "symbol ~ '^[!-~]{1,32}$'"
-CURRENCY_RULE = "currency ~ '^[A-Z]{3}$'"
+# ISO 4217 codes, and what MT5 brokers use beside them: cent accounts (USC), crypto (USDT).
+CURRENCY_RULE = "currency ~ '^[A-Z0-9]{3,8}$'"
 
 
 def tenant_id(table: str) -> list[SchemaItem]:
