@@ -16,15 +16,28 @@ autogenerate and the model/DDL comparison tests.
 
 from __future__ import annotations
 
+from logging.config import fileConfig
+
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy.engine import Engine
 
-from suho_mt5.db import database_url_from_env, make_engine, parse_edition
+from suho_mt5.db import Edition, database_url_from_env, make_engine, parse_edition
 from suho_mt5.db.drift import comparison_options
 from suho_mt5.errors import ConfigError
 
 config = context.config
 x_args = context.get_x_argument(as_dictionary=True)
+
+# From the command line, log progress ("Running upgrade 0001 -> 0002 ...") as alembic.ini
+# says. Callers that hand over a connection (tests, the CLI) keep their own logging.
+if config.config_file_name is not None and "connection" not in config.attributes:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+class EnvConfigError(ConfigError, CommandError):
+    """A :class:`ConfigError` that alembic's command line prints as one ``FAILED:`` line
+    instead of a traceback."""
 
 
 def _target_metadata() -> object:
@@ -35,17 +48,27 @@ def _target_metadata() -> object:
     return metadata
 
 
+def _edition() -> Edition:
+    try:
+        return parse_edition(x_args["edition"])
+    except ConfigError as exc:
+        raise EnvConfigError(str(exc)) from None
+
+
 def _url() -> str:
-    return x_args.get("url") or database_url_from_env()
+    try:
+        return x_args.get("url") or database_url_from_env()
+    except ConfigError as exc:
+        raise EnvConfigError(str(exc)) from None
 
 
 def run_migrations_offline() -> None:
     if "edition" not in x_args:
-        raise ConfigError(
+        raise EnvConfigError(
             "offline (--sql) runs must name the edition to generate for: "
             "-x edition=timescale|apache|postgresql"
         )
-    config.attributes["suho_edition"] = parse_edition(x_args["edition"])
+    config.attributes["suho_edition"] = _edition()
     context.configure(
         url=x_args.get("url", "postgresql+psycopg://"),
         dialect_name="postgresql",
@@ -59,7 +82,7 @@ def run_migrations_offline() -> None:
 
 def _run_with(connection: object) -> None:
     if "edition" in x_args:
-        config.attributes["suho_edition"] = parse_edition(x_args["edition"])
+        config.attributes["suho_edition"] = _edition()
     context.configure(
         connection=connection,
         target_metadata=_target_metadata(),

@@ -47,3 +47,18 @@ def test_offline_runs_must_name_the_edition() -> None:
     config = Config(str(ALEMBIC_INI))
     with pytest.raises(ConfigError, match="-x edition="):
         command.upgrade(config, "head", sql=True)
+
+
+def test_the_command_line_reports_a_missing_url_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SUHO_DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), "current"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert "no database URL: set SUHO_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
