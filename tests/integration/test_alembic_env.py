@@ -59,6 +59,6 @@ def test_the_command_line_reports_a_missing_url_in_one_line(tmp_path: Path) -> N
         [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), "current"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode != 0  # alembic exits 255 on "FAILED:"
     assert "no database URL: set SUHO_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
