@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from suho_mt5.db import Edition
 from tests.integration.models._support import role_engine
-from tests.integration.schema._support import Schema, alembic, schema_engine
+from tests.integration.schema._support import Schema, migrated_schema
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +24,8 @@ def fresh_db_url(make_pg_database: Callable[[], str]) -> Callable[[], str]:
 
 @pytest.fixture(scope="module")
 def db(fresh_db_url: Callable[[], str]) -> Iterator[Schema]:
-    url = fresh_db_url()
-    engine = schema_engine(url)
-    try:
-        alembic(engine, "upgrade", "head")
-        yield Schema(url=url, engine=engine, edition=Edition.POSTGRESQL)
-    finally:
-        engine.dispose()
+    with migrated_schema(fresh_db_url(), Edition.POSTGRESQL) as migrated:
+        yield migrated
 
 
 @pytest.fixture(scope="module")

@@ -96,6 +96,17 @@ def alembic(engine: Engine, cmd: str, *args: Any, edition: Edition | None = None
 
 
 @contextmanager
+def migrated_schema(url: str, edition: Edition) -> Iterator[Schema]:
+    """The database at ``url`` migrated to head, as a :class:`Schema`; engine disposed after."""
+    engine = schema_engine(url)
+    try:
+        alembic(engine, "upgrade", "head")
+        yield Schema(url=url, engine=engine, edition=edition)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
 def session(engine: Engine, role: str | None = None, tenant: str | None = None, *,
             commit: bool = False) -> Iterator[Connection]:
     """One transaction as ``role`` (None: the superuser) with the tenant set transaction-

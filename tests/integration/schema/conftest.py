@@ -16,8 +16,7 @@ from suho_mt5.db import Edition
 from tests.integration.schema._support import (
     Schema,
     TenantData,
-    alembic,
-    schema_engine,
+    migrated_schema,
     seed_two_tenants,
 )
 
@@ -34,13 +33,8 @@ def lane_edition() -> Edition:
 
 @pytest.fixture(scope="module")
 def schema(fresh_url: Callable[[], str], lane_edition: Edition) -> Iterator[Schema]:
-    url = fresh_url()
-    engine = schema_engine(url)
-    try:
-        alembic(engine, "upgrade", "head")
-        yield Schema(url=url, engine=engine, edition=lane_edition)
-    finally:
-        engine.dispose()
+    with migrated_schema(fresh_url(), lane_edition) as migrated:
+        yield migrated
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from suho_mt5.db import Edition
 from tests.integration.models._support import role_engine
-from tests.integration.schema._support import Schema, alembic, schema_engine
+from tests.integration.schema._support import Schema, migrated_schema
 from tests.support.servers import TimescaleEngine
 
 
@@ -25,13 +25,8 @@ def fresh_db_url(start_timescale_engine: Callable[[], TimescaleEngine]) -> Calla
 
 @pytest.fixture(scope="module")
 def db(fresh_db_url: Callable[[], str]) -> Iterator[Schema]:
-    url = fresh_db_url()
-    engine = schema_engine(url)
-    try:
-        alembic(engine, "upgrade", "head")
-        yield Schema(url=url, engine=engine, edition=Edition.TIMESCALE)
-    finally:
-        engine.dispose()
+    with migrated_schema(fresh_db_url(), Edition.TIMESCALE) as migrated:
+        yield migrated
 
 
 @pytest.fixture(scope="module")
