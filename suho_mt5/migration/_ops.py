@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
@@ -65,6 +65,17 @@ MAINTENANCE_ROLE = "mt5_maintenance"
 def _run(operations: Operations, statements: Iterable[str]) -> None:
     for statement in statements:
         execute_sql(statement, operations)
+
+
+_Op = TypeVar("_Op", bound=MigrateOperation)
+
+
+def _with_same_arguments(op: MigrateOperation, inverse: type[_Op]) -> _Op:
+    """``inverse`` carrying ``op``'s arguments: for pairs whose constructors take the same
+    arguments, so ``reverse()`` cannot forget one when an argument is added."""
+    twin = inverse.__new__(inverse)
+    twin.__dict__.update(op.__dict__)
+    return twin
 
 
 def _args(*pairs: tuple[str, Any], **kw: Any) -> str:
@@ -131,14 +142,7 @@ class CreateHypertableOp(MigrateOperation):
         )
 
     def reverse(self) -> DropHypertableOp:
-        return DropHypertableOp(
-            self.table_name,
-            self.time_column,
-            chunk_time_interval=self.chunk_time_interval,
-            tenant_column=self.tenant_column,
-            tenant_partitions=self.tenant_partitions,
-            schema=self.schema,
-        )
+        return _with_same_arguments(self, DropHypertableOp)
 
     def sql(self, edition: Edition) -> list[str]:
         return _sql.create_hypertable_sql(
@@ -202,14 +206,7 @@ class DropHypertableOp(MigrateOperation):
         )
 
     def reverse(self) -> CreateHypertableOp:
-        return CreateHypertableOp(
-            self.table_name,
-            self.time_column,
-            chunk_time_interval=self.chunk_time_interval,
-            tenant_column=self.tenant_column,
-            tenant_partitions=self.tenant_partitions,
-            schema=self.schema,
-        )
+        return _with_same_arguments(self, CreateHypertableOp)
 
     def sql(self, edition: Edition) -> list[str]:
         return _sql.drop_hypertable_sql(edition, self.table_name, self.schema or DEFAULT_SCHEMA)
@@ -222,19 +219,8 @@ def _freeze(cross_tenant: Mapping[str, Sequence[str]] | None) -> dict[str, tuple
     return {role: tuple(c.upper() for c in cmds) for role, cmds in (cross_tenant or {}).items()}
 
 
-@Operations.register_operation("enable_tenant_rls")
-class EnableTenantRLSOp(MigrateOperation):
-    """ENABLE and FORCE row-level security on a tenant table, with a fail-closed policy.
-
-    The policy (``FOR ALL TO PUBLIC``) admits a row only when its tenant column equals
-    ``(SELECT NULLIF(current_setting(<setting>, true), ''))``: no tenant or an empty tenant
-    sees nothing and inserts nothing, and the sub-select is evaluated once per statement.
-    ``cross_tenant`` adds permissive policies for roles that work across tenants, e.g.
-    ``{"mt5_ingest": ["INSERT"], "mt5_compliance": ["SELECT"]}``.
-
-    On TimescaleDB it refuses a hypertable with columnstore enabled, and it always checks
-    ``relrowsecurity``/``relforcerowsecurity`` afterwards (DESIGN.md trap 3).
-    """
+class _TenantRLSOp(MigrateOperation):
+    """The arguments shared by :class:`EnableTenantRLSOp` and its inverse."""
 
     def __init__(
         self,
@@ -252,6 +238,21 @@ class EnableTenantRLSOp(MigrateOperation):
         self.policy_name = policy_name
         self.cross_tenant = _freeze(cross_tenant)
         self.schema = schema
+
+
+@Operations.register_operation("enable_tenant_rls")
+class EnableTenantRLSOp(_TenantRLSOp):
+    """ENABLE and FORCE row-level security on a tenant table, with a fail-closed policy.
+
+    The policy (``FOR ALL TO PUBLIC``) admits a row only when its tenant column equals
+    ``(SELECT NULLIF(current_setting(<setting>, true), ''))``: no tenant or an empty tenant
+    sees nothing and inserts nothing, and the sub-select is evaluated once per statement.
+    ``cross_tenant`` adds permissive policies for roles that work across tenants, e.g.
+    ``{"mt5_ingest": ["INSERT"], "mt5_compliance": ["SELECT"]}``.
+
+    On TimescaleDB it refuses a hypertable with columnstore enabled, and it always checks
+    ``relrowsecurity``/``relforcerowsecurity`` afterwards (DESIGN.md trap 3).
+    """
 
     @classmethod
     def enable_tenant_rls(
@@ -278,14 +279,7 @@ class EnableTenantRLSOp(MigrateOperation):
         )
 
     def reverse(self) -> DisableTenantRLSOp:
-        return DisableTenantRLSOp(
-            self.table_name,
-            tenant_column=self.tenant_column,
-            setting=self.setting,
-            policy_name=self.policy_name,
-            cross_tenant=self.cross_tenant,
-            schema=self.schema,
-        )
+        return _with_same_arguments(self, DisableTenantRLSOp)
 
     def sql(self, edition: Edition) -> list[str]:
         return _sql.enable_tenant_rls_sql(
@@ -300,25 +294,8 @@ class EnableTenantRLSOp(MigrateOperation):
 
 
 @Operations.register_operation("disable_tenant_rls")
-class DisableTenantRLSOp(MigrateOperation):
+class DisableTenantRLSOp(_TenantRLSOp):
     """Drop the tenant policies and switch row-level security off (checked afterwards)."""
-
-    def __init__(
-        self,
-        table_name: str,
-        *,
-        tenant_column: str = "tenant_id",
-        setting: str = TENANT_SETTING,
-        policy_name: str = "tenant_isolation",
-        cross_tenant: Mapping[str, Sequence[str]] | None = None,
-        schema: str | None = None,
-    ) -> None:
-        self.table_name = table_name
-        self.tenant_column = tenant_column
-        self.setting = setting
-        self.policy_name = policy_name
-        self.cross_tenant = _freeze(cross_tenant)
-        self.schema = schema
 
     @classmethod
     def disable_tenant_rls(
@@ -345,14 +322,7 @@ class DisableTenantRLSOp(MigrateOperation):
         )
 
     def reverse(self) -> EnableTenantRLSOp:
-        return EnableTenantRLSOp(
-            self.table_name,
-            tenant_column=self.tenant_column,
-            setting=self.setting,
-            policy_name=self.policy_name,
-            cross_tenant=self.cross_tenant,
-            schema=self.schema,
-        )
+        return _with_same_arguments(self, EnableTenantRLSOp)
 
     def sql(self, edition: Edition) -> list[str]:
         return _sql.disable_tenant_rls_sql(
