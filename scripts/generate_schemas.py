@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from suho_mt5.db import parse_edition
-from suho_mt5.migration import render_schema_files
+from suho_mt5.migrations.operations import render_schema_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

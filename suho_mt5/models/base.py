@@ -78,7 +78,7 @@ __all__ = [
 _timescaledb_dialect.register()
 
 #: Server default of every ``tenant_id``: the transaction's tenant (NULL when none is set,
-#: which the NOT NULL constraint then refuses). Same text as ``suho_mt5.migration``.
+#: which the NOT NULL constraint then refuses). Same text as ``suho_mt5.migrations.operations``.
 TENANT_DEFAULT: Final = "NULLIF(current_setting('app.current_tenant_id', true), '')"
 
 #: The tables of the migrations (``target_metadata``). No naming convention: every

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from suho_mt5.db import Edition
-from suho_mt5.migration import render_schema_files
+from suho_mt5.migrations.operations import render_schema_files
 from tests.integration.schema._support import (
     ALEMBIC_INI,
     alembic,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from suho_mt5.migration import SCHEMA_FILES
+from suho_mt5.migrations.operations import SCHEMA_FILES
 from tests.integration.schema._support import (
     REPO_ROOT,
     alembic,

@@ -13,9 +13,9 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-import suho_mt5.migration  # noqa: F401  (registers the operations)
+import suho_mt5.migrations.operations  # noqa: F401  (registers the operations)
 from suho_mt5.db import Edition
-from suho_mt5.migration import bucket_expr
+from suho_mt5.migrations.operations import bucket_expr
 from tests.integration.schema._support import (
     SEED_RETENTION,
     TENANT_A,

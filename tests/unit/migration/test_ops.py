@@ -12,7 +12,7 @@ from alembic.operations import Operations, ops
 
 from suho_mt5.db import Edition
 from suho_mt5.errors import MigrationError
-from suho_mt5.migration import (
+from suho_mt5.migrations.operations import (
     AddRefreshPolicyOp,
     AddRetentionPolicyOp,
     CreateContinuousAggregateOp,

@@ -12,7 +12,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from suho_mt5.db import Edition
-from suho_mt5.migration import SCHEMA_FILES, render_schema_files, render_sql
+from suho_mt5.migrations.operations import SCHEMA_FILES, render_schema_files, render_sql
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ import pytest
 
 from suho_mt5.db import Edition
 from suho_mt5.errors import MigrationError
-from suho_mt5.migration import (
+from suho_mt5.migrations.operations import (
     _sql,
     bucket_expr,
     first_expr,

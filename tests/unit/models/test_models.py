@@ -23,7 +23,7 @@ import suho_mt5.models as models
 from suho_mt5.db import AccountIdentity, Drift, Edition, authenticate, tenant_session
 from suho_mt5.db.drift import _describe
 from suho_mt5.errors import AuthenticationError, SuhoError, TenantError
-from suho_mt5.migration import render_sql
+from suho_mt5.migrations.operations import render_sql
 from suho_mt5.models import (
     AuditEvent,
     BalanceHourly,

@@ -25,8 +25,8 @@ Create Date: 2026-11-25 00:30:00
 
 from collections.abc import Sequence
 
-import suho_mt5.migration  # noqa: F401  (registers the custom operations)
-from suho_mt5.migration import execute_sql
+import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
+from suho_mt5.migrations.operations import execute_sql
 
 revision: str = "0008"
 down_revision: str | Sequence[str] | None = "0007"

@@ -20,9 +20,9 @@ Create Date: 2026-11-25 00:20:00
 
 from collections.abc import Sequence
 
-import suho_mt5.migration  # noqa: F401  (registers the custom operations)
+import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
 from suho_mt5.db import Edition
-from suho_mt5.migration import execute_sql, migration_edition
+from suho_mt5.migrations.operations import execute_sql, migration_edition
 
 revision: str = "0007"
 down_revision: str | Sequence[str] | None = "0006"

@@ -1,6 +1,6 @@
 """Custom Alembic operations for TimescaleDB and tenant row-level security.
 
-Registered on :class:`alembic.operations.Operations` when :mod:`suho_mt5.migration` is
+Registered on :class:`alembic.operations.Operations` when :mod:`suho_mt5.migrations.operations` is
 imported, the way alembic_utils registers its entity operations: a
 :class:`~alembic.operations.ops.MigrateOperation` subclass per operation, a class-method
 that ``op.<name>(...)`` calls, an implementation, a ``reverse()`` for autogenerate, and a
@@ -37,9 +37,9 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
 
 from suho_mt5.db import Edition
-from suho_mt5.migration import _sql
-from suho_mt5.migration._edition import execute_sql, migration_edition
-from suho_mt5.migration._sql import DEFAULT_SCHEMA, TENANT_SETTING, IntervalLike
+from suho_mt5.migrations.operations import _sql
+from suho_mt5.migrations.operations._edition import execute_sql, migration_edition
+from suho_mt5.migrations.operations._sql import DEFAULT_SCHEMA, TENANT_SETTING, IntervalLike
 
 __all__ = [
     "AddRefreshPolicyOp",

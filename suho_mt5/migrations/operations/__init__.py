@@ -3,7 +3,7 @@
 Importing this package registers the operations on ``alembic.op`` (as alembic_utils does
 with its entities), so a revision only needs::
 
-    import suho_mt5.migration  # noqa: F401  (registers op.create_hypertable & co.)
+    import suho_mt5.migrations.operations  # noqa: F401  (registers op.create_hypertable & co.)
 
     def upgrade() -> None:
         op.create_table("mt5_fills", ...)
@@ -25,7 +25,7 @@ import ORM models.
 "time_bucket(INTERVAL '1 minute', time)"
 """
 
-from suho_mt5.migration._edition import (
+from suho_mt5.migrations.operations._edition import (
     EDITION_ATTRIBUTE,
     RawSQL,
     choose_install_edition,
@@ -33,13 +33,13 @@ from suho_mt5.migration._edition import (
     migration_edition,
     remember_edition,
 )
-from suho_mt5.migration._offline import (
+from suho_mt5.migrations.operations._offline import (
     SCHEMA_FILES,
     SchemaFile,
     render_schema_files,
     render_sql,
 )
-from suho_mt5.migration._ops import (
+from suho_mt5.migrations.operations._ops import (
     MAINTENANCE_ROLE,
     OWNER_ROLE,
     AddRefreshPolicyOp,
@@ -54,7 +54,7 @@ from suho_mt5.migration._ops import (
     RemoveRefreshPolicyOp,
     RemoveRetentionPolicyOp,
 )
-from suho_mt5.migration._sql import (
+from suho_mt5.migrations.operations._sql import (
     CATALOG_TABLE,
     DEFAULT_SCHEMA,
     TENANT_SETTING,

@@ -20,8 +20,8 @@ Create Date: 2026-11-24 23:20:00
 
 from collections.abc import Sequence
 
-import suho_mt5.migration  # noqa: F401  (registers the custom operations)
-from suho_mt5.migration import choose_install_edition, execute_sql, migration_edition
+import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
+from suho_mt5.migrations.operations import choose_install_edition, execute_sql, migration_edition
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None

@@ -20,7 +20,8 @@ from logging.config import fileConfig
 
 from alembic import context
 from alembic.util import CommandError
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.db import Edition, database_url_from_env, make_engine, parse_edition
 from suho_mt5.db.drift import comparison_options
@@ -40,7 +41,7 @@ class EnvConfigError(ConfigError, CommandError):
     instead of a traceback."""
 
 
-def _target_metadata() -> object:
+def _target_metadata() -> MetaData | None:
     try:
         from suho_mt5.models import metadata
     except ImportError:  # the models package arrives after the first migrations
@@ -80,7 +81,7 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def _run_with(connection: object) -> None:
+def _run_with(connection: Connection) -> None:
     if "edition" in x_args:
         config.attributes["suho_edition"] = _edition()
     context.configure(
@@ -101,9 +102,13 @@ def run_migrations_online() -> None:
             _run_with(conn)
             conn.commit()
         return
-    if connection is not None:
+    if isinstance(connection, Connection):
         _run_with(connection)
         return
+    if connection is not None:
+        raise EnvConfigError(
+            f"config.attributes['connection'] must be a Connection or Engine, not {type(connection)!r}"
+        )
     engine = make_engine(_url())
     try:
         with engine.connect() as conn:

@@ -23,8 +23,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import SchemaItem
 
-import suho_mt5.migration  # noqa: F401  (registers the custom operations)
-from suho_mt5.migration import execute_sql, tenant_default
+import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
+from suho_mt5.migrations.operations import execute_sql, tenant_default
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 
 from alembic import op
 
-import suho_mt5.migration  # noqa: F401  (registers the custom operations)
+import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
 from suho_mt5.db import Edition
-from suho_mt5.migration import bucket_expr, first_expr, last_expr, migration_edition
+from suho_mt5.migrations.operations import bucket_expr, first_expr, last_expr, migration_edition
 
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
