@@ -13,18 +13,18 @@ from enum import IntEnum
 
 from suho_mt5.protocol import (
     PACKET_SIZE,
-    AccountSnapshot,
-    Action,
-    BrokerQuote,
-    DealType,
-    ExecutionReport,
-    Heartbeat,
-    Message,
+    AccountSnapshotPacket,
+    BrokerQuotePacket,
+    ExecutionReportPacket,
+    HeartbeatPacket,
     MessageType,
-    OrderEvent,
-    OrderState,
-    OrderType,
-    Signal,
+    OrderEventPacket,
+    Packet,
+    SignalPacket,
+    WireAction,
+    WireDealType,
+    WireOrderState,
+    WireOrderType,
     decode,
     decode_frame,
     encode,
@@ -70,7 +70,7 @@ def _price(rng: random.Random, symbol: str, spread_points: int = 0) -> int:
     return points * 10 ** (8 - digits)
 
 
-def _sample(mtype: MessageType, rng: random.Random, seq: int) -> Message:
+def _sample(mtype: MessageType, rng: random.Random, seq: int) -> Packet:
     acc = rng.choice(ACCOUNTS)
     ts = 1_732_492_800_000_000 + seq * 1_000 + rng.randrange(1_000)
     sym = rng.choice(list(SYMBOLS))
@@ -78,20 +78,21 @@ def _sample(mtype: MessageType, rng: random.Random, seq: int) -> Message:
     bid = _price(rng, sym)
     if mtype is MessageType.BROKER_QUOTE:
         ask = bid + spread * 10 ** (8 - SYMBOLS[sym][1])
-        return BrokerQuote(seq, ts, acc, sym, bid, ask, 0, rng.choice([0, 100_000_000]), spread)
+        volume = rng.choice([0, 100_000_000])
+        return BrokerQuotePacket(seq, ts, acc, sym, bid, ask, 0, volume, spread)
     if mtype is MessageType.ACCOUNT_SNAPSHOT:
         balance = rng.randrange(1_000_00, 100_000_00) * 100  # cents, x 10^4
         margin = rng.randrange(0, 5_000_00) * 100
         equity = balance + rng.randrange(-50_000, 50_000) * 100
         level = equity * 100 * 10**4 // margin if margin else 0
-        return AccountSnapshot(
+        return AccountSnapshotPacket(
             seq, ts, acc, balance, equity, margin, equity - margin, level // 100 * 100, 100, "USD"
         )
     if mtype is MessageType.HEARTBEAT:
-        return Heartbeat(seq, ts, acc, "1.0.0", 4410, rng.randrange(5, 200), True, True)
+        return HeartbeatPacket(seq, ts, acc, "1.0.0", 4410, rng.randrange(5, 200), True, True)
     if mtype is MessageType.ORDER_EVENT:
         pip = 10 ** (8 - SYMBOLS[sym][1])
-        return OrderEvent(
+        return OrderEventPacket(
             seq,
             ts,
             acc,
@@ -106,13 +107,13 @@ def _sample(mtype: MessageType, rng: random.Random, seq: int) -> Message:
             -70_000,
             -1_200,
             42,
-            OrderType.BUY,
-            DealType.BUY,
-            OrderState.OPEN,
+            WireOrderType.BUY,
+            WireDealType.BUY,
+            WireOrderState.OPEN,
         )
     if mtype is MessageType.SIGNAL:
         pip = 10 ** (8 - SYMBOLS[sym][1])
-        return Signal(
+        return SignalPacket(
             seq,
             ts,
             acc,
@@ -124,10 +125,10 @@ def _sample(mtype: MessageType, rng: random.Random, seq: int) -> Message:
             10_000_000,
             ts + 60_000_000,
             8_500,
-            Action.BUY,
+            WireAction.BUY,
         )
     assert mtype is MessageType.EXECUTION_REPORT
-    return ExecutionReport(
+    return ExecutionReportPacket(
         seq,
         ts,
         acc,
@@ -139,13 +140,13 @@ def _sample(mtype: MessageType, rng: random.Random, seq: int) -> Message:
     )
 
 
-def _corpus(types: list[MessageType], n: int, seed: int) -> list[Message]:
+def _corpus(types: list[MessageType], n: int, seed: int) -> list[Packet]:
     rng = random.Random(seed)
     weights = [MIX_WEIGHTS[t] for t in types]
     return [_sample(rng.choices(types, weights)[0], rng, i + 1) for i in range(n)]
 
 
-def as_json(msg: Message, *, indent: int | None = None) -> bytes:
+def as_json(msg: Packet, *, indent: int | None = None) -> bytes:
     """The same fields as a JSON API would send them: numbers as decimals, ids as UUID text.
 
     Generous to JSON: short keys are the field names, time stays integer microseconds, and
@@ -342,18 +343,18 @@ def protocol_section(settings: Settings) -> Section:
     )
 
 
-def _bandwidth(mix: list[Message]) -> str:
+def _bandwidth(mix: list[Packet]) -> str:
     lines = [
         "#### Bandwidth: 144 bytes against the same message as JSON",
         "",
         "| message | binary | JSON, compact | reduction | JSON, indented | reduction |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    by_type: dict[MessageType, list[Message]] = {}
+    by_type: dict[MessageType, list[Packet]] = {}
     for m in mix:
         by_type.setdefault(m.MESSAGE_TYPE, []).append(m)
 
-    def sizes(msgs: list[Message]) -> tuple[float, float]:
+    def sizes(msgs: list[Packet]) -> tuple[float, float]:
         compact = sum(len(as_json(m)) for m in msgs) / len(msgs)
         pretty = sum(len(as_json(m, indent=2)) for m in msgs) / len(msgs)
         return compact, pretty

@@ -12,7 +12,6 @@ context into the next user's transaction (DESIGN.md, trap 6).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
+from suho_mt5._names import TENANT_ID_PATTERN, TENANT_ID_RULE, TENANT_SETTING
 from suho_mt5.errors import TenantError
 
 __all__ = [
@@ -33,14 +33,7 @@ __all__ = [
     "validate_tenant_id",
 ]
 
-#: The PostgreSQL setting the RLS policies read.
-TENANT_SETTING = "app.current_tenant_id"
-
-# Letters, digits and a few separators: enough for slugs, UUIDs and e-mail-like ids, and
-# nothing that could be mistaken for SQL or a setting list when it shows up in a log.
-_TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
-
-_SET_TENANT = text("SELECT set_config('app.current_tenant_id', :tenant, true)")
+_SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
 
 
 def validate_tenant_id(tenant_id: object) -> str:
@@ -54,11 +47,8 @@ def validate_tenant_id(tenant_id: object) -> str:
         raise TenantError(f"tenant_id must be a string, got {type(tenant_id).__name__}")
     if not tenant_id.strip():
         raise TenantError("empty tenant_id: a tenant-scoped session needs a tenant")
-    if not _TENANT_RE.fullmatch(tenant_id):
-        raise TenantError(
-            f"malformed tenant_id {tenant_id!r}: 1-128 characters, letters, digits and "
-            "'_.:@-', starting with a letter or digit"
-        )
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
+        raise TenantError(f"malformed tenant_id {tenant_id!r}: {TENANT_ID_RULE}")
     return tenant_id
 
 

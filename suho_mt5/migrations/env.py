@@ -107,7 +107,8 @@ def run_migrations_online() -> None:
         return
     if connection is not None:
         raise EnvConfigError(
-            f"config.attributes['connection'] must be a Connection or Engine, not {type(connection)!r}"
+            "config.attributes['connection'] must be a Connection or Engine, "
+            f"not {type(connection)!r}"
         )
     engine = make_engine(_url())
     try:

@@ -45,6 +45,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from suho_mt5._names import TENANT_DEFAULT_SQL
 from suho_mt5.db import _timescaledb_dialect
 
 __all__ = [
@@ -79,7 +80,7 @@ _timescaledb_dialect.register()
 
 #: Server default of every ``tenant_id``: the transaction's tenant (NULL when none is set,
 #: which the NOT NULL constraint then refuses). Same text as ``suho_mt5.migrations.operations``.
-TENANT_DEFAULT: Final = "NULLIF(current_setting('app.current_tenant_id', true), '')"
+TENANT_DEFAULT: Final = TENANT_DEFAULT_SQL
 
 #: The tables of the migrations (``target_metadata``). No naming convention: every
 #: constraint and index carries the explicit name the migrations give it.

@@ -2,8 +2,8 @@
 
 The specification is ``docs/protocol.md``; golden vectors are in ``tests/vectors/``.
 
->>> from suho_mt5.protocol import BrokerQuote, decode, encode
->>> quote = BrokerQuote(sequence=1, timestamp_us=1_732_492_800_000_000, account_id=bytes(16),
+>>> from suho_mt5.protocol import BrokerQuotePacket, decode, encode
+>>> quote = BrokerQuotePacket(sequence=1, timestamp_us=1_732_492_800_000_000, account_id=bytes(16),
 ...     symbol="EURUSD", bid=109_531_000, ask=109_533_000, last=0, volume=0, spread_points=2)
 >>> packet = encode(quote)
 >>> len(packet)
@@ -27,33 +27,33 @@ from ._constants import (
 )
 from ._crc import CRC_BACKEND
 from ._enums import (
-    Action,
     CommandCode,
-    DealType,
     ErrorCode,
     HeaderFlag,
     MessageType,
-    OrderState,
-    OrderType,
+    WireAction,
+    WireDealType,
+    WireOrderState,
+    WireOrderType,
 )
 from ._framer import Skip, StreamDecoder, decode_frame, iter_frame
 from ._layout import LAYOUT_BY_TYPE
 from ._messages import (
-    AccountSnapshot,
-    Ack,
-    BrokerQuote,
-    Command,
-    Config,
-    ErrorMessage,
-    ExecutionReport,
-    Heartbeat,
-    Message,
-    OrderEvent,
-    Signal,
+    AccountSnapshotPacket,
+    AckPacket,
+    BrokerQuotePacket,
+    CommandPacket,
+    ConfigPacket,
+    ErrorPacket,
+    ExecutionReportPacket,
+    HeartbeatPacket,
+    OrderEventPacket,
+    Packet,
+    SignalPacket,
 )
 from ._rows import TABLES, heartbeat_status, message_to_row
 
-RECORD_TYPES: dict[MessageType, type[Message]] = {
+RECORD_TYPES: dict[MessageType, type[Packet]] = {
     t: lay.record for t, lay in LAYOUT_BY_TYPE.items()
 }
 """The record class of each message type."""
@@ -72,28 +72,28 @@ __all__ = [
     "PROTOCOL_VERSION",
     "RECORD_TYPES",
     "TABLES",
-    "AccountSnapshot",
-    "Ack",
-    "Action",
-    "BrokerQuote",
+    "AccountSnapshotPacket",
+    "AckPacket",
+    "BrokerQuotePacket",
     "Buffer",
-    "Command",
     "CommandCode",
-    "Config",
-    "DealType",
+    "CommandPacket",
+    "ConfigPacket",
     "ErrorCode",
-    "ErrorMessage",
-    "ExecutionReport",
+    "ErrorPacket",
+    "ExecutionReportPacket",
     "HeaderFlag",
-    "Heartbeat",
-    "Message",
+    "HeartbeatPacket",
     "MessageType",
-    "OrderEvent",
-    "OrderState",
-    "OrderType",
-    "Signal",
+    "OrderEventPacket",
+    "Packet",
+    "SignalPacket",
     "Skip",
     "StreamDecoder",
+    "WireAction",
+    "WireDealType",
+    "WireOrderState",
+    "WireOrderType",
     "decode",
     "decode_frame",
     "encode",

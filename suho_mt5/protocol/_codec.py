@@ -1,7 +1,7 @@
 """``encode`` and ``decode`` of single packets.
 
->>> from suho_mt5.protocol import BrokerQuote
->>> q = BrokerQuote(1, 0, bytes(16), "EURUSD", 109_531_000, 109_533_000, 0, 0, 2)
+>>> from suho_mt5.protocol import BrokerQuotePacket
+>>> q = BrokerQuotePacket(1, 0, bytes(16), "EURUSD", 109_531_000, 109_533_000, 0, 0, 2)
 >>> decode(encode(q)) == q
 True
 >>> decode(b"SUHO")
@@ -31,7 +31,7 @@ from ._layout import (
     slow_decode,
     slow_encode,
 )
-from ._messages import Message
+from ._messages import Packet
 
 Buffer = bytes | bytearray | memoryview
 """What the decoders accept. Anything else is a programming error (``TypeError``)."""
@@ -54,18 +54,18 @@ def length_error(size: int) -> ProtocolError:
     )
 
 
-def _make_encode() -> Callable[[Message], bytes]:
+def _make_encode() -> Callable[[Packet], bytes]:
     get = FAST_ENCODERS.get
 
-    def encode(msg: Message) -> bytes:
+    def encode(msg: Packet) -> bytes:
         """The 144-byte packet of ``msg``, CRC trailer included.
 
         A field that cannot be sent (out of its range, a symbol that is not printable ASCII,
         an ``account_id`` that is not 16 bytes) raises ``FieldRangeError`` or
         ``InvalidSymbolError`` with the field's offset in the packet.
 
-        >>> from suho_mt5.protocol import Heartbeat
-        >>> packet = encode(Heartbeat(1, 0, bytes(16), "1.0.0", 4410, 12, True, True))
+        >>> from suho_mt5.protocol import HeartbeatPacket
+        >>> packet = encode(HeartbeatPacket(1, 0, bytes(16), "1.0.0", 4410, 12, True, True))
         >>> len(packet), packet[:6]
         (144, b'SUHO\\x01\\x03')
         """
@@ -87,17 +87,17 @@ def _encode_other(msg: object) -> bytes:
 encode = _make_encode()
 
 
-def encode_frame(messages: Iterable[Message]) -> bytes:
+def encode_frame(messages: Iterable[Packet]) -> bytes:
     """Concatenate the packets of ``messages``: one frame, e.g. one NATS message.
 
-    >>> from suho_mt5.protocol import Ack, MessageType
-    >>> len(encode_frame(Ack(i, 0, bytes(16), i, MessageType.HEARTBEAT) for i in range(3)))
+    >>> from suho_mt5.protocol import AckPacket, MessageType
+    >>> len(encode_frame(AckPacket(i, 0, bytes(16), i, MessageType.HEARTBEAT) for i in range(3)))
     432
     """
     return b"".join(map(encode, messages))
 
 
-def reference_decode(buf: Buffer) -> Message:
+def reference_decode(buf: Buffer) -> Packet:
     """``decode`` through the field-by-field reference path only.
 
     The generated :func:`decode` falls back to it for anything unusual, so it alone decides
@@ -113,7 +113,7 @@ def reference_decode(buf: Buffer) -> Message:
     return slow_decode(LAYOUT_BY_TYPE[MessageType(data[5])], data, 0)
 
 
-decode: Callable[[Buffer], Message] = build_decode(LAYOUT_BY_TYPE, reference_decode)
+decode: Callable[[Buffer], Packet] = build_decode(LAYOUT_BY_TYPE, reference_decode)
 decode.__doc__ = """Decode one 144-byte packet into its record, checking everything the spec says.
 
 Raises a :class:`suho_mt5.errors.ProtocolError` subclass (with the byte offset) for any

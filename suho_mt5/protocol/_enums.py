@@ -5,14 +5,14 @@ from __future__ import annotations
 from enum import IntEnum, IntFlag, unique
 
 __all__ = [
-    "Action",
     "CommandCode",
-    "DealType",
     "ErrorCode",
     "HeaderFlag",
     "MessageType",
-    "OrderState",
-    "OrderType",
+    "WireAction",
+    "WireDealType",
+    "WireOrderState",
+    "WireOrderType",
 ]
 
 
@@ -50,7 +50,7 @@ class HeaderFlag(IntFlag):
 
 
 @unique
-class Action(IntEnum):
+class WireAction(IntEnum):
     """What a SIGNAL asks the EA to do (stored upper case, as in the seed)."""
 
     BUY = 1
@@ -60,7 +60,7 @@ class Action(IntEnum):
 
 
 @unique
-class OrderType(IntEnum):
+class WireOrderType(IntEnum):
     """MQL5 ``ENUM_ORDER_TYPE``, same numeric values."""
 
     BUY = 0
@@ -75,7 +75,7 @@ class OrderType(IntEnum):
 
 
 @unique
-class DealType(IntEnum):
+class WireDealType(IntEnum):
     """MQL5 ``ENUM_DEAL_TYPE``, same numeric values; ``NONE`` (255): the event has no deal."""
 
     BUY = 0
@@ -100,7 +100,7 @@ class DealType(IntEnum):
 
 
 @unique
-class OrderState(IntEnum):
+class WireOrderState(IntEnum):
     """Life-cycle state of an order or position (``mt5_trade_orders.status``)."""
 
     PENDING = 1

@@ -25,7 +25,7 @@ from ._layout import (
     header_error,
     slow_decode,
 )
-from ._messages import Message
+from ._messages import Packet
 
 __all__ = ["Skip", "StreamDecoder", "decode_frame", "iter_frame"]
 
@@ -56,7 +56,7 @@ def _diagnose(buf: bytes, offset: int) -> ProtocolError:
     raise AssertionError(f"packet at {offset} is valid")  # pragma: no cover
 
 
-def _decode_runs(buf: bytes, start: int, end: int, out: list[Message]) -> int:
+def _decode_runs(buf: bytes, start: int, end: int, out: list[Packet]) -> int:
     """Append the messages of the whole packets in ``buf[start:end]`` to ``out`` until the
     first one that is not valid; return its offset, or ``end``. Never raises.
 
@@ -120,16 +120,17 @@ def _crc_limit(data: bytes, end: int) -> int:
     return next(i for i, c in enumerate(crcs) if c != CRC_RESIDUE)
 
 
-def _make_decode_frame() -> Callable[[Buffer], list[Message]]:
-    def decode_frame(buf: Buffer) -> list[Message]:
+def _make_decode_frame() -> Callable[[Buffer], list[Packet]]:
+    def decode_frame(buf: Buffer) -> list[Packet]:
         """Decode a frame of concatenated packets (e.g. one NATS message), strictly.
 
         The frame must be a whole number of valid packets; the first problem raises a
         ``ProtocolError`` whose offset is counted from the start of the frame. To skip bad
         packets instead, feed the frame to a :class:`StreamDecoder`.
 
-        >>> from suho_mt5.protocol import Ack, MessageType, encode_frame
-        >>> frame = encode_frame(Ack(i, 0, bytes(16), i, MessageType.SIGNAL) for i in range(3))
+        >>> from suho_mt5.protocol import AckPacket, MessageType, encode_frame
+        >>> acks = (AckPacket(i, 0, bytes(16), i, MessageType.SIGNAL) for i in range(3))
+        >>> frame = encode_frame(acks)
         >>> [m.acked_sequence for m in decode_frame(frame)]
         [0, 1, 2]
         >>> decode_frame(frame[:-1])
@@ -140,7 +141,7 @@ incomplete packet (frames are whole multiples of 144 bytes) (at byte offset 288)
         """
         data = _frame_bytes(buf)
         end = len(data)
-        out: list[Message] = []
+        out: list[Packet] = []
         types = data[5:end:PACKET_SIZE]  # every packet's type byte, sliced in C
         count = len(types)
         if not count:
@@ -166,18 +167,18 @@ incomplete packet (frames are whole multiples of 144 bytes) (at byte offset 288)
 decode_frame = _make_decode_frame()
 
 
-def iter_frame(buf: Buffer) -> Iterator[Message]:
+def iter_frame(buf: Buffer) -> Iterator[Packet]:
     """Like :func:`decode_frame`, one message at a time; the length is checked at once.
 
-    >>> from suho_mt5.protocol import Ack, MessageType, encode
-    >>> next(iter_frame(encode(Ack(1, 0, bytes(16), 7, MessageType.SIGNAL)))).acked_sequence
+    >>> from suho_mt5.protocol import AckPacket, MessageType, encode
+    >>> next(iter_frame(encode(AckPacket(1, 0, bytes(16), 7, MessageType.SIGNAL)))).acked_sequence
     7
     """
     data = _frame_bytes(buf)
     return _iter_frame(data)
 
 
-def _iter_frame(data: bytes) -> Iterator[Message]:
+def _iter_frame(data: bytes) -> Iterator[Packet]:
     get = FAST_DECODERS.get
     for off in range(0, len(data), PACKET_SIZE):
         packet = data[off : off + PACKET_SIZE]
@@ -224,8 +225,8 @@ class StreamDecoder:
     :attr:`skip_count`, and the latest (at most ``max_skips``) are kept in :attr:`skips`.
     Between calls it holds at most one incomplete packet (< 144 bytes).
 
-    >>> from suho_mt5.protocol import Ack, MessageType, encode
-    >>> packet = encode(Ack(1, 0, bytes(16), 7, MessageType.SIGNAL))
+    >>> from suho_mt5.protocol import AckPacket, MessageType, encode
+    >>> packet = encode(AckPacket(1, 0, bytes(16), 7, MessageType.SIGNAL))
     >>> dec = StreamDecoder()
     >>> dec.feed(b"noise" + packet[:100])
     []
@@ -264,7 +265,7 @@ class StreamDecoder:
         self.skip_count += 1
         skips.append(Skip(offset, length, reason))
 
-    def feed(self, data: Buffer) -> list[Message]:
+    def feed(self, data: Buffer) -> list[Packet]:
         """Add bytes; return the packets they complete, in order. Never raises ProtocolError."""
         chunk = data if data.__class__ is bytes else as_bytes(data)
         assert isinstance(chunk, bytes)
@@ -272,7 +273,7 @@ class StreamDecoder:
         base = self._base
         end = len(buf)
         size = PACKET_SIZE
-        out: list[Message] = []
+        out: list[Packet] = []
         i = 0
         while True:
             # The common case, a run of valid packets, stays in here.

@@ -48,7 +48,7 @@ from ._constants import (
 from ._crc import crc32
 from ._enums import HeaderFlag, MessageType
 from ._kinds import SEQUENCE, TIMESTAMP, UUID, Kind, Spec, TextRule
-from ._messages import RECORD_CLASSES, Message
+from ._messages import RECORD_CLASSES, Packet
 
 PREFIX_SIZE = 8  # magic, version, type, flags: checked as one dict key
 _CRC = struct.Struct("<I")
@@ -78,7 +78,7 @@ class Layout:
     """Everything compiled for one message type (see the module docstring for the structs)."""
 
     message_type: MessageType
-    record: type[Message]
+    record: type[Packet]
     fields: tuple[FieldLayout, ...]
     payload_used: int
     prefix: bytes
@@ -243,14 +243,14 @@ def check_encodable(field: FieldLayout, value: object) -> object:
     return int(value)
 
 
-def slow_decode(layout: Layout, buf: bytes, offset: int) -> Message:
+def slow_decode(layout: Layout, buf: bytes, offset: int) -> Packet:
     """Decode the packet at ``offset`` field by field (prefix and CRC already checked)."""
     raw = layout.reference_struct.unpack_from(buf, offset)
     values = [check_decoded(f, v, offset) for f, v in zip(layout.fields, raw, strict=True)]
     return tuple.__new__(layout.record, values)
 
 
-def slow_encode(layout: Layout, msg: Message) -> bytes:
+def slow_encode(layout: Layout, msg: Packet) -> bytes:
     """Encode ``msg`` field by field, raising on the first field that cannot be sent."""
     if len(msg) != len(layout.fields):  # a tuple.__new__-built record of the wrong arity
         raise FieldRangeError(f"{layout.record.__name__} needs {len(layout.fields)} fields", 0)
@@ -300,7 +300,7 @@ _TYPE_VALUES = frozenset(int(t) for t in MessageType)
 _HEADER_KINDS = (("sequence", SEQUENCE), ("timestamp_us", TIMESTAMP), ("account_id", UUID))
 
 
-def _read_fields(record: type[Message]) -> tuple[FieldLayout, ...]:
+def _read_fields(record: type[Packet]) -> tuple[FieldLayout, ...]:
     hints = typing.get_type_hints(record, include_extras=True)
     fields: list[FieldLayout] = []
     offset = PREFIX_SIZE
@@ -316,7 +316,7 @@ def _read_fields(record: type[Message]) -> tuple[FieldLayout, ...]:
     return tuple(fields)
 
 
-def compile_layout(record: type[Message]) -> Layout:
+def compile_layout(record: type[Packet]) -> Layout:
     fields = _read_fields(record)
     end = fields[-1].offset + fields[-1].kind.size
     codes = "".join(f.kind.code for f in fields)
@@ -359,7 +359,7 @@ def _range_test(name: str, kind: Kind) -> str | None:
     return f"not {kind.lo} <= {name} <= {kind.hi}"
 
 
-def build_fast_decoder(layout: Layout) -> Callable[[bytes, int], Message]:
+def build_fast_decoder(layout: Layout) -> Callable[[bytes, int], Packet]:
     """Generate ``decode(buf, offset)`` for one layout: unpack, look up, compare, build.
 
     Precondition: the 8-byte prefix and the CRC of the packet at ``offset`` were checked.
@@ -388,12 +388,12 @@ def build_fast_decoder(layout: Layout) -> Callable[[bytes, int], Message]:
     if tests:
         lines += [f"    if {' or '.join(tests)}:", "        return _slow(buf, off)"]
     lines.append(f"    return _new(_cls, ({tup},))")
-    return typing.cast(Callable[[bytes, int], Message], _exec(lines, ns))
+    return typing.cast(Callable[[bytes, int], Packet], _exec(lines, ns))
 
 
 def build_run_decoder(
     layout: Layout,
-) -> Callable[[bytes, int, int, Callable[[Message], None]], int]:
+) -> Callable[[bytes, int, int, Callable[[Packet], None]], int]:
     """Generate ``run(buf, offset, end, append)`` for frames: decode consecutive packets of
     this type, CRC included, until one is of another type or needs a closer look.
 
@@ -435,11 +435,11 @@ def build_run_decoder(
         "    return off",
     ]
     return typing.cast(
-        Callable[[bytes, int, int, Callable[[Message], None]], int], _exec(lines, ns)
+        Callable[[bytes, int, int, Callable[[Packet], None]], int], _exec(lines, ns)
     )
 
 
-FrameDecoder = Callable[[bytes, int, list[Message]], int]
+FrameDecoder = Callable[[bytes, int, list[Packet]], int]
 
 
 def build_frame_decoder(layout: Layout) -> FrameDecoder:
@@ -493,7 +493,7 @@ def build_frame_decoder(layout: Layout) -> FrameDecoder:
     return typing.cast(FrameDecoder, _exec(lines, ns))
 
 
-MixedFrameDecoder = Callable[[bytes, int, bytes, list[Message]], int]
+MixedFrameDecoder = Callable[[bytes, int, bytes, list[Packet]], int]
 
 
 def build_mixed_frame_decoder(layout: Layout) -> MixedFrameDecoder:
@@ -548,7 +548,7 @@ def build_mixed_frame_decoder(layout: Layout) -> MixedFrameDecoder:
     return typing.cast(MixedFrameDecoder, _exec(lines, ns))
 
 
-def _append_checked(layout: Layout, buf: bytes, offset: int, out: list[Message]) -> bool:
+def _append_checked(layout: Layout, buf: bytes, offset: int, out: list[Packet]) -> bool:
     try:
         out.append(slow_decode(layout, buf, offset))
     except ProtocolError:
@@ -613,9 +613,9 @@ _FREQUENCY_ORDER = (
 
 def build_decode(
     layouts: dict[MessageType, Layout],
-    careful: Callable[[typing.Any], Message],
+    careful: Callable[[typing.Any], Packet],
     crc: Callable[..., int] = crc32,
-) -> Callable[[typing.Any], Message]:
+) -> Callable[[typing.Any], Packet]:
     """Generate the public single-packet ``decode(buf)``: every type's fast path inline.
 
     One Python call per packet. The most frequent type's ``Struct.unpack`` runs first: it
@@ -678,10 +678,10 @@ def build_decode(
         "        pass",
         "    return _careful(buf)",
     ]
-    return typing.cast(Callable[[typing.Any], Message], _exec(lines, ns))
+    return typing.cast(Callable[[typing.Any], Packet], _exec(lines, ns))
 
 
-def build_fast_encoder(layout: Layout) -> Callable[[Message], bytes]:
+def build_fast_encoder(layout: Layout) -> Callable[[Packet], bytes]:
     """Generate ``encode(msg)`` for one layout; anything unusual goes to the reference path."""
     names = [f"v{f.index}" for f in layout.fields]
     ns: dict[str, object] = {
@@ -727,7 +727,7 @@ def build_fast_encoder(layout: Layout) -> Callable[[Message], bytes]:
         "        return _slow(msg)",
         "    return packet + _crcpack(_crc(packet))",
     ]
-    return typing.cast(Callable[[Message], bytes], _exec(lines, ns))
+    return typing.cast(Callable[[Packet], bytes], _exec(lines, ns))
 
 
 def _exec(lines: list[str], ns: dict[str, object]) -> object:
@@ -741,22 +741,22 @@ def _exec(lines: list[str], ns: dict[str, object]) -> object:
 
 LAYOUTS: tuple[Layout, ...] = tuple(compile_layout(r) for r in RECORD_CLASSES)
 LAYOUT_BY_TYPE: dict[MessageType, Layout] = {lay.message_type: lay for lay in LAYOUTS}
-LAYOUT_BY_CLASS: dict[type[Message], Layout] = {lay.record: lay for lay in LAYOUTS}
-FAST_DECODERS: dict[bytes, Callable[[bytes, int], Message]] = {
+LAYOUT_BY_CLASS: dict[type[Packet], Layout] = {lay.record: lay for lay in LAYOUTS}
+FAST_DECODERS: dict[bytes, Callable[[bytes, int], Packet]] = {
     lay.prefix: build_fast_decoder(lay) for lay in LAYOUTS
 }
-RunDecoder = Callable[[bytes, int, int, Callable[[Message], None]], int]
+RunDecoder = Callable[[bytes, int, int, Callable[[Packet], None]], int]
 FAST_RUNS: dict[bytes, RunDecoder] = {lay.prefix: build_run_decoder(lay) for lay in LAYOUTS}
 FRAME_DECODERS: dict[int, FrameDecoder] = {
     int(lay.message_type): build_frame_decoder(lay) for lay in LAYOUTS
 }
-_DECODERS_BY_TYPE: dict[MessageType, Callable[[bytes, int], Message]] = {
+_DECODERS_BY_TYPE: dict[MessageType, Callable[[bytes, int], Packet]] = {
     lay.message_type: FAST_DECODERS[lay.prefix] for lay in LAYOUTS
 }
 MIXED_FRAME_DECODERS: dict[int, MixedFrameDecoder] = {
     int(lay.message_type): build_mixed_frame_decoder(lay) for lay in LAYOUTS
 }
-FAST_ENCODERS: dict[type[Message], Callable[[Message], bytes]] = {
+FAST_ENCODERS: dict[type[Packet], Callable[[Packet], bytes]] = {
     lay.record: build_fast_encoder(lay) for lay in LAYOUTS
 }
 

@@ -11,7 +11,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar, NamedTuple, Protocol
 
-from ._enums import Action, CommandCode, DealType, ErrorCode, MessageType, OrderState, OrderType
+from ._enums import (
+    CommandCode,
+    ErrorCode,
+    MessageType,
+    WireAction,
+    WireDealType,
+    WireOrderState,
+    WireOrderType,
+)
 from ._kinds import (
     BASIS_POINTS,
     BOOL,
@@ -41,17 +49,17 @@ from ._kinds import (
 )
 
 __all__ = [
-    "AccountSnapshot",
-    "Ack",
-    "BrokerQuote",
-    "Command",
-    "Config",
-    "ErrorMessage",
-    "ExecutionReport",
-    "Heartbeat",
-    "Message",
-    "OrderEvent",
-    "Signal",
+    "AccountSnapshotPacket",
+    "AckPacket",
+    "BrokerQuotePacket",
+    "CommandPacket",
+    "ConfigPacket",
+    "ErrorPacket",
+    "ExecutionReportPacket",
+    "HeartbeatPacket",
+    "OrderEventPacket",
+    "Packet",
+    "SignalPacket",
 ]
 
 # The header fields every record starts with (packet bytes 8..39).
@@ -113,11 +121,11 @@ class _AccountSnapshot(NamedTuple):
     currency: Annotated[str, CURRENCY("account currency, e.g. USD")]
 
 
-class AccountSnapshot(_AccountSnapshot, _MessageBase):
+class AccountSnapshotPacket(_AccountSnapshot, _MessageBase):
     """ACCOUNT_SNAPSHOT (EA -> backend): balance, equity and margin of the account.
 
     >>> from suho_mt5.protocol import decode, encode
-    >>> snap = AccountSnapshot(1, 1_732_492_800_000_000, bytes(16), balance=100_000_0000,
+    >>> snap = AccountSnapshotPacket(1, 1_732_492_800_000_000, bytes(16), balance=100_000_0000,
     ...     equity=100_250_5000, margin=2_000_0000, free_margin=98_250_5000,
     ...     margin_level=5_012_5250, leverage=100, currency="USD")
     >>> decode(encode(snap)) == snap
@@ -143,10 +151,10 @@ class _BrokerQuote(NamedTuple):
     spread_points: Annotated[int, POINTS("spread in points")]
 
 
-class BrokerQuote(_BrokerQuote, _MessageBase):
+class BrokerQuotePacket(_BrokerQuote, _MessageBase):
     """BROKER_QUOTE (EA -> backend): one tick of the broker's prices.
 
-    >>> q = BrokerQuote(7, 1_732_492_800_123_456, bytes(16), "EURUSD",
+    >>> q = BrokerQuotePacket(7, 1_732_492_800_123_456, bytes(16), "EURUSD",
     ...     bid=109_531_000, ask=109_533_000, last=0, volume=150_000_000, spread_points=2)
     >>> row = q.to_row("tenant_demo")
     >>> row["bid"], row["time"].isoformat()
@@ -169,14 +177,14 @@ class _Heartbeat(NamedTuple):
     trade_allowed: Annotated[bool, BOOL("trading allowed in terminal and for the EA")]
 
 
-class Heartbeat(_Heartbeat, _MessageBase):
+class HeartbeatPacket(_Heartbeat, _MessageBase):
     """HEARTBEAT (EA -> backend), sent every 30 s; the row's ``status`` is derived.
 
     ``status`` is ``'online'`` when connected and allowed to trade, ``'degraded'`` when
     connected but trading is not allowed, ``'offline'`` when the terminal has lost its trade
     server. (An EA that sends nothing is marked offline by the ingest layer, not here.)
 
-    >>> hb = Heartbeat(3, 0, bytes(16), "1.0.0", 4410, 12, True, False)
+    >>> hb = HeartbeatPacket(3, 0, bytes(16), "1.0.0", 4410, 12, True, False)
     >>> hb.to_row("tenant_demo")["status"]
     'degraded'
     """
@@ -201,17 +209,19 @@ class _OrderEvent(NamedTuple):
     commission: Annotated[int, MONEY("commission")]
     swap: Annotated[int, MONEY("swap")]
     magic_number: Annotated[int, UINT32("EA magic number (low 32 bits)")]
-    order_type: Annotated[OrderType, enum_kind(OrderType)("order type")]
-    deal_type: Annotated[DealType, enum_kind(DealType)("deal type; NONE: no deal", null_if=255)]
-    status: Annotated[OrderState, enum_kind(OrderState)("state after the event")]
+    order_type: Annotated[WireOrderType, enum_kind(WireOrderType)("order type")]
+    deal_type: Annotated[
+        WireDealType, enum_kind(WireDealType)("deal type; NONE: no deal", null_if=255)
+    ]
+    status: Annotated[WireOrderState, enum_kind(WireOrderState)("state after the event")]
 
 
-class OrderEvent(_OrderEvent, _MessageBase):
+class OrderEventPacket(_OrderEvent, _MessageBase):
     """ORDER_EVENT (EA -> backend): an order, deal or position changed.
 
-    >>> ev = OrderEvent(9, 0, bytes(16), 5001, 5001, "XAUUSD", 10_000_000,
+    >>> ev = OrderEventPacket(9, 0, bytes(16), 5001, 5001, "XAUUSD", 10_000_000,
     ...     265_012_000_000, 0, 0, 0, -7_0000, 0, 42,
-    ...     OrderType.BUY, DealType.BUY, OrderState.OPEN)
+    ...     WireOrderType.BUY, WireDealType.BUY, WireOrderState.OPEN)
     >>> row = ev.to_row("tenant_demo")
     >>> row["order_type"], row["status"], row["stop_loss"], row["commission"]
     ('buy', 'open', None, Decimal('-7.0000'))
@@ -238,15 +248,15 @@ class _Signal(NamedTuple):
     confidence_bp: Annotated[
         int, BASIS_POINTS("model confidence, 0..10000", column="confidence_score")
     ]
-    action: Annotated[Action, enum_kind(Action, upper=True)("what to do")]
+    action: Annotated[WireAction, enum_kind(WireAction, upper=True)("what to do")]
 
 
-class Signal(_Signal, _MessageBase):
+class SignalPacket(_Signal, _MessageBase):
     """SIGNAL (backend -> EA): a trading signal, adjusted to the broker's prices.
 
     >>> import uuid
-    >>> sig = Signal(1, 0, bytes(16), uuid.UUID(int=1).bytes, "EURUSD", 109_530_000,
-    ...     109_320_000, 109_820_000, 10_000_000, 0, 8_500, Action.BUY)
+    >>> sig = SignalPacket(1, 0, bytes(16), uuid.UUID(int=1).bytes, "EURUSD", 109_530_000,
+    ...     109_320_000, 109_820_000, 10_000_000, 0, 8_500, WireAction.BUY)
     >>> row = sig.to_row("tenant_demo")
     >>> row["action"], row["confidence_score"], row["expires_at"], str(sig.signal_uuid)
     ('BUY', Decimal('0.8500'), None, '00000000-0000-0000-0000-000000000001')
@@ -273,11 +283,11 @@ class _ExecutionReport(NamedTuple):
     result_code: Annotated[int, INT31("MQL5 trade server return code (TRADE_RETCODE_*)")]
 
 
-class ExecutionReport(_ExecutionReport, _MessageBase):
+class ExecutionReportPacket(_ExecutionReport, _MessageBase):
     """EXECUTION_REPORT (EA -> backend): what became of a SIGNAL.
 
     >>> import uuid
-    >>> rep = ExecutionReport(2, 0, bytes(16), uuid.UUID(int=1).bytes, 777, 109_531_000,
+    >>> rep = ExecutionReportPacket(2, 0, bytes(16), uuid.UUID(int=1).bytes, 777, 109_531_000,
     ...     1_000, 10009)
     >>> rep.to_row("tenant_demo")["slippage"]
     Decimal('0.00001000')
@@ -303,10 +313,10 @@ class _Command(NamedTuple):
     command: Annotated[CommandCode, enum_kind(CommandCode)("what to do")]
 
 
-class Command(_Command, _MessageBase):
+class CommandPacket(_Command, _MessageBase):
     """COMMAND (backend -> EA): an instruction that is not a signal. Not stored.
 
-    >>> Command(5, 0, bytes(16), 0, 0, "", CommandCode.SEND_SNAPSHOT).TABLE is None
+    >>> CommandPacket(5, 0, bytes(16), 0, 0, "", CommandCode.SEND_SNAPSHOT).TABLE is None
     True
     """
 
@@ -324,10 +334,10 @@ class _Config(NamedTuple):
     decimals: Annotated[int, DECIMALS("decimal places of value, 0..18")]
 
 
-class Config(_Config, _MessageBase):
+class ConfigPacket(_Config, _MessageBase):
     """CONFIG (backend -> EA): set one EA setting to ``value x 10^-decimals``. Not stored.
 
-    >>> Config(6, 0, bytes(16), "risk_pct", 150, 2).decimal_value
+    >>> ConfigPacket(6, 0, bytes(16), "risk_pct", 150, 2).decimal_value
     Decimal('1.50')
     """
 
@@ -349,10 +359,10 @@ class _Ack(NamedTuple):
     acked_type: Annotated[MessageType, enum_kind(MessageType)("its message type")]
 
 
-class Ack(_Ack, _MessageBase):
+class AckPacket(_Ack, _MessageBase):
     """ACK (either way): the packet with ``acked_sequence`` was received and handled.
 
-    >>> Ack(8, 0, bytes(16), 1, MessageType.SIGNAL).acked_type.name
+    >>> AckPacket(8, 0, bytes(16), 1, MessageType.SIGNAL).acked_type.name
     'SIGNAL'
     """
 
@@ -370,10 +380,10 @@ class _ErrorMessage(NamedTuple):
     detail: Annotated[str, DETAIL("human-readable detail, printable ASCII; may be empty")]
 
 
-class ErrorMessage(_ErrorMessage, _MessageBase):
+class ErrorPacket(_ErrorMessage, _MessageBase):
     """ERROR (either way): a packet could not be handled. Not stored by the codec.
 
-    >>> ErrorMessage(9, 0, bytes(16), 4, ErrorCode.SIGNAL_EXPIRED, "expired 3 s ago").code
+    >>> ErrorPacket(9, 0, bytes(16), 4, ErrorCode.SIGNAL_EXPIRED, "expired 3 s ago").code
     <ErrorCode.SIGNAL_EXPIRED: 9>
     """
 
@@ -382,29 +392,29 @@ class ErrorMessage(_ErrorMessage, _MessageBase):
     TABLE: ClassVar[str | None] = None
 
 
-Message = (
-    AccountSnapshot
-    | BrokerQuote
-    | Heartbeat
-    | OrderEvent
-    | Signal
-    | ExecutionReport
-    | Command
-    | Config
-    | Ack
-    | ErrorMessage
+Packet = (
+    AccountSnapshotPacket
+    | BrokerQuotePacket
+    | HeartbeatPacket
+    | OrderEventPacket
+    | SignalPacket
+    | ExecutionReportPacket
+    | CommandPacket
+    | ConfigPacket
+    | AckPacket
+    | ErrorPacket
 )
 """Any decoded packet."""
 
-RECORD_CLASSES: tuple[type[Message], ...] = (
-    AccountSnapshot,
-    BrokerQuote,
-    Heartbeat,
-    OrderEvent,
-    ExecutionReport,
-    Signal,
-    Command,
-    Config,
-    Ack,
-    ErrorMessage,
+RECORD_CLASSES: tuple[type[Packet], ...] = (
+    AccountSnapshotPacket,
+    BrokerQuotePacket,
+    HeartbeatPacket,
+    OrderEventPacket,
+    ExecutionReportPacket,
+    SignalPacket,
+    CommandPacket,
+    ConfigPacket,
+    AckPacket,
+    ErrorPacket,
 )

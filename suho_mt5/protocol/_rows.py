@@ -10,7 +10,7 @@ from suho_mt5.errors import TenantError
 from ._enums import MessageType
 from ._kinds import Spec, to_sql
 from ._layout import LAYOUT_BY_CLASS, Layout
-from ._messages import Heartbeat, Message
+from ._messages import HeartbeatPacket, Packet
 
 __all__ = ["TABLES", "heartbeat_status", "message_to_row"]
 
@@ -32,7 +32,7 @@ def _plan(layout: Layout) -> _Plan:
     return tuple(converters)
 
 
-_PLANS: dict[type[Message], tuple[str, _Plan]] = {
+_PLANS: dict[type[Packet], tuple[str, _Plan]] = {
     lay.record: (lay.table, _plan(lay)) for lay in LAYOUT_BY_CLASS.values() if lay.table
 }
 
@@ -42,23 +42,23 @@ TABLES: dict[MessageType, str] = {
 """The table each stored message type goes to."""
 
 
-def heartbeat_status(hb: Heartbeat) -> str:
+def heartbeat_status(hb: HeartbeatPacket) -> str:
     """``'online'``, ``'degraded'`` (connected, trading not allowed) or ``'offline'``."""
     if not hb.terminal_connected:
         return "offline"
     return "online" if hb.trade_allowed else "degraded"
 
 
-def message_to_row(msg: Message, tenant_id: str) -> tuple[str, dict[str, object]]:
+def message_to_row(msg: Packet, tenant_id: str) -> tuple[str, dict[str, object]]:
     """``(table, row)`` for ``msg``; the tenant comes from the authenticated connection.
 
     Prices, lots and money become ``Decimal`` at their scale, ``timestamp_us`` becomes the
     ``time`` column (aware UTC ``datetime``), ids become ``uuid.UUID``, enums their names,
     and raw values documented as "none" (e.g. a stop loss of 0) become ``None``.
 
-    >>> from suho_mt5.protocol import BrokerQuote
+    >>> from suho_mt5.protocol import BrokerQuotePacket
     >>> table, row = message_to_row(
-    ...     BrokerQuote(1, 0, bytes(16), "EURUSD", 109_531_000, 109_533_000, 0, 0, 2), "t1")
+    ...     BrokerQuotePacket(1, 0, bytes(16), "EURUSD", 109_531_000, 109_533_000, 0, 0, 2), "t1")
     >>> table, row["tenant_id"], row["ask"], row["sequence"]
     ('mt5_broker_quotes', 't1', Decimal('1.09533000'), 1)
     """
@@ -73,6 +73,6 @@ def message_to_row(msg: Message, tenant_id: str) -> tuple[str, dict[str, object]
     row: dict[str, object] = {"tenant_id": tenant_id}
     for index, column, convert in converters:
         row[column] = convert(msg[index])
-    if isinstance(msg, Heartbeat):
+    if isinstance(msg, HeartbeatPacket):
         row["status"] = heartbeat_status(msg)
     return table, row

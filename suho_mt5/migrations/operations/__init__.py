@@ -25,6 +25,14 @@ import ORM models.
 "time_bucket(INTERVAL '1 minute', time)"
 """
 
+from suho_mt5._names import (
+    ALL_ROLES,
+    APP_ROLE,
+    COMPLIANCE_ROLE,
+    INGEST_ROLE,
+    READONLY_ROLE,
+    TENANT_ROLES,
+)
 from suho_mt5.migrations.operations._edition import (
     EDITION_ATTRIBUTE,
     RawSQL,
@@ -69,20 +77,6 @@ from suho_mt5.migrations.operations._sql import (
     tenant_default,
     tenant_predicate,
 )
-
-#: Application role: reads and writes the current tenant's rows only.
-APP_ROLE = "mt5_app"
-#: Read-only analytics: reads the current tenant's rows only.
-READONLY_ROLE = "mt5_readonly"
-#: The Data Bridge: inserts time-series rows for every tenant, reads only account lookups
-#: and the signals it publishes.
-INGEST_ROLE = "mt5_ingest"
-#: Compliance reporting: reads every tenant, writes reports, consents and audit events.
-COMPLIANCE_ROLE = "mt5_compliance"
-#: Roles whose access is limited to the tenant in ``app.current_tenant_id``.
-TENANT_ROLES = (APP_ROLE, READONLY_ROLE)
-#: Every role the init revision creates, in dependency-free order.
-ALL_ROLES = (OWNER_ROLE, MAINTENANCE_ROLE, APP_ROLE, READONLY_ROLE, INGEST_ROLE, COMPLIANCE_ROLE)
 
 __all__ = [
     "ALL_ROLES",

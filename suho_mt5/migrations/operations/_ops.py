@@ -36,6 +36,7 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import MigrateOperation, Operations
 
+from suho_mt5 import _names
 from suho_mt5.db import Edition
 from suho_mt5.migrations.operations import _sql
 from suho_mt5.migrations.operations._edition import execute_sql, migration_edition
@@ -58,8 +59,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Roles the schema is built around (created by the init revision).
-OWNER_ROLE = "mt5_owner"
-MAINTENANCE_ROLE = "mt5_maintenance"
+OWNER_ROLE = _names.OWNER_ROLE
+MAINTENANCE_ROLE = _names.MAINTENANCE_ROLE
 
 
 def _run(operations: Operations, statements: Iterable[str]) -> None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
 
+from suho_mt5._names import TENANT_SETTING
 from suho_mt5.db import Edition
 from suho_mt5.errors import MigrationError
 
@@ -34,8 +35,6 @@ __all__ = [
 
 #: The schema every suho-mt5 object lives in.
 DEFAULT_SCHEMA = "public"
-#: The setting row-level security reads (transaction-local, DESIGN.md trap 6).
-TENANT_SETTING = "app.current_tenant_id"
 #: Internal table recording hypertables, aggregates and their declared policies.
 CATALOG_TABLE = "mt5_timeseries_catalog"
 

@@ -6,10 +6,10 @@ import zlib
 
 from hypothesis import strategies as st
 
-from suho_mt5.protocol import RECORD_TYPES, Message, encode
+from suho_mt5.protocol import RECORD_TYPES, Packet, encode
 from suho_mt5.protocol._layout import LAYOUT_BY_CLASS, FieldLayout
 
-RECORDS: list[type[Message]] = list(RECORD_TYPES.values())
+RECORDS: list[type[Packet]] = list(RECORD_TYPES.values())
 
 
 def field_values(field: FieldLayout) -> st.SearchStrategy[object]:
@@ -30,12 +30,12 @@ def field_values(field: FieldLayout) -> st.SearchStrategy[object]:
     return st.integers(kind.lo, kind.hi)
 
 
-def messages(cls: type[Message]) -> st.SearchStrategy[Message]:
+def messages(cls: type[Packet]) -> st.SearchStrategy[Packet]:
     layout = LAYOUT_BY_CLASS[cls]
     return st.tuples(*(field_values(f) for f in layout.fields)).map(lambda v: cls(*v))
 
 
-any_message: st.SearchStrategy[Message] = st.one_of(*(messages(c) for c in RECORDS))
+any_message: st.SearchStrategy[Packet] = st.one_of(*(messages(c) for c in RECORDS))
 
 
 def with_crc(packet: bytes | bytearray) -> bytes:

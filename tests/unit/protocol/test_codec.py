@@ -16,12 +16,12 @@ from suho_mt5.protocol import (
     MAX_TIMESTAMP_US,
     PACKET_SIZE,
     RECORD_TYPES,
-    BrokerQuote,
-    ExecutionReport,
-    Heartbeat,
-    Message,
+    BrokerQuotePacket,
+    ExecutionReportPacket,
+    HeartbeatPacket,
     MessageType,
-    Signal,
+    Packet,
+    SignalPacket,
     decode,
     encode,
 )
@@ -34,7 +34,7 @@ from .strategies import RECORDS, messages, with_crc
 pytestmark = pytest.mark.unit
 
 ACC = uuid.UUID("6f1c2a7e-9b1d-4c2e-8a53-2f7b9d0e4c11").bytes
-QUOTE = BrokerQuote(
+QUOTE = BrokerQuotePacket(
     7, 1_732_492_800_123_456, ACC, "EURUSD", 109_531_000, 109_533_000, 0, 150_000_000, 2
 )
 
@@ -80,7 +80,7 @@ def test_crc_residue_holds_for_any_packet() -> None:
 @pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
-def test_round_trip_over_full_ranges(cls: type[Message], data: st.DataObject) -> None:
+def test_round_trip_over_full_ranges(cls: type[Packet], data: st.DataObject) -> None:
     msg = data.draw(messages(cls))
     packet = encode(msg)
     assert len(packet) == PACKET_SIZE
@@ -117,15 +117,15 @@ def test_records_are_immutable_and_give_uuid_and_datetime() -> None:
         QUOTE.bid = 1  # type: ignore[misc]
     assert QUOTE.account_uuid == uuid.UUID(bytes=ACC)
     assert QUOTE.time == datetime(2024, 11, 25, 0, 0, 0, 123456, tzinfo=UTC)
-    last = BrokerQuote(*QUOTE[:1], MAX_TIMESTAMP_US, *QUOTE[2:])
+    last = BrokerQuotePacket(*QUOTE[:1], MAX_TIMESTAMP_US, *QUOTE[2:])
     assert last.time == datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
-    sig = Signal(1, 0, ACC, ACC, "EURUSD", 0, 0, 0, 0, 0, 0, 1)  # type: ignore[arg-type]
+    sig = SignalPacket(1, 0, ACC, ACC, "EURUSD", 0, 0, 0, 0, 0, 0, 1)  # type: ignore[arg-type]
     assert sig.signal_uuid == uuid.UUID(bytes=ACC)
-    assert ExecutionReport(1, 0, ACC, ACC, 0, 0, 0, 0).signal_uuid == sig.signal_uuid
+    assert ExecutionReportPacket(1, 0, ACC, ACC, 0, 0, 0, 0).signal_uuid == sig.signal_uuid
 
 
 def test_int_values_for_enums_and_bools_encode_like_members() -> None:
-    hb = Heartbeat(1, 0, ACC, "1.0.0", 1, 2, 1, 0)  # type: ignore[arg-type]
+    hb = HeartbeatPacket(1, 0, ACC, "1.0.0", 1, 2, 1, 0)  # type: ignore[arg-type]
     assert decode(encode(hb)) == hb
     assert decode(encode(hb)).terminal_connected is True
 
@@ -167,14 +167,14 @@ def test_encode_rejects_what_cannot_be_sent(
 
 
 def test_encode_rejects_enum_and_bool_values_out_of_range() -> None:
-    sig = Signal(1, 0, ACC, ACC, "EURUSD", 0, 0, 0, 0, 0, 0, 1)  # type: ignore[arg-type]
+    sig = SignalPacket(1, 0, ACC, ACC, "EURUSD", 0, 0, 0, 0, 0, 0, 1)  # type: ignore[arg-type]
     with pytest.raises(FieldRangeError) as info:
         encode(sig._replace(action=9))
     assert info.value.offset == 114
     with pytest.raises(FieldRangeError) as info:
         encode(sig._replace(confidence_bp=10_001))
     assert info.value.offset == 112
-    hb = Heartbeat(1, 0, ACC, "1.0.0", 1, 2, True, True)
+    hb = HeartbeatPacket(1, 0, ACC, "1.0.0", 1, 2, True, True)
     with pytest.raises(FieldRangeError) as info:
         encode(hb._replace(trade_allowed=2))
     assert info.value.offset == 65
@@ -184,7 +184,7 @@ def test_encode_of_something_else_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         encode((1, 2, 3))  # type: ignore[arg-type]
 
-    class MyQuote(BrokerQuote):
+    class MyQuote(BrokerQuotePacket):
         __slots__ = ()
 
     assert encode(MyQuote(*QUOTE)) == encode(QUOTE)

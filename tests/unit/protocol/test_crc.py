@@ -31,8 +31,8 @@ def test_backend_is_named() -> None:
 def test_the_standard_library_can_be_forced() -> None:
     code = (
         "from suho_mt5.protocol._crc import CRC_BACKEND;"
-        "from suho_mt5.protocol import decode, encode, Ack, MessageType;"
-        "m = Ack(1, 0, bytes(16), 2, MessageType.SIGNAL);"
+        "from suho_mt5.protocol import decode, encode, AckPacket, MessageType;"
+        "m = AckPacket(1, 0, bytes(16), 2, MessageType.SIGNAL);"
         "assert decode(encode(m)) == m;"
         "print(CRC_BACKEND)"
     )

@@ -20,7 +20,7 @@ from suho_mt5.errors import (
     UnknownMessageTypeError,
     UnsupportedVersionError,
 )
-from suho_mt5.protocol import BrokerQuote, Message, decode, decode_frame, encode
+from suho_mt5.protocol import BrokerQuotePacket, Packet, decode, decode_frame, encode
 from suho_mt5.protocol._codec import reference_decode
 from suho_mt5.protocol._layout import LAYOUTS
 
@@ -29,7 +29,9 @@ from .strategies import packets, with_crc
 pytestmark = pytest.mark.unit
 
 ACC = uuid.UUID(int=7).bytes
-QUOTE = BrokerQuote(7, 1_732_492_800_123_456, ACC, "EURUSD", 109_531_000, 109_533_000, 0, 0, 2)
+QUOTE = BrokerQuotePacket(
+    7, 1_732_492_800_123_456, ACC, "EURUSD", 109_531_000, 109_533_000, 0, 0, 2
+)
 PACKET = encode(QUOTE)
 PREFIXES = [lay.prefix for lay in LAYOUTS]
 
@@ -124,5 +126,5 @@ def test_field_errors_in_a_frame_carry_frame_offsets() -> None:
 
 
 def test_a_decoded_message_is_a_message() -> None:
-    msg: Message = decode(PACKET)
+    msg: Packet = decode(PACKET)
     assert msg == QUOTE

@@ -14,11 +14,11 @@ from suho_mt5.errors import ChecksumMismatchError, FieldRangeError, TruncatedPac
 from suho_mt5.protocol import (
     MAGIC,
     PACKET_SIZE,
-    Ack,
-    BrokerQuote,
-    Heartbeat,
-    Message,
+    AckPacket,
+    BrokerQuotePacket,
+    HeartbeatPacket,
     MessageType,
+    Packet,
     StreamDecoder,
     decode,
     decode_frame,
@@ -35,9 +35,9 @@ pytestmark = pytest.mark.unit
 ACC = uuid.UUID(int=42).bytes
 
 
-def _quotes(n: int, symbols: int = 3) -> list[Message]:
+def _quotes(n: int, symbols: int = 3) -> list[Packet]:
     return [
-        BrokerQuote(
+        BrokerQuotePacket(
             i, 1_700_000_000_000_000 + i, ACC, f"SYM{i % symbols}", 100 + i, 101 + i, 0, i, 1
         )
         for i in range(n)
@@ -46,7 +46,7 @@ def _quotes(n: int, symbols: int = 3) -> list[Message]:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(any_message, max_size=40))
-def test_frame_round_trip(msgs: list[Message]) -> None:
+def test_frame_round_trip(msgs: list[Packet]) -> None:
     frame = encode_frame(msgs)
     assert decode_frame(frame) == msgs
     assert list(iter_frame(frame)) == msgs
@@ -57,7 +57,8 @@ def test_homogeneous_and_mixed_frames_of_a_thousand() -> None:
     quotes = _quotes(1000)
     assert decode_frame(encode_frame(quotes)) == quotes
     mixed = [
-        q if i % 7 else Heartbeat(i, 0, ACC, "1.0", 1, 1, True, True) for i, q in enumerate(quotes)
+        q if i % 7 else HeartbeatPacket(i, 0, ACC, "1.0", 1, 1, True, True)
+        for i, q in enumerate(quotes)
     ]
     assert decode_frame(encode_frame(mixed)) == mixed
 
@@ -91,7 +92,7 @@ def test_frame_errors_point_into_the_frame() -> None:
 
 
 def test_mixed_frame_field_error_offset() -> None:
-    msgs: list[Message] = [*_quotes(3), Ack(1, 0, ACC, 1, MessageType.SIGNAL), *_quotes(3)]
+    msgs: list[Packet] = [*_quotes(3), AckPacket(1, 0, ACC, 1, MessageType.SIGNAL), *_quotes(3)]
     frame = bytearray(encode_frame(msgs))
     frame[3 * 144 + 48] = 0x00  # acked_type 0
     frame[3 * 144 : 4 * 144] = with_crc(frame[3 * 144 : 4 * 144])
@@ -123,11 +124,11 @@ garbage = st.one_of(
     cuts=st.lists(st.integers(1, 400), max_size=20),
 )
 def test_stream_recovers_every_packet_between_garbage(
-    msgs: list[Message], junk: list[bytes], cuts: list[int]
+    msgs: list[Packet], junk: list[bytes], cuts: list[int]
 ) -> None:
     stream = b"".join(j + encode(m) for j, m in zip(junk, msgs, strict=False)) + junk[-1]
     dec = StreamDecoder()
-    got: list[Message] = []
+    got: list[Packet] = []
     for chunk in _chunks(stream, cuts):
         got += dec.feed(chunk)
         assert dec.pending < PACKET_SIZE
@@ -178,7 +179,7 @@ def test_stream_one_byte_at_a_time() -> None:
     msgs = _quotes(5)
     stream = b"xx" + encode_frame(msgs) + b"SUH"
     dec = StreamDecoder()
-    got: list[Message] = []
+    got: list[Packet] = []
     for i in range(len(stream)):
         got += dec.feed(stream[i : i + 1])
     assert got == msgs

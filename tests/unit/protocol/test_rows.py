@@ -13,16 +13,16 @@ from suho_mt5.errors import TenantError
 from suho_mt5.models import metadata
 from suho_mt5.protocol import (
     TABLES,
-    Ack,
-    BrokerQuote,
-    Command,
+    AckPacket,
+    BrokerQuotePacket,
     CommandCode,
-    Config,
+    CommandPacket,
+    ConfigPacket,
     ErrorCode,
-    ErrorMessage,
-    Heartbeat,
-    Message,
+    ErrorPacket,
+    HeartbeatPacket,
     MessageType,
+    Packet,
     heartbeat_status,
     message_to_row,
 )
@@ -53,7 +53,7 @@ def test_every_table_exists_in_the_models() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(any_message)
-def test_rows_use_only_columns_of_their_table(msg: Message) -> None:
+def test_rows_use_only_columns_of_their_table(msg: Packet) -> None:
     if msg.TABLE is None:
         with pytest.raises(TypeError, match="not stored"):
             msg.to_row("t1")
@@ -82,7 +82,7 @@ def test_every_time_series_record_has_sequence_except_signals() -> None:
 
 
 def test_fixed_point_is_exact() -> None:
-    q = BrokerQuote(
+    q = BrokerQuotePacket(
         1, 1_732_492_800_123_456, ACC, "EURUSD", 109_531_001, -1, 2**63 - 1, 2**64 - 1, -3
     )
     row = q.to_row("t")
@@ -105,7 +105,7 @@ def test_fixed_point_is_exact() -> None:
     ],
 )
 def test_heartbeat_status(connected: bool, allowed: bool, status: str) -> None:
-    hb = Heartbeat(1, 0, ACC, "1.0.0", 4410, 20, connected, allowed)
+    hb = HeartbeatPacket(1, 0, ACC, "1.0.0", 4410, 20, connected, allowed)
     assert heartbeat_status(hb) == status
     assert hb.to_row("t")["status"] == status
 
@@ -113,20 +113,20 @@ def test_heartbeat_status(connected: bool, allowed: bool, status: str) -> None:
 @pytest.mark.parametrize(
     "msg",
     [
-        Command(1, 0, ACC, 0, 0, "", CommandCode.CLOSE_ALL),
-        Config(1, 0, ACC, "k", 1, 0),
-        Ack(1, 0, ACC, 1, MessageType.SIGNAL),
-        ErrorMessage(1, 0, ACC, 0, ErrorCode.INTERNAL, ""),
+        CommandPacket(1, 0, ACC, 0, 0, "", CommandCode.CLOSE_ALL),
+        ConfigPacket(1, 0, ACC, "k", 1, 0),
+        AckPacket(1, 0, ACC, 1, MessageType.SIGNAL),
+        ErrorPacket(1, 0, ACC, 0, ErrorCode.INTERNAL, ""),
     ],
 )
-def test_messages_without_a_table_have_no_row(msg: Message) -> None:
+def test_messages_without_a_table_have_no_row(msg: Packet) -> None:
     assert msg.TABLE is None
     with pytest.raises(TypeError, match="no table"):
         message_to_row(msg, "t")
 
 
 def test_tenant_must_be_given() -> None:
-    hb = Heartbeat(1, 0, ACC, "1.0.0", 4410, 20, True, True)
+    hb = HeartbeatPacket(1, 0, ACC, "1.0.0", 4410, 20, True, True)
     for bad in ("", None):
         with pytest.raises(TenantError):
             hb.to_row(bad)  # type: ignore[arg-type]

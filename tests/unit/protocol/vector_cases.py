@@ -18,24 +18,24 @@ from pathlib import Path
 from suho_mt5.errors import ProtocolError
 from suho_mt5.protocol import (
     MAX_TIMESTAMP_US,
-    AccountSnapshot,
-    Ack,
-    Action,
-    BrokerQuote,
-    Command,
+    AccountSnapshotPacket,
+    AckPacket,
+    BrokerQuotePacket,
     CommandCode,
-    Config,
-    DealType,
+    CommandPacket,
+    ConfigPacket,
     ErrorCode,
-    ErrorMessage,
-    ExecutionReport,
-    Heartbeat,
-    Message,
+    ErrorPacket,
+    ExecutionReportPacket,
+    HeartbeatPacket,
     MessageType,
-    OrderEvent,
-    OrderState,
-    OrderType,
-    Signal,
+    OrderEventPacket,
+    Packet,
+    SignalPacket,
+    WireAction,
+    WireDealType,
+    WireOrderState,
+    WireOrderType,
     decode,
     encode,
 )
@@ -52,18 +52,18 @@ T0 = 1_732_492_800_123_456  # 2024-11-25T00:00:00.123456Z
 I64_MIN, I64_MAX, U64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 I31_MAX, I32_MIN = 2**31 - 1, -(2**31)
 
-VALID: list[tuple[str, str, Message]] = [
+VALID: list[tuple[str, str, Packet]] = [
     (
         "account_snapshot_typical",
         "a 10,000.00 USD account with one position open",
-        AccountSnapshot(
+        AccountSnapshotPacket(
             1, T0, ACC, 10_000_0000, 10_012_3400, 217_5000, 9_794_8400, 4_603_3747, 100, "USD"
         ),
     ),
     (
         "account_snapshot_extremes",
         "int64 extremes, margin level bounds, 8-char currency",
-        AccountSnapshot(
+        AccountSnapshotPacket(
             U64_MAX,
             MAX_TIMESTAMP_US,
             ACC_MAX,
@@ -79,17 +79,17 @@ VALID: list[tuple[str, str, Message]] = [
     (
         "account_snapshot_negative_equity",
         "negative equity: the margin level is sent as 0; leverage 1:1",
-        AccountSnapshot(2, 0, bytes(16), 1, -50_0000, 100_0000, -150_0000, 0, 1, "X"),
+        AccountSnapshotPacket(2, 0, bytes(16), 1, -50_0000, 100_0000, -150_0000, 0, 1, "X"),
     ),
     (
         "broker_quote_eurusd",
         "EURUSD tick, 5 digits, spread 2 points",
-        BrokerQuote(7, T0, ACC, "EURUSD", 109_531_000, 109_533_000, 0, 150_000_000, 2),
+        BrokerQuotePacket(7, T0, ACC, "EURUSD", 109_531_000, 109_533_000, 0, 150_000_000, 2),
     ),
     (
         "broker_quote_extremes",
         "16-char symbol, negative prices (oil, April 2020), max volume",
-        BrokerQuote(
+        BrokerQuotePacket(
             U64_MAX,
             MAX_TIMESTAMP_US,
             ACC,
@@ -104,27 +104,27 @@ VALID: list[tuple[str, str, Message]] = [
     (
         "broker_quote_one_char",
         "1-char symbol with punctuation bytes 0x21 and 0x7E around",
-        BrokerQuote(0, 0, bytes(16), "!", 1, 2, 3, 0, -1),
+        BrokerQuotePacket(0, 0, bytes(16), "!", 1, 2, 3, 0, -1),
     ),
     (
         "heartbeat_online",
         "connected, trading allowed: status online",
-        Heartbeat(3, T0, ACC, "1.0.0", 4410, 12, True, True),
+        HeartbeatPacket(3, T0, ACC, "1.0.0", 4410, 12, True, True),
     ),
     (
         "heartbeat_degraded",
         "connected, AutoTrading off: status degraded",
-        Heartbeat(4, T0, ACC, "1.0.0-rc.1+build", I31_MAX, I31_MAX, True, False),
+        HeartbeatPacket(4, T0, ACC, "1.0.0-rc.1+build", I31_MAX, I31_MAX, True, False),
     ),
     (
         "heartbeat_offline",
         "trade server lost: status offline",
-        Heartbeat(5, T0, ACC, "~", 1, 0, False, False),
+        HeartbeatPacket(5, T0, ACC, "~", 1, 0, False, False),
     ),
     (
         "order_event_buy_open",
         "market buy filled, position open",
-        OrderEvent(
+        OrderEventPacket(
             9,
             T0,
             ACC,
@@ -139,15 +139,15 @@ VALID: list[tuple[str, str, Message]] = [
             -7_0000,
             0,
             42,
-            OrderType.BUY,
-            DealType.BUY,
-            OrderState.OPEN,
+            WireOrderType.BUY,
+            WireDealType.BUY,
+            WireOrderState.OPEN,
         ),
     ),
     (
         "order_event_pending",
         "buy limit placed: no deal, no position yet",
-        OrderEvent(
+        OrderEventPacket(
             10,
             T0,
             ACC,
@@ -162,15 +162,15 @@ VALID: list[tuple[str, str, Message]] = [
             0,
             0,
             2**32 - 1,
-            OrderType.BUY_LIMIT,
-            DealType.NONE,
-            OrderState.PENDING,
+            WireOrderType.BUY_LIMIT,
+            WireDealType.NONE,
+            WireOrderState.PENDING,
         ),
     ),
     (
         "order_event_extremes",
         "closed at a loss, extreme values",
-        OrderEvent(
+        OrderEventPacket(
             U64_MAX,
             MAX_TIMESTAMP_US,
             ACC_MAX,
@@ -185,15 +185,15 @@ VALID: list[tuple[str, str, Message]] = [
             I64_MAX,
             -1,
             0,
-            OrderType.CLOSE_BY,
-            DealType.TAX,
-            OrderState.REJECTED,
+            WireOrderType.CLOSE_BY,
+            WireDealType.TAX,
+            WireOrderState.REJECTED,
         ),
     ),
     (
         "signal_buy",
         "BUY EURUSD with SL/TP, expiry and 85% confidence",
-        Signal(
+        SignalPacket(
             11,
             T0,
             ACC,
@@ -205,18 +205,18 @@ VALID: list[tuple[str, str, Message]] = [
             10_000_000,
             T0 + 60_000_000,
             8_500,
-            Action.BUY,
+            WireAction.BUY,
         ),
     ),
     (
         "signal_close_at_market",
         "CLOSE at market, no SL/TP, never expires, full confidence",
-        Signal(12, T0, ACC, SIG, "GBPJPY", 0, 0, 0, 0, 0, 10_000, Action.CLOSE),
+        SignalPacket(12, T0, ACC, SIG, "GBPJPY", 0, 0, 0, 0, 0, 10_000, WireAction.CLOSE),
     ),
     (
         "signal_extremes",
         "MODIFY with extreme prices and zero confidence",
-        Signal(
+        SignalPacket(
             U64_MAX,
             MAX_TIMESTAMP_US,
             ACC_MAX,
@@ -228,40 +228,40 @@ VALID: list[tuple[str, str, Message]] = [
             U64_MAX,
             MAX_TIMESTAMP_US,
             0,
-            Action.MODIFY,
+            WireAction.MODIFY,
         ),
     ),
     (
         "execution_report_done",
         "filled 1 point worse than asked (TRADE_RETCODE_DONE 10009)",
-        ExecutionReport(13, T0, ACC, SIG, 5001, 109_531_000, 1_000, 10009),
+        ExecutionReportPacket(13, T0, ACC, SIG, 5001, 109_531_000, 1_000, 10009),
     ),
     (
         "execution_report_rejected",
         "rejected (TRADE_RETCODE_REJECT 10006): no ticket",
-        ExecutionReport(14, T0, ACC, SIG, 0, 0, 0, 10006),
+        ExecutionReportPacket(14, T0, ACC, SIG, 0, 0, 0, 10006),
     ),
     (
         "execution_report_extremes",
         "extreme values",
-        ExecutionReport(
+        ExecutionReportPacket(
             U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, bytes(16), I64_MAX, I64_MIN, I64_MIN, I31_MAX
         ),
     ),
     (
         "command_send_snapshot",
         "ask for an ACCOUNT_SNAPSHOT now; empty symbol",
-        Command(15, T0, ACC, 0, 0, "", CommandCode.SEND_SNAPSHOT),
+        CommandPacket(15, T0, ACC, 0, 0, "", CommandCode.SEND_SNAPSHOT),
     ),
     (
         "command_close_position",
         "close 0.5 lot of position 5001",
-        Command(16, T0, ACC, 5001, 50_000_000, "XAUUSD", CommandCode.CLOSE_POSITION),
+        CommandPacket(16, T0, ACC, 5001, 50_000_000, "XAUUSD", CommandCode.CLOSE_POSITION),
     ),
     (
         "command_extremes",
         "extreme values",
-        Command(
+        CommandPacket(
             U64_MAX,
             MAX_TIMESTAMP_US,
             ACC_MAX,
@@ -271,34 +271,38 @@ VALID: list[tuple[str, str, Message]] = [
             CommandCode.DISCONNECT,
         ),
     ),
-    ("config_risk", "risk_pct = 1.50", Config(17, T0, ACC, "risk_pct", 150, 2)),
+    ("config_risk", "risk_pct = 1.50", ConfigPacket(17, T0, ACC, "risk_pct", 150, 2)),
     (
         "config_extremes",
         "most negative value at 18 decimals",
-        Config(U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, "max_spread_point", I64_MIN, 18),
+        ConfigPacket(U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, "max_spread_point", I64_MIN, 18),
     ),
-    ("ack_signal", "ACK of the SIGNAL with sequence 11", Ack(18, T0, ACC, 11, MessageType.SIGNAL)),
+    (
+        "ack_signal",
+        "ACK of the SIGNAL with sequence 11",
+        AckPacket(18, T0, ACC, 11, MessageType.SIGNAL),
+    ),
     (
         "ack_extremes",
         "extreme values",
-        Ack(U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, U64_MAX, MessageType.ERROR),
+        AckPacket(U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, U64_MAX, MessageType.ERROR),
     ),
     (
         "error_signal_expired",
         "the EA refuses an expired signal; detail with spaces",
-        ErrorMessage(19, T0, ACC, 12, ErrorCode.SIGNAL_EXPIRED, "signal expired 3.2 s ago"),
+        ErrorPacket(19, T0, ACC, 12, ErrorCode.SIGNAL_EXPIRED, "signal expired 3.2 s ago"),
     ),
     (
         "error_extremes",
         "64-char detail, no reference",
-        ErrorMessage(
+        ErrorPacket(
             U64_MAX, MAX_TIMESTAMP_US, ACC_MAX, 0, ErrorCode.INTERNAL, "x" * 31 + " " + "~" * 32
         ),
     ),
 ]
 
 
-def fields_json(msg: Message) -> dict[str, object]:
+def fields_json(msg: Packet) -> dict[str, object]:
     """A record's fields as JSON values: ids as UUID strings, enums by name."""
     out: dict[str, object] = {}
     for name, value in zip(msg._fields, msg, strict=True):
@@ -311,7 +315,7 @@ def fields_json(msg: Message) -> dict[str, object]:
     return out
 
 
-def scaled_json(msg: Message) -> dict[str, str]:
+def scaled_json(msg: Packet) -> dict[str, str]:
     """The fixed-point fields as exact decimals, to show the scales."""
     layout = LAYOUT_BY_CLASS[type(msg)]
     return {
@@ -321,7 +325,7 @@ def scaled_json(msg: Message) -> dict[str, str]:
     }
 
 
-def fields_from_json(cls: type[Message], fields: dict[str, object]) -> Message:
+def fields_from_json(cls: type[Packet], fields: dict[str, object]) -> Packet:
     layout = LAYOUT_BY_CLASS[cls]
     values: list[object] = []
     for f in layout.fields:
