@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from suho_mt5.cli import main, server_info
+from suho_mt5.cli import main
+from suho_mt5.commands.db import server_info
 from suho_mt5.db import Edition
 
 

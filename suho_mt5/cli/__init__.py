@@ -1,0 +1,24 @@
+"""The ``suho-mt5`` command line: a thin click layer over :mod:`suho_mt5.commands`.
+
+Each command parses options, calls a plain typed function that tests call directly, and turns
+a :class:`~suho_mt5.errors.SuhoError` into a one-line message and exit status 1. Each layer's
+commands live in a module of their own here and are added to :func:`main` below.
+"""
+
+from __future__ import annotations
+
+import click
+
+from suho_mt5 import __version__
+from suho_mt5.cli.db import db
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="suho-mt5")
+def main() -> None:
+    """Connect MetaTrader 5 Expert Advisors to a multi-tenant TimescaleDB backend."""
+
+
+main.add_command(db)
