@@ -23,7 +23,7 @@ system-deps:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,nats]'
+	$(BIN)/pip install --quiet -e '.[dev,nats,ingest]'
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -17,6 +17,11 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── UnknownMessageTypeError, ChecksumMismatchError, FieldRangeError,
     │   └── InvalidSymbolError, TrailingDataError
     └── IngestError            the Data Bridge could not store or acknowledge data
+        ├── StreamSetupError   a stream or consumer of the bus contract cannot be declared
+        ├── BatchWriteError    the database refused a batch for a reason other than its rows
+        ├── DatabaseUnavailableError  the database cannot be reached (retried, never acked)
+        ├── SignalError        a signal could not be stored or published
+        └── ReconcileError     no canonical symbol or pip size for a broker symbol
 
 Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visible.
 """
@@ -26,9 +31,11 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BadMagicError",
+    "BatchWriteError",
     "ChecksumMismatchError",
     "ConfigError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "EditionError",
     "EngineLimitError",
     "FieldRangeError",
@@ -37,6 +44,9 @@ __all__ = [
     "MigrationError",
     "ProtocolError",
     "ReadOnlyModelError",
+    "ReconcileError",
+    "SignalError",
+    "StreamSetupError",
     "SuhoError",
     "TenantError",
     "TrailingDataError",
@@ -91,6 +101,29 @@ class MigrationError(SuhoError):
 
 class IngestError(SuhoError):
     """The ingest layer could not store or acknowledge a batch; nothing acknowledged is lost."""
+
+
+class StreamSetupError(IngestError):
+    """A stream or consumer of the bus contract could not be created or updated."""
+
+
+class BatchWriteError(IngestError):
+    """The database refused a batch for a reason other than its rows (permissions, schema).
+
+    A database outage is not this error: the bridge retries it with backoff.
+    """
+
+
+class DatabaseUnavailableError(IngestError):
+    """The database cannot be reached or went away mid-batch; the batch is retried, not acked."""
+
+
+class SignalError(IngestError):
+    """A trading signal could not be stored or published to its account's subject."""
+
+
+class ReconcileError(IngestError):
+    """A broker symbol has no canonical symbol or pip size."""
 
 
 class ProtocolError(SuhoError):

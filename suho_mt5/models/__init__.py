@@ -20,6 +20,7 @@ mt5_risk_events                :class:`RiskEvent`          ``compliance``
 mt5_user_consents              :class:`UserConsent`        ``compliance``
 mt5_compliance_reports         :class:`ComplianceReport`   ``compliance``
 mt5_timeseries_catalog         :class:`TimeseriesCatalogEntry`  ``catalog``
+mt5_ingest_dead_letters        :class:`DeadLetter`         ``ingest``
 mt5_balance_hourly (view)      :class:`BalanceHourly`      ``aggregates``
 mt5_pnl_daily (view)           :class:`PnlDaily`           ``aggregates``
 mt5_quotes_ohlc_1m (view)      :class:`QuoteOhlc1m`        ``aggregates``
@@ -65,6 +66,7 @@ from suho_mt5.models.enums import (
     DealType,
     FeedbackStatus,
     HeartbeatStatus,
+    MarginMode,
     OrderStatus,
     OrderType,
     ReportStatus,
@@ -73,6 +75,7 @@ from suho_mt5.models.enums import (
     SignalAction,
     SignalStatus,
 )
+from suho_mt5.models.ingest import DeadLetter
 from suho_mt5.models.market import BalanceHistory, BrokerQuote, Heartbeat
 from suho_mt5.models.trading import SignalExecution, TradeOrder, TradingSignal
 
@@ -86,12 +89,14 @@ __all__ = [
     "CatalogKind",
     "ComplianceReport",
     "ConsentType",
+    "DeadLetter",
     "DealEntry",
     "DealType",
     "FeedbackStatus",
     "Heartbeat",
     "HeartbeatStatus",
     "HypertableSpec",
+    "MarginMode",
     "OrderStatus",
     "OrderType",
     "PnlDaily",

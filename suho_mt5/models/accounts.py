@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from suho_mt5.models.base import Base, TenantId, TextEnum, Uuid
-from suho_mt5.models.enums import AccountType
+from suho_mt5.models.enums import AccountType, MarginMode
 
 if TYPE_CHECKING:
     from suho_mt5.models.compliance import RiskEvent, UserConsent
@@ -70,6 +70,8 @@ class UserAccount(Base):
     currency: Mapped[str] = mapped_column(server_default="USD")
     leverage: Mapped[int | None] = mapped_column(Integer)
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    #: Netting, exchange or hedging (MQL5 ``ACCOUNT_MARGIN_MODE``); NULL while unknown.
+    margin_mode: Mapped[MarginMode | None] = mapped_column(TextEnum(MarginMode))
     created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
     #: Set by a trigger on every UPDATE (the ORM reads it back after a flush).
     updated_at: Mapped[datetime] = mapped_column(

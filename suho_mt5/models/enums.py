@@ -17,6 +17,7 @@ __all__ = [
     "DealType",
     "FeedbackStatus",
     "HeartbeatStatus",
+    "MarginMode",
     "OrderStatus",
     "OrderType",
     "ReportStatus",
@@ -33,6 +34,18 @@ class AccountType(StrEnum):
     DEMO = "demo"
     REAL = "real"
     CONTEST = "contest"
+
+
+class MarginMode(StrEnum):
+    """``mt5_user_accounts.margin_mode``: MQL5 ``ENUM_ACCOUNT_MARGIN_MODE``, lower case.
+
+    Netting and exchange accounts hold one position per symbol; hedging accounts may hold
+    opposite positions of one symbol at once.
+    """
+
+    NETTING = "netting"
+    EXCHANGE = "exchange"
+    HEDGING = "hedging"
 
 
 class HeartbeatStatus(StrEnum):

@@ -1,0 +1,70 @@
+"""The Data Bridge: NATS JetStream -> TimescaleDB, and the services around it.
+
+See ``docs/ingest.md``. Needs the ``ingest`` extra (nats-py, prometheus_client, PyYAML).
+
+* :mod:`~suho_mt5.ingest.streams`: the bus contract, ``suho-mt5 streams setup``;
+* :mod:`~suho_mt5.ingest.rows`: packets -> rows, and the checks a row must pass;
+* :mod:`~suho_mt5.ingest.writer`: batched idempotent writes (COPY + ON CONFLICT DO NOTHING);
+* :mod:`~suho_mt5.ingest.bridge`: the consumer loop, acks after commit, dead letters;
+* :mod:`~suho_mt5.ingest.reconcile`, :mod:`~suho_mt5.ingest.status`,
+  :mod:`~suho_mt5.ingest.risk`, :mod:`~suho_mt5.ingest.signals`.
+"""
+
+from __future__ import annotations
+
+from suho_mt5.ingest.bridge import Bridge, BridgeSettings
+from suho_mt5.ingest.metrics import BridgeMetrics
+from suho_mt5.ingest.reconcile import (
+    Reconciler,
+    ReferenceBook,
+    ReferenceQuote,
+    SignalPrices,
+    SymbolMapper,
+    adjust_signal,
+    pip_size,
+    price_deviation,
+)
+from suho_mt5.ingest.risk import RiskLimits, check_snapshots
+from suho_mt5.ingest.rows import packet_row, row_problem
+from suho_mt5.ingest.signals import PublishedSignal, publish_signal, recent_deviation
+from suho_mt5.ingest.status import mark_offline
+from suho_mt5.ingest.streams import (
+    DEFAULT_CONTRACT,
+    BusContract,
+    ConsumerSpec,
+    StreamSpec,
+    load_contract,
+    setup_streams,
+)
+from suho_mt5.ingest.writer import Batch, Writer, WriteResult
+
+__all__ = [
+    "DEFAULT_CONTRACT",
+    "Batch",
+    "Bridge",
+    "BridgeMetrics",
+    "BridgeSettings",
+    "BusContract",
+    "ConsumerSpec",
+    "PublishedSignal",
+    "Reconciler",
+    "ReferenceBook",
+    "ReferenceQuote",
+    "RiskLimits",
+    "SignalPrices",
+    "StreamSpec",
+    "SymbolMapper",
+    "WriteResult",
+    "Writer",
+    "adjust_signal",
+    "check_snapshots",
+    "load_contract",
+    "mark_offline",
+    "packet_row",
+    "pip_size",
+    "price_deviation",
+    "publish_signal",
+    "recent_deviation",
+    "row_problem",
+    "setup_streams",
+]

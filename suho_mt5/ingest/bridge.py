@@ -1,0 +1,394 @@
+"""The Data Bridge: NATS JetStream -> TimescaleDB, exactly once in effect.
+
+Each worker pulls a batch from the durable consumer, decodes the frames, checks every
+message's subject names a registered, active account of the tenant it claims and that every
+packet belongs to that account and subject kind, builds and checks rows, and writes the
+batch in one transaction (rows, dead letters, risk events). Only after the commit does it
+acknowledge, with confirmed acks (``ack_sync``): a crash before the ack means redelivery,
+and the idempotency keys make the second write a no-op. A database outage means no ack:
+the batch is retried with backoff while ``in_progress`` keeps the server from
+redelivering it elsewhere. Several workers, in one process or many, share the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Final
+
+from suho_mt5._subjects import SubjectError, parse_account_subject
+from suho_mt5.errors import (
+    BatchWriteError,
+    DatabaseUnavailableError,
+    ProtocolError,
+    ReconcileError,
+)
+from suho_mt5.ingest.metrics import BridgeMetrics
+from suho_mt5.ingest.reconcile import Reconciler, decode_reference
+from suho_mt5.ingest.risk import RiskLimits, RiskState, check_snapshots
+from suho_mt5.ingest.rows import KIND_OF_TYPE, TABLE_OF_KIND, packet_row, row_problem
+from suho_mt5.ingest.status import mark_offline
+from suho_mt5.ingest.streams import DEFAULT_CONTRACT, BusContract
+from suho_mt5.ingest.writer import (
+    AccountInfo,
+    Batch,
+    DeadLetterRecord,
+    MessageContext,
+    Writer,
+    WriteResult,
+)
+from suho_mt5.protocol import PACKET_SIZE, decode, decode_frame
+
+__all__ = ["Bridge", "BridgeSettings"]
+
+log = logging.getLogger("suho_mt5.ingest")
+
+_ACCOUNT_TTL: Final = 30.0  # seconds an account lookup is trusted (deactivation delay)
+
+
+@dataclass
+class BridgeSettings:
+    """How a bridge runs; ``url`` is a login in ``mt5_ingest``."""
+
+    url: str
+    nats_url: str
+    contract: BusContract = DEFAULT_CONTRACT
+    workers: int = 1
+    batch_size: int = 500
+    fetch_timeout: float = 1.0
+    retry_initial: float = 0.2
+    retry_max: float = 5.0
+    metrics_port: int | None = None
+    offline_after: timedelta = timedelta(seconds=90)
+    offline_check_every: float = 15.0
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    reconciler: Reconciler = field(default_factory=Reconciler)
+    consumer_poll_every: float = 2.0
+
+
+class Bridge:
+    """Run with ``await bridge.run()``; :meth:`stop` (SIGTERM) finishes the in-flight batches."""
+
+    def __init__(self, settings: BridgeSettings, metrics: BridgeMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or BridgeMetrics()
+        self._stop = asyncio.Event()
+        self._accounts: dict[uuid.UUID, tuple[float, AccountInfo | None]] = {}
+        self._nc: Any = None
+        self._js: Any = None
+        self.batches_by_worker: dict[int, int] = {}
+        self._risk_state = RiskState()
+
+    def stop(self) -> None:
+        """Finish the batches in flight, ack them, and return from :meth:`run`."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        import nats
+
+        s = self.settings
+        self._nc = await nats.connect(
+            s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            error_cb=self._nats_error, disconnected_cb=self._nats_disconnected,
+            reconnected_cb=self._nats_reconnected,
+        )
+        self._js = self._nc.jetstream()
+        server = self.metrics.serve(s.metrics_port) if s.metrics_port is not None else None
+        log.info("bridge started: %d worker(s), consumer %s/%s", s.workers,
+                 s.contract.bridge.stream, s.contract.bridge.durable)
+        tasks = [asyncio.create_task(self._worker(i)) for i in range(s.workers)]
+        helpers = [
+            asyncio.create_task(self._poll_consumer()),
+            asyncio.create_task(self._offline_loop()),
+            asyncio.create_task(self._market_feed()),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            self._stop.set()
+            for h in helpers:
+                h.cancel()
+            for h in helpers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await h
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+            if server is not None:
+                server.shutdown()
+            log.info("bridge stopped")
+
+    async def _nats_error(self, exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    async def _nats_disconnected(self) -> None:
+        log.warning("nats disconnected")
+
+    async def _nats_reconnected(self) -> None:
+        log.info("nats reconnected")
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the bridge is stopped."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # ------------------------------------------------------------------ workers
+
+    async def _worker(self, index: int) -> None:
+        import nats.errors
+
+        spec = self.settings.contract.bridge
+        psub = await self._js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+        writer = Writer(self.settings.url, in_transaction=self._in_transaction)
+        self.batches_by_worker[index] = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    msgs = await psub.fetch(self.settings.batch_size,
+                                            timeout=self.settings.fetch_timeout)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    continue
+                except nats.errors.Error as exc:
+                    log.warning("worker %d: fetch failed: %s", index, exc)
+                    await self._sleep(0.5)
+                    continue
+                if await self._handle(msgs, writer):
+                    self.batches_by_worker[index] += 1
+        finally:
+            await writer.close()
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+
+    async def _handle(self, msgs: Sequence[Any], writer: Writer) -> bool:
+        """Write one fetched batch and ack it; False if stopped before it was committed."""
+        started = time.monotonic()
+        m = self.metrics
+        m.messages.inc(len(msgs))
+        m.packets.inc(sum(-(-len(msg.data) // PACKET_SIZE) for msg in msgs))
+        delay = self.settings.retry_initial
+        while True:
+            try:
+                batch, dead_whole = await self._prepare(msgs, writer)
+                t0 = time.monotonic()
+                result = await writer.write(batch)
+                commit_s = time.monotonic() - t0
+                m.commit_seconds.observe(commit_s)
+                break
+            except (DatabaseUnavailableError, BatchWriteError) as exc:
+                m.db_retries.inc()
+                log.warning("batch of %d message(s) not written, retrying in %.1f s (no ack):"
+                            " %s", len(msgs), delay, exc)
+                if self._stop.is_set():
+                    return False
+                # Keep the server from redelivering the batch elsewhere while we wait.
+                for msg in msgs:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+                await self._sleep(delay)
+                if self._stop.is_set():
+                    return False
+                delay = min(delay * 2, self.settings.retry_max)
+        self._count(result)
+        await self._ack(msgs, dead_whole)
+        m.batches.inc()
+        took = time.monotonic() - started
+        m.batch_seconds.observe(took)
+        log.info("batch committed: %d message(s), %s written, %d duplicate(s), %d dead "
+                 "letter(s) in %.0f ms (write and commit %.0f ms)", len(msgs),
+                 sum(result.written.values()), sum(result.duplicates.values()),
+                 len(result.dead), took * 1000, commit_s * 1000)
+        return True
+
+    def _count(self, result: WriteResult) -> None:
+        m = self.metrics
+        for table, n in result.written.items():
+            m.written.labels(table).inc(n)
+        for table, n in result.duplicates.items():
+            m.duplicates.labels(table).inc(n)
+        for d in result.dead:
+            m.dead_letters.labels(d.reason).inc()
+            m.dead_packets.labels(d.reason).inc(d.packet_count)
+            log.warning("dead letter: %s %s seq %d offset %d: %s", d.reason, d.subject,
+                        d.stream_seq, d.byte_offset, d.detail)
+
+    async def _ack(self, msgs: Sequence[Any], dead_whole: set[int]) -> None:
+        async def one(i: int, msg: Any) -> None:
+            try:
+                if i in dead_whole:
+                    await msg.term()  # stored as a dead letter: never redeliver it
+                else:
+                    await msg.ack_sync(timeout=5)
+            except Exception as exc:
+                self.metrics.ack_failures.inc()
+                log.warning("ack not confirmed (will be redelivered, harmlessly): %s", exc)
+
+        await asyncio.gather(*(one(i, msg) for i, msg in enumerate(msgs)))
+
+    # ------------------------------------------------------------------ checks and rows
+
+    async def _lookup(self, ids: set[uuid.UUID], writer: Writer) -> None:
+        now = time.monotonic()
+        stale = {a for a in ids if (e := self._accounts.get(a)) is None
+                 or now - e[0] > _ACCOUNT_TTL}
+        if stale:
+            found = await writer.accounts(sorted(stale))
+            for a in stale:
+                self._accounts[a] = (now, found.get(a))
+
+    async def _prepare(self, msgs: Sequence[Any], writer: Writer) -> tuple[Batch, set[int]]:
+        batch = Batch()
+        dead_whole: set[int] = set()
+        parsed: list[tuple[str, uuid.UUID, str] | str] = []
+        for msg in msgs:
+            try:
+                parsed.append(parse_account_subject(msg.subject))
+            except SubjectError as exc:
+                parsed.append(str(exc))
+        await self._lookup({p[1] for p in parsed if isinstance(p, tuple)}, writer)
+        reconciler = self.settings.reconciler
+        for i, (msg, sub) in enumerate(zip(msgs, parsed, strict=True)):
+            md = msg.metadata
+            stream, seq, deliveries = md.stream, md.sequence.stream, md.num_delivered
+            data = bytes(msg.data)
+            if isinstance(sub, str):
+                ctx = MessageContext(stream, seq, msg.subject, data, deliveries)
+                batch.dead.append(DeadLetterRecord.of(ctx, "unauthorized", sub))
+                dead_whole.add(i)
+                continue
+            tenant, account_id, kind = sub
+            ctx = MessageContext(stream, seq, msg.subject, data, deliveries, tenant, account_id)
+            info = self._accounts[account_id][1]
+            why = (
+                "no such account" if info is None
+                else "account is not active" if not info.is_active
+                else f"account belongs to another tenant than {tenant!r}"
+                if info.tenant_id != tenant else None
+            )
+            if why is not None or info is None:
+                batch.dead.append(DeadLetterRecord.of(ctx, "unauthorized", why or ""))
+                dead_whole.add(i)
+                continue
+            if not data or len(data) % PACKET_SIZE:
+                batch.dead.append(DeadLetterRecord.of(
+                    ctx, "undecodable",
+                    f"{len(data)} bytes is not a whole number of {PACKET_SIZE}-byte packets"))
+                dead_whole.add(i)
+                continue
+            try:
+                packets = [(k * PACKET_SIZE, p) for k, p in enumerate(decode_frame(data))]
+            except ProtocolError:
+                packets = []
+                for off in range(0, len(data), PACKET_SIZE):
+                    try:
+                        packets.append((off, decode(data[off : off + PACKET_SIZE])))
+                    except ProtocolError as exc:
+                        batch.dead.append(DeadLetterRecord.of(ctx, "undecodable", exc.reason,
+                                                              off, PACKET_SIZE))
+            acc_bytes = account_id.bytes
+            table = TABLE_OF_KIND[kind]
+
+            def reference(symbol: str, t: Any, bid: Any, ask: Any,
+                          broker: str = info.broker_name) -> Any:
+                return reconciler.reference(symbol, t, bid, ask, broker)
+
+            for off, packet in packets:
+                if packet.account_id != acc_bytes:
+                    batch.dead.append(DeadLetterRecord.of(
+                        ctx, "account_mismatch",
+                        f"packet account {uuid.UUID(bytes=packet.account_id)} is not the "
+                        f"subject's {account_id}", off, PACKET_SIZE))
+                    continue
+                if KIND_OF_TYPE.get(packet.MESSAGE_TYPE) != kind:
+                    batch.dead.append(DeadLetterRecord.of(
+                        ctx, "kind_mismatch",
+                        f"{packet.MESSAGE_TYPE.name} packet on a {kind!r} subject",
+                        off, PACKET_SIZE))
+                    continue
+                _, row = packet_row(packet, tenant, account_id, reference)
+                problem = row_problem(table, row)
+                if problem is not None:
+                    batch.dead.append(DeadLetterRecord.of(ctx, "check_violation", problem,
+                                                          off, PACKET_SIZE))
+                    continue
+                batch.add(table, row, (ctx, off))
+        return batch, dead_whole
+
+    async def _in_transaction(self, conn: Any, result: WriteResult) -> None:
+        if not result.new_snapshots:
+            return
+        modes = {a: (e[1].margin_mode if e[1] is not None else None)
+                 for a, e in self._accounts.items()}
+        events = await check_snapshots(conn, result.new_snapshots, self.settings.risk, modes,
+                                       self._risk_state)
+        for event in events:
+            self.metrics.risk_events.labels(event.event_type).inc()
+            log.warning("risk event: %s %s %s observed %s threshold %s", event.tenant_id,
+                        event.account_id, event.event_type, event.observed_value,
+                        event.threshold)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _poll_consumer(self) -> None:
+        spec = self.settings.contract.bridge
+        while not self._stop.is_set():
+            try:
+                info = await self._js.consumer_info(spec.stream, spec.durable)
+                self.metrics.pending.set(info.num_pending or 0)
+                self.metrics.ack_pending.set(info.num_ack_pending or 0)
+                self.metrics.redelivered.set(info.num_redelivered or 0)
+            except Exception as exc:
+                log.debug("consumer info unavailable: %s", exc)
+            await self._sleep(self.settings.consumer_poll_every)
+
+    async def _offline_loop(self) -> None:
+        import psycopg
+
+        conninfo = Writer(self.settings.url).conninfo
+        while not self._stop.is_set():
+            await self._sleep(self.settings.offline_check_every)
+            if self._stop.is_set():
+                return
+            try:
+                async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+                    marked = await mark_offline(conn, self.settings.offline_after)
+                for tenant, account in marked:
+                    self.metrics.marked_offline.inc()
+                    log.info("account marked offline: %s %s", tenant, account)
+            except Exception as exc:
+                log.warning("offline check failed: %s", exc)
+
+    async def _market_feed(self) -> None:
+        from nats.js.api import DeliverPolicy
+
+        reconciler = self.settings.reconciler
+
+        async def on_quote(msg: Any) -> None:
+            symbol = msg.subject.rsplit(".", 1)[-1]
+            try:
+                reconciler.book.add(decode_reference(symbol, msg.data))
+                self.metrics.reference_quotes.inc()
+            except ReconcileError as exc:
+                log.warning("reference quote ignored: %s", exc)
+
+        try:
+            sub = await self._js.subscribe("mt5.market.>", cb=on_quote, ordered_consumer=True,
+                                           deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
+        except Exception as exc:
+            log.warning("no reference quotes (stream MT5_MARKET missing?): %s", exc)
+            return
+        try:
+            await self._stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()

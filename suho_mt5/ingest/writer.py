@@ -1,0 +1,392 @@
+"""The batched, idempotent writer: rows of one batch committed in one transaction.
+
+Per table: ``COPY`` the rows into a temporary staging table (no indexes, no checks: the
+cheapest way into the server), then ``INSERT INTO t SELECT ... FROM stage ON CONFLICT DO
+NOTHING``. Every time-series table has a unique idempotency key that includes the time
+column (docs/schema.md, trap 8), so a packet delivered twice is one row; the difference
+between rows staged and rows inserted is counted as duplicates. The PGlite engine
+(``single_backend=true`` in the URL) cannot take COPY or a large message: there the rows go
+as multi-row ``INSERT ... VALUES`` statements kept below its message cap.
+
+If the database refuses the batch because of a row (a CHECK the Python checks missed, a
+trigger's foreign-key check), the batch is written again row by row under savepoints in a
+new transaction: the refused rows become dead letters with the server's message, the rest is
+written. Anything else (the server went away, a privilege is missing) raises, and the
+caller retries without acknowledging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
+
+from suho_mt5.errors import BatchWriteError, ConfigError, DatabaseUnavailableError
+from suho_mt5.ingest.rows import TABLE_COLUMNS, Row
+
+__all__ = [
+    "DEAD_LETTER_TABLE",
+    "PGLITE_MESSAGE_BYTES",
+    "AccountInfo",
+    "Batch",
+    "DeadLetterRecord",
+    "Origin",
+    "WriteResult",
+    "Writer",
+    "psycopg_conninfo",
+]
+
+DEAD_LETTER_TABLE: Final = "mt5_ingest_dead_letters"
+#: Largest statement sent to the PGlite engine: it crashes on a message over about 60 KB.
+PGLITE_MESSAGE_BYTES: Final = 48 * 1024
+
+_DEAD_COLUMNS: Final = ("stream", "stream_seq", "byte_offset", "subject", "tenant_id",
+                        "account_id", "reason", "detail", "raw", "packet_count", "deliveries")
+#: Columns of a new balance row the risk checks read (RETURNING).
+SNAPSHOT_COLUMNS: Final = ("tenant_id", "account_id", "time", "balance", "equity",
+                           "margin", "margin_level", "sequence")
+_BALANCE: Final = "mt5_account_balance_history"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """Where a message came from: enough to dead-letter it or any packet of it."""
+
+    stream: str
+    stream_seq: int
+    subject: str
+    data: bytes
+    deliveries: int
+    tenant_id: str | None = None
+    account_id: uuid.UUID | None = None
+
+
+#: A row's message and the byte offset of its packet in that message.
+Origin = tuple[MessageContext, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """One row of ``mt5_ingest_dead_letters``."""
+
+    stream: str
+    stream_seq: int
+    byte_offset: int
+    subject: str
+    tenant_id: str | None
+    account_id: uuid.UUID | None
+    reason: str
+    detail: str
+    raw: bytes
+    packet_count: int
+    deliveries: int
+
+    @classmethod
+    def of(cls, ctx: MessageContext, reason: str, detail: str, offset: int = 0,
+           size: int | None = None) -> DeadLetterRecord:
+        """The dead letter of ``ctx``'s bytes ``[offset, offset + size)`` (None: to the end)."""
+        raw = ctx.data[offset:] if size is None else ctx.data[offset : offset + size]
+        return cls(ctx.stream, ctx.stream_seq, offset, ctx.subject, ctx.tenant_id,
+                   ctx.account_id, reason, detail, raw, -(-len(raw) // 144), ctx.deliveries)
+
+    def values(self) -> tuple[object, ...]:
+        return (self.stream, self.stream_seq, self.byte_offset, self.subject, self.tenant_id,
+                self.account_id, self.reason, self.detail, self.raw, self.packet_count,
+                self.deliveries)
+
+
+@dataclass
+class Batch:
+    """Rows per table (each with its origin) and the dead letters found before writing."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    origins: dict[str, list[Origin]] = field(default_factory=dict)
+    dead: list[DeadLetterRecord] = field(default_factory=list)
+
+    def add(self, table: str, row: Row, origin: Origin) -> None:
+        rows = self.rows.get(table)
+        if rows is None:
+            rows = self.rows[table] = []
+            self.origins[table] = []
+        rows.append(row)
+        self.origins[table].append(origin)
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+@dataclass
+class WriteResult:
+    """What one committed batch did."""
+
+    written: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    dead: list[DeadLetterRecord] = field(default_factory=list)
+    #: New balance rows (not duplicates), as :data:`SNAPSHOT_COLUMNS` tuples.
+    new_snapshots: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What the bridge needs to know about an account."""
+
+    account_id: uuid.UUID
+    tenant_id: str
+    is_active: bool
+    margin_mode: str | None
+    broker_name: str
+
+
+def psycopg_conninfo(url: str) -> tuple[str, bool]:
+    """``(libpq URI, single_backend)`` of a SQLAlchemy or libpq database URL.
+
+    >>> psycopg_conninfo("postgresql+psycopg://u:p@h:5/db?single_backend=true")
+    ('postgresql://u:p@h:5/db', True)
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"not a database URL: {url!r}") from exc
+    flag = str(parsed.query.get("single_backend", "")).lower() in ("1", "true", "yes", "on")
+    parsed = parsed.difference_update_query(["single_backend"]).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False), flag
+
+
+def _stage_name(table: str) -> str:
+    return f"_suho_stage_{table.removeprefix('mt5_')}"
+
+
+def _stage_ddl(table: str) -> sql.Composed:
+    from suho_mt5.models import metadata  # the column types of the schema contract
+
+    t = metadata.tables[table]
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    cols = [
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t.c[c].type.compile(dialect=dialect)))
+        for c in TABLE_COLUMNS[table]
+    ]
+    return sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+        sql.Identifier(_stage_name(table)), sql.SQL(", ").join(cols)
+    )
+
+
+def _insert_select(table: str, returning: bool) -> sql.Composed:
+    cols = sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table]))
+    stmt = sql.SQL("INSERT INTO public.{} ({}) SELECT {} FROM pg_temp.{} ON CONFLICT DO NOTHING")
+    q = stmt.format(sql.Identifier(table), cols, cols, sql.Identifier(_stage_name(table)))
+    if returning:
+        q += sql.SQL(" RETURNING ") + sql.SQL(", ").join(map(sql.Identifier, SNAPSHOT_COLUMNS))
+    return q
+
+
+def _insert_values(table: str, n: int, returning: bool) -> sql.Composed:
+    columns = TABLE_COLUMNS.get(table, _DEAD_COLUMNS)
+    one = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+    q = sql.SQL("INSERT INTO public.{} ({}) VALUES {} ON CONFLICT DO NOTHING").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join([one] * n),
+    )
+    if returning:
+        q += sql.SQL(" RETURNING ") + sql.SQL(", ").join(map(sql.Identifier, SNAPSHOT_COLUMNS))
+    return q
+
+
+def _chunks(rows: Sequence[Row], row_bytes: int) -> list[Sequence[Row]]:
+    per = max(1, PGLITE_MESSAGE_BYTES // max(row_bytes, 1))
+    return [rows[i : i + per] for i in range(0, len(rows), per)]
+
+
+#: An estimate of one row's bytes in a PGlite INSERT message (text values plus framing).
+def _row_bytes(row: Row) -> int:
+    return sum(len(str(v)) + 8 for v in row) + 8
+
+
+_OUTAGE: Final = (psycopg.OperationalError,)
+
+#: Extra work inside the batch's transaction, before the commit (risk checks).
+InTransaction = Callable[[psycopg.AsyncConnection[Any], WriteResult], Awaitable[None]]
+
+
+class Writer:
+    """One database connection writing batches. Not safe for concurrent use: one per worker.
+
+    ``url`` is a SQLAlchemy or libpq URL of a login in ``mt5_ingest``.
+    """
+
+    def __init__(self, url: str, *, in_transaction: InTransaction | None = None) -> None:
+        self.conninfo, self.single_backend = psycopg_conninfo(url)
+        self.in_transaction = in_transaction
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def connection(self) -> psycopg.AsyncConnection[Any]:
+        """The open connection, (re)connecting and preparing the staging tables if needed."""
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        try:
+            conn = await psycopg.AsyncConnection.connect(self.conninfo, connect_timeout=5)
+            if not self.single_backend:
+                async with conn.cursor() as cur:
+                    for table in TABLE_COLUMNS:
+                        await cur.execute(_stage_ddl(table))
+                await conn.commit()
+        except _OUTAGE as exc:
+            raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _lost(self, exc: BaseException) -> DatabaseUnavailableError:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken: closing is best effort
+                await conn.close()
+        return DatabaseUnavailableError(f"the database went away: {exc}")
+
+    async def accounts(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, AccountInfo]:
+        """The registered accounts among ``ids``."""
+        conn = await self.connection()
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(
+                    "SELECT account_id, tenant_id, is_active, margin_mode, broker_name"
+                    " FROM public.mt5_user_accounts WHERE account_id = ANY(%s)", (list(ids),)
+                )
+                found = {r[0]: AccountInfo(*r) for r in await cur.fetchall()}
+            await conn.rollback()
+        except _OUTAGE as exc:
+            raise await self._lost(exc) from exc
+        except psycopg.Error as exc:
+            await conn.rollback()
+            raise BatchWriteError(f"cannot read mt5_user_accounts: {exc}") from exc
+        return found
+
+    async def write(self, batch: Batch) -> WriteResult:
+        """Write ``batch`` in one transaction and commit; return what was written.
+
+        Raises :class:`DatabaseUnavailableError` (retry later, do not ack) or
+        :class:`BatchWriteError` (the batch cannot be written as this role).
+        """
+        conn = await self.connection()
+        try:
+            try:
+                return await self._write(conn, batch, careful=False)
+            except psycopg.errors.IntegrityError:
+                await conn.rollback()
+                return await self._write(conn, batch, careful=True)
+        except _OUTAGE as exc:
+            raise await self._lost(exc) from exc
+        except psycopg.Error as exc:
+            await conn.rollback()
+            raise BatchWriteError(f"the database refused the batch: {exc}") from exc
+
+    async def _write(self, conn: psycopg.AsyncConnection[Any], batch: Batch,
+                     careful: bool) -> WriteResult:
+        result = WriteResult(dead=list(batch.dead))
+        async with conn.cursor() as cur:
+            for table, rows in batch.rows.items():
+                returning = table == _BALANCE
+                refused = 0
+                if careful:
+                    inserted, refused = await self._careful(
+                        cur, table, rows, batch.origins[table], result, returning
+                    )
+                elif self.single_backend:
+                    inserted = await self._insert_values(cur, table, rows, result, returning)
+                else:
+                    inserted = await self._copy(cur, table, rows, result, returning)
+                result.written[table] = inserted
+                # Rows the server refused are dead letters, neither written nor duplicates.
+                result.duplicates[table] = len(rows) - inserted - refused
+            if result.dead:
+                await self._dead_letters(cur, result.dead)
+            if self.in_transaction is not None:
+                await self.in_transaction(conn, result)
+        await conn.commit()
+        return result
+
+    async def _copy(self, cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row],
+                    result: WriteResult, returning: bool) -> int:
+        stage = sql.Identifier(_stage_name(table))
+        cols = sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table]))
+        async with cur.copy(sql.SQL("COPY pg_temp.{} ({}) FROM STDIN").format(stage, cols)) as cp:
+            for row in rows:
+                await cp.write_row(row)
+        await cur.execute(_insert_select(table, returning))
+        if returning:
+            got = await cur.fetchall()
+            result.new_snapshots.extend(got)
+            inserted = len(got)
+        else:
+            inserted = max(cur.rowcount, 0)
+        # ON COMMIT DELETE ROWS empties the stage at commit; a table staged twice in one
+        # batch never happens (one entry per table), so no TRUNCATE is needed here.
+        return inserted
+
+    async def _insert_values(self, cur: psycopg.AsyncCursor[Any], table: str,
+                             rows: list[Row], result: WriteResult, returning: bool) -> int:
+        inserted = 0
+        for chunk in _chunks(rows, max(_row_bytes(r) for r in rows[:16])):
+            params = [v for row in chunk for v in row]
+            await cur.execute(_insert_values(table, len(chunk), returning), params)
+            if returning:
+                got = await cur.fetchall()
+                result.new_snapshots.extend(got)
+                inserted += len(got)
+            else:
+                inserted += max(cur.rowcount, 0)
+        return inserted
+
+    async def _careful(self, cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row],
+                       origins: list[Origin], result: WriteResult,
+                       returning: bool) -> tuple[int, int]:
+        """Insert row by row under savepoints: ``(inserted, refused)``."""
+        inserted = refused = 0
+        stmt = _insert_values(table, 1, returning)
+        for row, (ctx, offset) in zip(rows, origins, strict=True):
+            await cur.execute("SAVEPOINT suho_row")
+            try:
+                await cur.execute(stmt, row)
+            except psycopg.errors.IntegrityError as exc:
+                await cur.execute("ROLLBACK TO SAVEPOINT suho_row")
+                refused += 1
+                what = exc.diag.constraint_name or type(exc).__name__
+                result.dead.append(DeadLetterRecord.of(
+                    ctx, "refused", f"{table}: {what}: {exc.diag.message_primary or exc}",
+                    offset, 144,
+                ))
+                continue
+            if returning:
+                got = await cur.fetchall()
+                result.new_snapshots.extend(got)
+                inserted += len(got)
+            else:
+                inserted += max(cur.rowcount, 0)
+            await cur.execute("RELEASE SAVEPOINT suho_row")
+        return inserted, refused
+
+    async def _dead_letters(self, cur: psycopg.AsyncCursor[Any],
+                            dead: list[DeadLetterRecord]) -> None:
+        if self.single_backend:
+            for record in dead:  # rare; each below the engine's cap (raw is one message)
+                await cur.execute(_insert_values(DEAD_LETTER_TABLE, 1, False), record.values())
+            return
+        cols = sql.SQL(", ").join(map(sql.Identifier, _DEAD_COLUMNS))
+        await cur.executemany(
+            sql.SQL("INSERT INTO public.{} ({}) VALUES ({}) ON CONFLICT DO NOTHING").format(
+                sql.Identifier(DEAD_LETTER_TABLE), cols,
+                sql.SQL(", ").join(sql.Placeholder() * len(_DEAD_COLUMNS)),
+            ),
+            [d.values() for d in dead],
+        )
