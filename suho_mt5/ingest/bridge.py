@@ -127,6 +127,7 @@ class Bridge:
                 await self._nc.drain()
             if server is not None:
                 server.shutdown()
+                server.server_close()
             log.info("bridge stopped")
 
     async def _nats_error(self, exc: Exception) -> None:

@@ -67,6 +67,6 @@ class BridgeMetrics:
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> Any:
         """Serve ``/metrics`` on ``addr:port`` from a thread; returns the server
-        (``.shutdown()`` stops it)."""
+        (``.shutdown()`` then ``.server_close()`` stop it)."""
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return server

@@ -252,12 +252,18 @@ async def running_bridge(settings: BridgeSettings) -> AsyncIterator[Bridge]:
 def bridge_process(db_url: str, nats_url: str, *extra: str,
                    log: Path | None = None) -> subprocess.Popen[bytes]:
     """``suho-mt5 ingest run`` as a child process (its own session)."""
+    # The test data is dated in the past: no offline marking unless a test asks for it.
     argv = [sys.executable, "-c", "from suho_mt5.cli import main; main()", "ingest", "run",
-            "--url", db_url, "--nats-url", nats_url, *extra]
-    out = log.open("ab") if log is not None else subprocess.DEVNULL
-    return subprocess.Popen(argv, stdout=out, stderr=out, cwd=REPO_ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            start_new_session=True)
+            "--url", db_url, "--nats-url", nats_url, "--offline-check-every", "3600", *extra]
+    out = log.open("ab") if log is not None else None
+    try:
+        return subprocess.Popen(argv, stdout=out or subprocess.DEVNULL,
+                                stderr=out or subprocess.DEVNULL, cwd=REPO_ROOT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True)
+    finally:
+        if out is not None:
+            out.close()  # the child has its own descriptor
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM,
