@@ -49,6 +49,7 @@ __all__ = [
     "StreamSetupError",
     "SuhoError",
     "TenantError",
+    "TimescaleNotPreloadedError",
     "TrailingDataError",
     "TruncatedPacketError",
     "UnknownMessageTypeError",
@@ -97,6 +98,11 @@ class AuthenticationError(SuhoError):
 
 class MigrationError(SuhoError):
     """A migration or a custom Alembic operation was refused or failed."""
+
+
+class TimescaleNotPreloadedError(EditionError, MigrationError):
+    """TimescaleDB is installed on the server but not in ``shared_preload_libraries``, so
+    ``CREATE EXTENSION timescaledb`` would fail ("must be preloaded")."""
 
 
 class IngestError(SuhoError):
