@@ -25,7 +25,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
-from suho_mt5.migrations.operations import execute_sql
+from suho_mt5.migrations.operations import execute_sql, migration_edition
 
 revision: str = "0010"
 down_revision: str | Sequence[str] | None = "0008"
@@ -99,9 +99,16 @@ def upgrade() -> None:
     for table, command in INGEST_GRANTS:
         execute_sql(f"GRANT {command} ON {table} TO mt5_ingest")
         execute_sql(_policy(table, command))
+    if migration_edition().has_hypertables:
+        # The extension needs USAGE on its internal schema in every session that touches a
+        # hypertable (revoked from PUBLIC in 0001; docs/schema.md, trap 7). The bridge is a
+        # cross-tenant service role: reaching chunks directly reveals nothing it cannot read.
+        execute_sql("GRANT USAGE ON SCHEMA _timescaledb_internal TO mt5_ingest")
 
 
 def downgrade() -> None:
+    if migration_edition().has_hypertables:
+        execute_sql("REVOKE USAGE ON SCHEMA _timescaledb_internal FROM mt5_ingest")
     for table, command in reversed(INGEST_GRANTS):
         execute_sql(f"DROP POLICY IF EXISTS mt5_ingest_{command.lower()} ON public.{table}")
         execute_sql(f"REVOKE {command} ON {table} FROM mt5_ingest")

@@ -1,5 +1,6 @@
-"""Ingest fixtures for the native PostgreSQL lane. The tests of this directory use
-``db_server`` and ``lane_edition`` only, so another lane runs them by defining those two."""
+"""Ingest fixtures. Every database test here runs twice: on native PostgreSQL
+(edition ``postgresql``) and on native TimescaleDB 2.28 (edition ``timescale``), through the
+``db_lane`` parameter; nats-server is started per test."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from tests.integration.schema._support import alembic
 from tests.support.fixtures import PG_CTL_WRAPPER, PgServer
 from tests.support.servers import NatsServer
 
+_FAST = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+_TIMESCALE = (" -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
+              " -c max_connections=200")
+LANES = {"postgresql": ("pg_server", Edition.POSTGRESQL),
+         "timescaledb": ("ts_server", Edition.TIMESCALE)}
+
 
 @dataclass
 class OutageDb(IngestDb):
@@ -25,39 +32,48 @@ class OutageDb(IngestDb):
     executor: Any = None
 
 
-@pytest.fixture(scope="session")
-def db_server(pg_server: Any) -> Any:
-    return pg_server
+@pytest.fixture(scope="session", params=list(LANES))
+def db_lane(request: pytest.FixtureRequest) -> tuple[str, Any, Edition]:
+    """``(lane, server, edition)``: native PostgreSQL, then native TimescaleDB."""
+    fixture, edition = LANES[request.param]
+    return request.param, request.getfixturevalue(fixture), edition
 
 
-@pytest.fixture(scope="session")
-def lane_edition() -> Edition:
-    return Edition.POSTGRESQL
-
-
-@pytest.fixture(scope="session")
-def ingest_template(db_server: Any, lane_edition: Edition) -> Iterator[str]:
-    """A database migrated to head, copied for every test (migrating takes seconds)."""
-    name = db_server.create_database()
-    engine = make_engine(db_server.url(name))
+def _migrate(server: Any, name: str, edition: Edition) -> None:
+    engine = make_engine(server.url(name))
     try:
-        alembic(engine, "upgrade", "head", edition=lane_edition)
+        alembic(engine, "upgrade", "head", edition=edition)
     finally:
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def ingest_template(db_lane: tuple[str, Any, Edition]) -> Iterator[str]:
+    """A database migrated to head, copied for every test (migrating takes seconds)."""
+    _, server, edition = db_lane
+    name = server.create_database()
+    _migrate(server, name, edition)
+    with server.admin_connect() as conn:
+        # TimescaleDB's scheduler stays connected to every database with the extension, and
+        # a template must have no sessions: lock it out, then end the one it has.
+        conn.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
     yield name
-    db_server.drop_database(name)
+    server.drop_database(name)
 
 
 @pytest.fixture
-def ingest_db(db_server: Any, ingest_template: str) -> Iterator[IngestDb]:
+def ingest_db(db_lane: tuple[str, Any, Edition], ingest_template: str) -> Iterator[IngestDb]:
+    _, server, _ = db_lane
     name = f"suho_ingest_{uuid.uuid4().hex[:12]}"
-    with db_server.admin_connect() as conn:
+    with server.admin_connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{ingest_template}"')
-    admin = db_server.url(name)
+    admin = server.url(name)
     try:
         yield IngestDb(admin, make_ingest_login(admin))
     finally:
-        db_server.drop_database(name)
+        server.drop_database(name)
 
 
 @pytest.fixture
@@ -67,28 +83,28 @@ def nats() -> Iterator[NatsServer]:
         yield server
 
 
-# A PostgreSQL server of its own for the outage test, which stops and restarts it.
+# Servers of their own for the outage test, which stops and restarts them.
 _outage_pg_proc = factories.postgresql_proc(
-    executable=str(PG_CTL_WRAPPER),
-    port=None,
-    user="postgres",
-    password="postgres",
-    postgres_options="-c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+    executable=str(PG_CTL_WRAPPER), port=None, user="postgres", password="postgres",
+    postgres_options=_FAST,
+)
+_outage_ts_proc = factories.postgresql_proc(
+    executable=str(PG_CTL_WRAPPER), port=None, user="postgres", password="postgres",
+    postgres_options=_FAST + _TIMESCALE,
 )
 
 
 @pytest.fixture
-def outage_db(request: pytest.FixtureRequest, lane_edition: Edition) -> Iterator[OutageDb]:
-    """An :class:`IngestDb` on a server the test may stop and start (``.server``)."""
-    executor = request.getfixturevalue("_outage_pg_proc")
+def outage_db(request: pytest.FixtureRequest,
+              db_lane: tuple[str, Any, Edition]) -> Iterator[OutageDb]:
+    """An :class:`IngestDb` on a server the test may stop and start (``.executor``)."""
+    lane, _, edition = db_lane
+    executor = request.getfixturevalue("_outage_pg_proc" if lane == "postgresql"
+                                       else "_outage_ts_proc")
     server = PgServer(host=executor.host, port=int(executor.port), user=executor.user,
                       password=executor.password or "")
     name = server.create_database()
-    engine = make_engine(server.url(name))
-    try:
-        alembic(engine, "upgrade", "head", edition=lane_edition)
-    finally:
-        engine.dispose()
+    _migrate(server, name, edition)
     admin = server.url(name)
     try:
         yield OutageDb(admin, make_ingest_login(admin), executor=executor)
