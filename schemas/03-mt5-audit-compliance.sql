@@ -1039,3 +1039,97 @@ COMMENT ON FUNCTION mt5_authenticate(uuid, text) IS 'suho-mt5: the account''s te
 UPDATE alembic_version SET version_num='0008' WHERE alembic_version.version_num = '0007';
 
 COMMIT;
+
+BEGIN;
+
+-- Running upgrade 0008 -> 0010
+
+CREATE TABLE mt5_ingest_dead_letters (
+    dead_letter_id BIGINT GENERATED ALWAYS AS IDENTITY,
+    time TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    stream TEXT NOT NULL,
+    stream_seq BIGINT NOT NULL,
+    byte_offset INTEGER DEFAULT '0' NOT NULL,
+    subject TEXT NOT NULL,
+    tenant_id TEXT,
+    account_id UUID,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    raw BYTEA NOT NULL,
+    packet_count INTEGER NOT NULL,
+    deliveries INTEGER DEFAULT '1' NOT NULL,
+    CONSTRAINT mt5_ingest_dead_letters_pkey PRIMARY KEY (dead_letter_id),
+    CONSTRAINT mt5_ingest_dead_letters_position_key UNIQUE (stream, stream_seq, byte_offset),
+    CONSTRAINT mt5_ingest_dead_letters_reason_check CHECK (reason IN ('undecodable', 'unauthorized', 'account_mismatch', 'kind_mismatch', 'check_violation', 'refused', 'max_deliver')),
+    CONSTRAINT mt5_ingest_dead_letters_packet_count_check CHECK (packet_count >= 0)
+);
+
+CREATE INDEX mt5_ingest_dead_letters_time_idx ON mt5_ingest_dead_letters (time DESC);
+
+ALTER TABLE mt5_ingest_dead_letters OWNER TO mt5_owner;
+
+REVOKE ALL ON mt5_ingest_dead_letters FROM PUBLIC;
+
+GRANT INSERT ON mt5_ingest_dead_letters TO mt5_ingest;
+
+GRANT SELECT, DELETE ON mt5_ingest_dead_letters TO mt5_maintenance;
+
+GRANT SELECT ON mt5_ingest_dead_letters TO mt5_compliance;
+
+ALTER TABLE mt5_user_accounts ADD COLUMN margin_mode TEXT;
+
+ALTER TABLE mt5_user_accounts ADD CONSTRAINT mt5_user_accounts_margin_mode_check CHECK (margin_mode IN ('netting', 'exchange', 'hedging'));
+
+GRANT SELECT ON mt5_account_balance_history TO mt5_ingest;
+
+DO $do$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'mt5_account_balance_history' AND policyname = 'mt5_ingest_select') THEN
+    CREATE POLICY mt5_ingest_select ON public.mt5_account_balance_history AS PERMISSIVE FOR SELECT TO mt5_ingest USING (true);
+  END IF;
+END $do$;
+
+GRANT SELECT ON mt5_ea_heartbeat TO mt5_ingest;
+
+DO $do$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'mt5_ea_heartbeat' AND policyname = 'mt5_ingest_select') THEN
+    CREATE POLICY mt5_ingest_select ON public.mt5_ea_heartbeat AS PERMISSIVE FOR SELECT TO mt5_ingest USING (true);
+  END IF;
+END $do$;
+
+GRANT SELECT ON mt5_broker_quotes TO mt5_ingest;
+
+DO $do$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'mt5_broker_quotes' AND policyname = 'mt5_ingest_select') THEN
+    CREATE POLICY mt5_ingest_select ON public.mt5_broker_quotes AS PERMISSIVE FOR SELECT TO mt5_ingest USING (true);
+  END IF;
+END $do$;
+
+GRANT SELECT ON mt5_risk_events TO mt5_ingest;
+
+DO $do$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'mt5_risk_events' AND policyname = 'mt5_ingest_select') THEN
+    CREATE POLICY mt5_ingest_select ON public.mt5_risk_events AS PERMISSIVE FOR SELECT TO mt5_ingest USING (true);
+  END IF;
+END $do$;
+
+GRANT SELECT ON mt5_trade_orders TO mt5_ingest;
+
+DO $do$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'mt5_trade_orders' AND policyname = 'mt5_ingest_select') THEN
+    CREATE POLICY mt5_ingest_select ON public.mt5_trade_orders AS PERMISSIVE FOR SELECT TO mt5_ingest USING (true);
+  END IF;
+END $do$;
+
+GRANT INSERT ON mt5_trading_signals TO mt5_ingest;
+
+DO $do$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = 'public' AND tablename = 'mt5_trading_signals' AND policyname = 'mt5_ingest_insert') THEN
+    CREATE POLICY mt5_ingest_insert ON public.mt5_trading_signals AS PERMISSIVE FOR INSERT TO mt5_ingest WITH CHECK (true);
+  END IF;
+END $do$;
+
+GRANT USAGE ON SCHEMA _timescaledb_internal TO mt5_ingest;
+
+UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0008';
+
+COMMIT;

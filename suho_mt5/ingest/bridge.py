@@ -224,17 +224,28 @@ class Bridge:
                         d.stream_seq, d.byte_offset, d.detail)
 
     async def _ack(self, msgs: Sequence[Any], dead_whole: set[int]) -> None:
-        async def one(i: int, msg: Any) -> None:
-            try:
-                if i in dead_whole:
-                    await msg.term()  # stored as a dead letter: never redeliver it
-                else:
-                    await msg.ack_sync(timeout=5)
-            except Exception as exc:
-                self.metrics.ack_failures.inc()
-                log.warning("ack not confirmed (will be redelivered, harmlessly): %s", exc)
+        """Terminate the dead-lettered messages and ack the rest; the last ack is confirmed.
 
-        await asyncio.gather(*(one(i, msg) for i, msg in enumerate(msgs)))
+        One round trip per batch, not per message: the server handles one connection's
+        messages in order, so its reply to the final ``ack_sync`` comes after it processed
+        every ack and term sent before it on this connection. If that confirmation fails,
+        the unconfirmed messages come back after AckWait and are written as duplicates,
+        which the idempotency keys absorb.
+        """
+        acks = [m for i, m in enumerate(msgs) if i not in dead_whole]
+        try:
+            for i in dead_whole:
+                await msgs[i].term()  # stored as a dead letter: never redeliver it
+            for msg in acks[:-1]:
+                await msg.ack()
+            if acks:
+                await acks[-1].ack_sync(timeout=5)
+            else:
+                await self._nc.flush(timeout=5)
+        except Exception as exc:
+            self.metrics.ack_failures.inc()
+            log.warning("acks of %d message(s) not confirmed (they will be redelivered, "
+                        "harmlessly): %s", len(msgs), exc)
 
     # ------------------------------------------------------------------ checks and rows
 

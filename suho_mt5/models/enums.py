@@ -13,6 +13,7 @@ __all__ = [
     "AccountType",
     "CatalogKind",
     "ConsentType",
+    "DeadLetterReason",
     "DealEntry",
     "DealType",
     "FeedbackStatus",
@@ -34,6 +35,18 @@ class AccountType(StrEnum):
     DEMO = "demo"
     REAL = "real"
     CONTEST = "contest"
+
+
+class DeadLetterReason(StrEnum):
+    """``mt5_ingest_dead_letters.reason``: why the Data Bridge could not store something."""
+
+    UNDECODABLE = "undecodable"
+    UNAUTHORIZED = "unauthorized"
+    ACCOUNT_MISMATCH = "account_mismatch"
+    KIND_MISMATCH = "kind_mismatch"
+    CHECK_VIOLATION = "check_violation"
+    REFUSED = "refused"
+    MAX_DELIVER = "max_deliver"
 
 
 class MarginMode(StrEnum):

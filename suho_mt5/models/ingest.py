@@ -18,7 +18,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA
 from sqlalchemy.orm import Mapped, mapped_column
 
-from suho_mt5.models.base import Base, Uuid
+from suho_mt5.models.base import Base, TextEnum, Uuid
+from suho_mt5.models.enums import DeadLetterReason
 
 __all__ = ["DeadLetter"]
 
@@ -53,7 +54,7 @@ class DeadLetter(Base):
     subject: Mapped[str]
     tenant_id: Mapped[str | None]
     account_id: Mapped[Uuid | None]
-    reason: Mapped[str]
+    reason: Mapped[DeadLetterReason] = mapped_column(TextEnum(DeadLetterReason))
     detail: Mapped[str]
     raw: Mapped[bytes] = mapped_column(LargeBinary().with_variant(BYTEA(), "postgresql"))
     packet_count: Mapped[int] = mapped_column(Integer)

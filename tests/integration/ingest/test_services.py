@@ -171,17 +171,17 @@ def test_risk_limits_by_hand_netting_and_hedging(ingest_db: IngestDb, nats: Nats
                     (40_000_000, WireOrderType.SELL, WireDealType.SELL)))]
 
     async def scenario() -> None:
-        async with jetstream(nats.url) as (_nc, js):
-            async with running_bridge(quick_settings(ingest_db, nats.url, risk=limits)):
-                await _send(js, "acme", netting, "order", orders(netting))
-                await _send(js, "acme", hedging, "order", orders(hedging))
-                await _wait(ingest_db, "mt5_trade_orders", 4)
-                await _send(js, "acme", netting, "snapshot", snaps)
-                await _send(js, "acme", hedging, "snapshot", [_snap(hedging, 1, 0, "10000")])
-                await _wait(ingest_db, "mt5_account_balance_history", 6)
-                # The same snapshots again (another message id): duplicates, no new events.
-                await _send(js, "acme", netting, "snapshot", snaps, tag="-again")
-                await asyncio.sleep(1.5)
+        settings = quick_settings(ingest_db, nats.url, risk=limits)
+        async with jetstream(nats.url) as (_nc, js), running_bridge(settings):
+            await _send(js, "acme", netting, "order", orders(netting))
+            await _send(js, "acme", hedging, "order", orders(hedging))
+            await _wait(ingest_db, "mt5_trade_orders", 4)
+            await _send(js, "acme", netting, "snapshot", snaps)
+            await _send(js, "acme", hedging, "snapshot", [_snap(hedging, 1, 0, "10000")])
+            await _wait(ingest_db, "mt5_account_balance_history", 6)
+            # The same snapshots again (another message id): duplicates, no new events.
+            await _send(js, "acme", netting, "snapshot", snaps, tag="-again")
+            await asyncio.sleep(1.5)
 
     asyncio.run(scenario())
     with ingest_db.connect() as conn:

@@ -189,7 +189,13 @@ def test_raw_aggregates_are_closed_to_every_role_but_their_owner(
                             ).scalar_one() == 2
 
 
-def test_ingest_writes_every_tenant_but_reads_no_time_series(
+# What the Data Bridge's checks read across tenants (revision 0010): peak equity and daily
+# loss, offline marking, recent deviation, open positions, risk events.
+INGEST_READS = ("mt5_account_balance_history", "mt5_ea_heartbeat", "mt5_broker_quotes",
+                "mt5_trade_orders", "mt5_risk_events")
+
+
+def test_ingest_writes_every_tenant_and_reads_only_what_its_checks_need(
     schema: Schema, data: dict[str, TenantData]
 ) -> None:
     with session(schema.engine, "mt5_ingest") as conn:
@@ -206,8 +212,12 @@ def test_ingest_writes_every_tenant_but_reads_no_time_series(
             "UPDATE mt5_trading_signals SET status = 'sent', sent_at = now()"
             " WHERE signal_id = ANY(:ids)"),
             {"ids": [data[TENANT_A].signal_id, data[TENANT_B].signal_id]}).rowcount == 2
+    for table in INGEST_READS:
+        with session(schema.engine, "mt5_ingest") as conn:
+            tenants = conn.execute(sa.text(f"SELECT DISTINCT tenant_id FROM {table}")).scalars()
+            assert sorted(tenants) == [TENANT_A, TENANT_B], table
     for table in (*TIME_SERIES_TABLES, "mt5_user_consents", "mt5_compliance_reports"):
-        if table == "mt5_trading_signals":
+        if table == "mt5_trading_signals" or table in INGEST_READS:
             continue
         with session(schema.engine, "mt5_ingest") as conn, pytest.raises(
             sa.exc.ProgrammingError, match="permission denied"
