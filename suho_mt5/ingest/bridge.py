@@ -113,6 +113,7 @@ class Bridge:
             asyncio.create_task(self._poll_consumer()),
             asyncio.create_task(self._offline_loop()),
             asyncio.create_task(self._market_feed()),
+            asyncio.create_task(self._max_deliver_advisories()),
         ]
         try:
             await asyncio.gather(*tasks)
@@ -379,6 +380,47 @@ class Bridge:
                     log.info("account marked offline: %s %s", tenant, account)
             except Exception as exc:
                 log.warning("offline check failed: %s", exc)
+
+    async def _max_deliver_advisories(self) -> None:
+        """Dead-letter each message the server gave up on (MaxDeliver reached).
+
+        The server stops delivering such a message and announces it once on an advisory
+        subject; one bridge of the queue group takes it, reads the message from the stream
+        and writes a ``max_deliver`` dead letter (idempotent by stream position).
+        """
+        import json
+
+        spec = self.settings.contract.bridge
+        subject = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{spec.stream}.{spec.durable}"
+        writer = Writer(self.settings.url)
+
+        async def on_advisory(msg: Any) -> None:
+            try:
+                event = json.loads(msg.data)
+                seq, deliveries = int(event["stream_seq"]), int(event.get("deliveries", 0))
+                raw = await self._js.get_msg(spec.stream, seq)
+                ctx = MessageContext(spec.stream, seq, raw.subject, bytes(raw.data or b""),
+                                     deliveries)
+                with contextlib.suppress(SubjectError):
+                    tenant, account, _ = parse_account_subject(raw.subject)
+                    ctx = MessageContext(spec.stream, seq, raw.subject, ctx.data, deliveries,
+                                         tenant, account)
+                record = DeadLetterRecord.of(
+                    ctx, "max_deliver", f"delivered {deliveries} times without an ack "
+                    f"(MaxDeliver {spec.max_deliver}); the server will not deliver it again")
+                result = await writer.write(Batch(dead=[record]))
+                self._count(result)
+            except Exception as exc:
+                log.warning("max-deliver advisory not recorded: %s", exc)
+
+        sub = await self._nc.subscribe(subject, queue=f"{spec.durable}-advisories",
+                                       cb=on_advisory)
+        try:
+            await self._stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            await writer.close()
 
     async def _market_feed(self) -> None:
         from nats.js.api import DeliverPolicy

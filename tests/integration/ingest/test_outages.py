@@ -143,3 +143,37 @@ def test_processing_slower_than_ack_wait_redelivery_races_no_duplicates(
     assert redelivered > 0, "the server redelivered while the first delivery was in flight"
     assert duplicates > 0, "both deliveries were written; the key absorbed the second"
     assert_exactly_once(ingest_db, published)
+
+
+def test_a_message_past_max_deliver_is_dead_lettered(ingest_db: IngestDb,
+                                                      nats: NatsServer) -> None:
+    (acc,) = ingest_db.add_accounts(1, tenants=("acme",))
+    contract = DEFAULT_CONTRACT.with_bridge(ack_wait_seconds=1, max_deliver=2)
+    frames, _ = frames_for(Feed(ingest_db.accounts), 3, 3, kinds=("quote",))
+
+    async def scenario() -> None:
+        async with jetstream(nats.url, contract) as (_nc, js):
+            await publish_all(js, frames)
+            # A consumer that takes the message and never acks (a bridge crashing on it):
+            spec = contract.bridge
+            rogue = await js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+            await rogue.fetch(1, timeout=5)
+            await asyncio.sleep(1.2)
+            (again,) = await rogue.fetch(1, timeout=5)
+            assert again.metadata.num_delivered == 2
+            await rogue.unsubscribe()
+            async with running_bridge(quick_settings(ingest_db, nats.url, contract=contract)):
+                for _ in range(100):
+                    if ingest_db.count("mt5_ingest_dead_letters"):
+                        break
+                    await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    with ingest_db.connect() as conn:
+        dead = conn.execute("SELECT reason, detail, raw, packet_count, account_id"
+                            " FROM mt5_ingest_dead_letters").fetchall()
+    assert len(dead) == 1
+    reason, detail, raw, count, account = dead[0]
+    assert reason == "max_deliver" and "delivered 2 times" in detail
+    assert raw == frames[0][1] and count == 3 and account == acc
+    assert ingest_db.count("mt5_broker_quotes") == 0
