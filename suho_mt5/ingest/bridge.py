@@ -251,8 +251,11 @@ class Bridge:
     # ------------------------------------------------------------------ checks and rows
 
     async def _lookup(self, ids: set[uuid.UUID], writer: Writer) -> None:
+        """Refresh the cache for ``ids``. Accounts found are trusted for 30 s (deactivation
+        takes effect within that); unknown ones are asked again every batch, so an account
+        registered a moment ago is never refused for long."""
         now = time.monotonic()
-        stale = {a for a in ids if (e := self._accounts.get(a)) is None
+        stale = {a for a in ids if (e := self._accounts.get(a)) is None or e[1] is None
                  or now - e[0] > _ACCOUNT_TTL}
         if stale:
             found = await writer.accounts(sorted(stale))

@@ -222,9 +222,9 @@ def _check_balance(row: Row) -> str | None:
     _, _, _, _balance, _equity, margin, _free, level, leverage, currency, _ = row
     assert isinstance(margin, Decimal) and isinstance(level, Decimal)
     if margin < 0:
-        return f"mt5_account_balance_history_margin_check: margin {margin} < 0"
+        return f"mt5_account_balance_history_margin_check: margin {margin:f} < 0"
     if level >= Decimal(10) ** 8:
-        return f"margin_level {level} exceeds numeric(12,4)"
+        return f"margin_level {level:f} exceeds numeric(12,4)"
     if not isinstance(leverage, int) or leverage <= 0:
         return f"mt5_account_balance_history_leverage_check: leverage {leverage} <= 0"
     if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
@@ -238,12 +238,12 @@ def _check_quote(row: Row) -> str | None:
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
         return f"mt5_broker_quotes_symbol_check: symbol {symbol!r}"
     if bid <= 0 or ask <= 0:
-        return f"mt5_broker_quotes_price_check: bid {bid}, ask {ask} must be > 0"
+        return f"mt5_broker_quotes_price_check: bid {bid:f}, ask {ask:f} must be > 0"
     if last < 0:
-        return f"mt5_broker_quotes_last_check: last {last} < 0"
+        return f"mt5_broker_quotes_last_check: last {last:f} < 0"
     assert isinstance(volume, Decimal)
     if volume >= _PRICE_LIMIT:
-        return f"volume {volume} exceeds numeric(20,8)"
+        return f"volume {volume:f} exceeds numeric(20,8)"
     if not isinstance(spread, int) or spread < 0:
         return f"mt5_broker_quotes_spread_points_check: spread_points {spread} < 0"
     return _seq(row)
@@ -272,9 +272,9 @@ def _check_order(row: Row) -> str | None:
     if not isinstance(symbol, str) or not _SYMBOL.fullmatch(symbol):
         return f"mt5_trade_orders_symbol_check: symbol {symbol!r}"
     if volume >= _PRICE_LIMIT:
-        return f"volume {volume} exceeds numeric(20,8)"
+        return f"volume {volume:f} exceeds numeric(20,8)"
     if price < 0:
-        return f"mt5_trade_orders_price_check: price {price} < 0"
+        return f"mt5_trade_orders_price_check: price {price:f} < 0"
     if (sl is not None and sl <= 0) or (tp is not None and tp <= 0):  # type: ignore[operator]
         return f"mt5_trade_orders_sl_tp_check: stop_loss {sl}, take_profit {tp} must be > 0"
     return _seq(row)
@@ -286,7 +286,7 @@ def _check_execution(row: Row) -> str | None:
     if not 0 <= ticket <= _BIGINT_MAX:
         return f"mt5_signal_executions_ticket_check: ticket {ticket}"
     if entry < 0:
-        return f"mt5_signal_executions_price_check: actual_entry_price {entry} < 0"
+        return f"mt5_signal_executions_price_check: actual_entry_price {entry:f} < 0"
     return _seq(row)
 
 
@@ -306,7 +306,7 @@ def row_problem(table: str, row: Row) -> str | None:
     >>> table, row = packet_row(BrokerQuotePacket(1, 0, acc.bytes, "EURUSD", 0, 5, 0, 0, 2),
     ...     "t1", acc)
     >>> row_problem(table, row)
-    'mt5_broker_quotes_price_check: bid 0E-8, ask 5E-8 must be > 0'
+    'mt5_broker_quotes_price_check: bid 0.00000000, ask 0.00000005 must be > 0'
     """
     tenant = row[1]
     if not isinstance(tenant, str) or not TENANT_ID_PATTERN.fullmatch(tenant):
