@@ -19,6 +19,7 @@ __all__ = [
     "BusContract",
     "ConsumerSpec",
     "StreamSpec",
+    "consumer_config",
     "load_contract",
     "setup_streams",
 ]

@@ -34,9 +34,11 @@ from suho_mt5.ingest.rows import TABLE_COLUMNS, Row
 __all__ = [
     "DEAD_LETTER_TABLE",
     "PGLITE_MESSAGE_BYTES",
+    "SNAPSHOT_COLUMNS",
     "AccountInfo",
     "Batch",
     "DeadLetterRecord",
+    "MessageContext",
     "Origin",
     "WriteResult",
     "Writer",

@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -295,5 +295,3 @@ def quick_settings(db: IngestDb, nats_url: str, **over: Any) -> BridgeSettings:
 def now_us() -> int:
     return int(datetime.now(UTC).timestamp() * 1_000_000)
 
-
-_ = timedelta
