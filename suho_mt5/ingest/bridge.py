@@ -32,7 +32,13 @@ from suho_mt5.errors import (
 from suho_mt5.ingest.metrics import BridgeMetrics
 from suho_mt5.ingest.reconcile import Reconciler, decode_reference
 from suho_mt5.ingest.risk import RiskLimits, RiskState, check_snapshots
-from suho_mt5.ingest.rows import KIND_OF_TYPE, TABLE_OF_KIND, packet_row, row_problem
+from suho_mt5.ingest.rows import (
+    KIND_OF_TYPE,
+    TABLE_OF_KIND,
+    packet_row,
+    row_problem_of_valid_tenant,
+    snapshot_margin_mode,
+)
 from suho_mt5.ingest.status import mark_offline
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT, BusContract
 from suho_mt5.ingest.writer import (
@@ -84,6 +90,8 @@ class Bridge:
         self._js: Any = None
         self.batches_by_worker: dict[int, int] = {}
         self._risk_state = RiskState()
+        #: Margin modes the snapshots themselves reported (they win over the account row).
+        self._reported_modes: dict[uuid.UUID, str] = {}
 
     def stop(self) -> None:
         """Finish the batches in flight, ack them, and return from :meth:`run`."""
@@ -313,10 +321,13 @@ class Bridge:
                                                               off, PACKET_SIZE))
             acc_bytes = account_id.bytes
             table = TABLE_OF_KIND[kind]
+            check = row_problem_of_valid_tenant(table)  # the subject's tenant is valid
 
-            def reference(symbol: str, t: Any, bid: Any, ask: Any,
-                          broker: str = info.broker_name) -> Any:
+            def ref(symbol: str, t: Any, bid: Any, ask: Any,
+                    broker: str = info.broker_name) -> Any:
                 return reconciler.reference(symbol, t, bid, ask, broker)
+
+            reference = ref if kind == "quote" and reconciler.book else None
 
             for off, packet in packets:
                 if packet.account_id != acc_bytes:
@@ -331,8 +342,10 @@ class Bridge:
                         f"{packet.MESSAGE_TYPE.name} packet on a {kind!r} subject",
                         off, PACKET_SIZE))
                     continue
+                if kind == "snapshot" and (mode := snapshot_margin_mode(packet)) is not None:
+                    self._reported_modes[account_id] = mode
                 _, row = packet_row(packet, tenant, account_id, reference)
-                problem = row_problem(table, row)
+                problem = check(row)
                 if problem is not None:
                     batch.dead.append(DeadLetterRecord.of(ctx, "check_violation", problem,
                                                           off, PACKET_SIZE))
@@ -345,6 +358,7 @@ class Bridge:
             return
         modes = {a: (e[1].margin_mode if e[1] is not None else None)
                  for a, e in self._accounts.items()}
+        modes.update(self._reported_modes)
         events = await check_snapshots(conn, result.new_snapshots, self.settings.risk, modes,
                                        self._risk_state)
         for event in events:

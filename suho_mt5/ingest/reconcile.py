@@ -104,8 +104,19 @@ class SymbolMapper:
     """
 
     overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    _cache: dict[tuple[str, str | None], str] = field(default_factory=dict, repr=False,
+                                                      compare=False)
 
     def canonical(self, symbol: str, broker: str | None = None) -> str:
+        key = (symbol, broker)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) > 65536:  # brokers invent symbols; keep the cache bounded
+                self._cache.clear()
+            found = self._cache[key] = self._canonical(symbol, broker)
+        return found
+
+    def _canonical(self, symbol: str, broker: str | None) -> str:
         for key in (broker, "*"):
             if key is not None and symbol in self.overrides.get(key, {}):
                 return self.overrides[key][symbol]
@@ -178,6 +189,9 @@ class ReferenceBook:
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._quotes.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._quotes)
 
     def at(self, symbol: str, time: datetime, max_age: timedelta) -> ReferenceQuote | None:
         """The latest quote of ``symbol`` at or before ``time`` and not older than

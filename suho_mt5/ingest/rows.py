@@ -22,7 +22,14 @@ from decimal import Decimal
 from typing import Final
 
 from suho_mt5._names import TENANT_ID_PATTERN
-from suho_mt5.models.enums import DealType, HeartbeatStatus, OrderStatus, OrderType, SignalAction
+from suho_mt5.models.enums import (
+    DealType,
+    HeartbeatStatus,
+    MarginMode,
+    OrderStatus,
+    OrderType,
+    SignalAction,
+)
 from suho_mt5.protocol import (
     CONFIDENCE_SCALE,
     MONEY_SCALE,
@@ -44,6 +51,7 @@ __all__ = [
     "ACTIONS",
     "DEAL_TYPES",
     "KIND_OF_TYPE",
+    "MARGIN_MODES",
     "ORDER_STATES",
     "ORDER_TYPES",
     "TABLE_COLUMNS",
@@ -54,6 +62,8 @@ __all__ = [
     "heartbeat_status",
     "packet_row",
     "row_problem",
+    "row_problem_of_valid_tenant",
+    "snapshot_margin_mode",
 ]
 
 Row = tuple[object, ...]
@@ -71,6 +81,10 @@ ORDER_STATES: Final[dict[WireOrderState, OrderStatus]] = {
     WireOrderState.REJECTED: OrderStatus.REJECTED,
 }
 ACTIONS: Final[dict[WireAction, SignalAction]] = {w: SignalAction[w.name] for w in WireAction}
+#: ``WireMarginMode`` value (MQL5 ``ACCOUNT_MARGIN_MODE`` + 1; 0: unknown) -> column text.
+MARGIN_MODES: Final[dict[int, MarginMode | None]] = {
+    0: None, 1: MarginMode.NETTING, 2: MarginMode.EXCHANGE, 3: MarginMode.HEDGING,
+}
 #: Column text -> wire enum, for the signal publisher.
 WIRE_ACTIONS: Final[dict[SignalAction, WireAction]] = {v: k for k, v in ACTIONS.items()}
 
@@ -130,6 +144,18 @@ def heartbeat_status(hb: HeartbeatPacket) -> HeartbeatStatus:
     if not hb.terminal_connected:
         return HeartbeatStatus.OFFLINE
     return HeartbeatStatus.ONLINE if hb.trade_allowed else HeartbeatStatus.DEGRADED
+
+
+def snapshot_margin_mode(packet: object) -> MarginMode | None:
+    """The margin mode an ACCOUNT_SNAPSHOT reports, or None (unknown, or a protocol version
+    whose snapshot does not carry it yet: then the account row's ``margin_mode`` counts).
+
+    >>> from types import SimpleNamespace
+    >>> snapshot_margin_mode(SimpleNamespace(margin_mode=3)), snapshot_margin_mode(object())
+    (<MarginMode.HEDGING: 'hedging'>, None)
+    """
+    value = getattr(packet, "margin_mode", None)
+    return None if value is None else MARGIN_MODES.get(int(value))
 
 
 def packet_row(
@@ -312,3 +338,9 @@ def row_problem(table: str, row: Row) -> str | None:
     if not isinstance(tenant, str) or not TENANT_ID_PATTERN.fullmatch(tenant):
         return f"{table}_tenant_id_check: tenant_id {tenant!r}"
     return _CHECKS[table](row)
+
+
+def row_problem_of_valid_tenant(table: str) -> Callable[[Row], str | None]:
+    """:func:`row_problem` without the tenant check, for rows whose tenant id the caller
+    has already validated (the bridge: it came from a parsed subject)."""
+    return _CHECKS[table]

@@ -149,3 +149,16 @@ def test_good_rows_pass_and_packets_without_a_table_are_refused() -> None:
                            WireAction.BUY)):
         with pytest.raises(TypeError):
             packet_row(p, "t", ACC)
+
+
+def test_margin_mode_of_a_snapshot_when_the_protocol_carries_it() -> None:
+    from types import SimpleNamespace
+
+    from suho_mt5.ingest.rows import MARGIN_MODES, snapshot_margin_mode
+    from suho_mt5.models import MarginMode
+
+    assert {MARGIN_MODES[v] for v in range(4)} == {None, *MarginMode}
+    assert snapshot_margin_mode(SimpleNamespace(margin_mode=1)) is MarginMode.NETTING
+    assert snapshot_margin_mode(SimpleNamespace(margin_mode=0)) is None
+    # Until AccountSnapshotPacket carries margin_mode, the account row's value counts.
+    assert snapshot_margin_mode(packet_row) is None
