@@ -118,7 +118,7 @@ def tenant_predicate(column: str = "tenant_id", setting: str = TENANT_SETTING) -
     """The row filter of every tenant policy and tenant view.
 
     The setting is read in a sub-select so it is evaluated once per statement (an InitPlan)
-    rather than once per row, and the tenant index can be used (DESIGN.md trap 9).
+    rather than once per row, and the tenant index can be used (docs/schema.md, trap 9).
     ``NULLIF(..., '')`` turns an empty tenant into NULL, and ``col = NULL`` is never true:
     no tenant or an empty tenant sees no rows and can insert none, without a cast error.
 
@@ -253,7 +253,7 @@ def _check_rls_sql(table: str, schema: str, *, expected: bool) -> str:
     """A DO block that fails the migration unless RLS is (or is not) ENABLEd and FORCEd.
 
     A failed ``ENABLE ROW LEVEL SECURITY`` can leave policies in place but inactive, and then
-    every tenant sees everything (DESIGN.md trap 3): check the catalog after the fact.
+    every tenant sees everything (docs/schema.md, trap 3): check the catalog after the fact.
     """
     rel = literal(qualified(table, schema))
     if expected:
@@ -289,7 +289,7 @@ def enable_tenant_rls_sql(
     rel = qualified(table, schema)
     stmts: list[str] = []
     if edition.has_hypertables:
-        # Columnstore and RLS exclude each other (DESIGN.md trap 3): refuse with a clear
+        # Columnstore and RLS exclude each other (docs/schema.md, trap 3): refuse with a clear
         # message instead of TimescaleDB's, before anything is half-done.
         stmts.append(
             _do(
@@ -366,7 +366,8 @@ def _suspend_rls_sql(source: str, schema: str) -> str:
     guc = literal(_rls_guc(source))
     return _do(
         "    -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd\n"
-        "    -- or FORCEd), DESIGN.md trap 1: switch both off for the length of this transaction.\n"
+        "    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this\n"
+        "    -- transaction.\n"
         "    PERFORM set_config("
         f"{guc}, (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || "
         "CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END "
@@ -441,9 +442,10 @@ def create_aggregate_sql(
             f"({', '.join(ident(c) for c in unique_key)})",
         ]
     if owner:
-        # The owner refreshes it; it must see every tenant (BYPASSRLS), DESIGN.md trap 4.
+        # The owner refreshes it; it must see every tenant (BYPASSRLS), docs/schema.md, trap 4.
         stmts.append(f"ALTER MATERIALIZED VIEW {rel} OWNER TO {ident(owner)}")
-    # Aggregates have no row security of their own (trap 2): nobody reads them directly.
+    # Aggregates have no row security of their own (docs/schema.md, trap 2): nobody reads
+    # them directly.
     stmts.append(f"REVOKE ALL ON {rel} FROM PUBLIC")
     if tenant_view:
         view = qualified(tenant_view, schema)

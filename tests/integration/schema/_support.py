@@ -110,7 +110,7 @@ def migrated_schema(url: str, edition: Edition) -> Iterator[Schema]:
 def session(engine: Engine, role: str | None = None, tenant: str | None = None, *,
             commit: bool = False) -> Iterator[Connection]:
     """One transaction as ``role`` (None: the superuser) with the tenant set transaction-
-    locally (DESIGN.md trap 6); rolled back unless ``commit``."""
+    locally (docs/schema.md, trap 6); rolled back unless ``commit``."""
     with engine.connect() as conn:
         trans = conn.begin()
         try:
