@@ -1,6 +1,8 @@
 """The wheel alone migrates a database: built from the package's files, installed into a fresh
 virtualenv outside the checkout, ``suho-mt5 db upgrade`` and ``suho-mt5 db downgrade base``
-leave what the in-repo migrations leave.
+leave what the in-repo migrations leave, on plain PostgreSQL (the postgresql edition, named:
+TimescaleDB is installed on the machine but that server does not preload it) and on native
+TimescaleDB (the edition detected: timescale).
 
 For speed the new virtualenv has no pip and no copies of the third-party dependencies: a
 ``.pth`` file appends this virtualenv's site-packages to its path (after its own, so our
@@ -29,7 +31,11 @@ from tests.integration.schema._support import alembic, catalog_snapshot, leftove
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: What the package is built from (setuptools finds suho_mt5* and the package data).
 SOURCES = ("pyproject.toml", "README.md", "suho_mt5")
-EDITION = Edition.POSTGRESQL
+#: server -> (its database factory fixture, the edition it builds, whether to name it)
+SERVERS: dict[str, tuple[str, Edition, bool]] = {
+    "postgresql": ("make_pg_database", Edition.POSTGRESQL, True),
+    "timescaledb": ("make_ts_database", Edition.TIMESCALE, False),  # detected
+}
 
 
 @pytest.fixture(scope="module")
@@ -105,23 +111,37 @@ def _leftovers(engine: Engine) -> list[tuple[object, ...]]:
         return leftovers(conn)
 
 
-def test_the_installed_package_migrates_up_and_down(
-    venv: Path, make_pg_database: Callable[[], str]
-) -> None:
+def test_the_package_is_imported_from_the_virtualenv(venv: Path) -> None:
     where = run_installed(venv, "python", "-c",
                           "import suho_mt5.migrations as m; print(m.__file__)")
     assert Path(where.strip()).is_relative_to(venv.parent), where
-    installed_url, in_repo_url = make_pg_database(), make_pg_database()
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_the_installed_package_migrates_up_and_down(
+    venv: Path, server: str, request: pytest.FixtureRequest
+) -> None:
+    factory_name, edition, named = SERVERS[server]
+    make_database: Callable[[], str] = request.getfixturevalue(factory_name)
+    installed_url, in_repo_url = make_database(), make_database()
     installed, in_repo = make_engine(installed_url), make_engine(in_repo_url)
     try:
-        out = run_installed(venv, "suho-mt5", "db", "upgrade", "--edition", EDITION.value,
-                            "--url", installed_url)
+        option = ["--edition", edition.value] if named else []
+        out = run_installed(venv, "suho-mt5", "db", "upgrade", *option, "--url", installed_url)
         assert "(head)" in out
-        alembic(in_repo, "upgrade", "head", edition=EDITION)
-        assert _snapshot(installed) == _snapshot(in_repo)
+        alembic(in_repo, "upgrade", "head", edition=edition)
+        snapshot = _snapshot(installed)
+        assert bool(snapshot.get("jobs")) is edition.has_continuous_aggregates
+        expected = _snapshot(in_repo)
+        for key in expected:  # one key at a time: a readable difference
+            assert (sorted(set(snapshot[key]) - set(expected[key]), key=str),
+                    sorted(set(expected[key]) - set(snapshot[key]), key=str)) == ([], []), key
+        assert snapshot == expected
+        # The models in the wheel match what its migrations built.
+        assert "no drift" in run_installed(venv, "suho-mt5", "db", "check", "--url", installed_url)
 
         run_installed(venv, "suho-mt5", "db", "downgrade", "base", url=installed_url)
-        alembic(in_repo, "downgrade", "base")
+        alembic(in_repo, "downgrade", "base", edition=edition)
         assert _leftovers(installed) == _leftovers(in_repo) == []
     finally:
         installed.dispose()
