@@ -11,6 +11,7 @@ __all__ = [
     "MessageType",
     "WireAction",
     "WireDealType",
+    "WireMarginMode",
     "WireOrderState",
     "WireOrderType",
 ]
@@ -97,6 +98,21 @@ class WireDealType(IntEnum):
     DIVIDEND_FRANKED = 16
     TAX = 17
     NONE = 255
+
+
+@unique
+class WireMarginMode(IntEnum):
+    """How the account holds positions: MQL5 ``ENUM_ACCOUNT_MARGIN_MODE`` value + 1.
+
+    Shifted by one so that 0, what an EA written before the field existed leaves in that
+    padding byte, means "not sent" (``UNKNOWN``) rather than netting. An EA sends
+    ``(uchar)(AccountInfoInteger(ACCOUNT_MARGIN_MODE) + 1)``.
+    """
+
+    UNKNOWN = 0
+    NETTING = 1  # ACCOUNT_MARGIN_MODE_RETAIL_NETTING (0): one position per symbol
+    EXCHANGE = 2  # ACCOUNT_MARGIN_MODE_EXCHANGE (1): netting, exchange margin rules
+    HEDGING = 3  # ACCOUNT_MARGIN_MODE_RETAIL_HEDGING (2): several positions per symbol
 
 
 @unique

@@ -20,6 +20,7 @@ Each record class's ``Annotated`` hints are read once, at import, into a :class:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
 import typing
@@ -68,10 +69,6 @@ class FieldLayout:
     def kind(self) -> Kind:
         return self.spec.kind
 
-    @property
-    def column(self) -> str:
-        return self.name if self.spec.column is None else self.spec.column
-
 
 @dataclass(frozen=True, slots=True)
 class Layout:
@@ -87,10 +84,6 @@ class Layout:
     frame_struct: struct.Struct
     reference_struct: struct.Struct
     encode_struct: struct.Struct
-
-    @property
-    def table(self) -> str | None:
-        return self.record.TABLE
 
 
 # --- text fields -----------------------------------------------------------------------------
@@ -126,10 +119,15 @@ def _fast_key(kind: Kind, raw: bytes) -> object:
 
 
 def _remember(cache: dict[typing.Any, typing.Any], key: object, value: object) -> None:
-    # A full cache drops its oldest entry (dicts keep insertion order): memory stays bounded
-    # whatever the input, and no single decode pays for emptying thousands of entries.
+    # A full cache drops one entry: memory stays bounded whatever the input, and no single
+    # decode pays for emptying thousands of entries. ``popitem`` is one atomic dict operation
+    # (``del cache[next(iter(cache))]`` is three, and another thread can empty the dict or
+    # delete that key in between: KeyError, or RuntimeError from the iterator); it drops the
+    # newest entry, so the symbols that arrived first and are seen most stay cached. With
+    # several threads the cache may briefly hold one entry more per thread.
     if len(cache) >= SYMBOL_CACHE_SIZE:
-        del cache[next(iter(cache))]
+        with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+            cache.popitem()
     cache[key] = value
 
 

@@ -23,7 +23,7 @@ def test_protocol_md_holds_the_generated_tables() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["__init__", "_codec", "_enums", "_framer", "_messages", "_rows"],
+    ["__init__", "_codec", "_enums", "_framer", "_messages"],
 )
 def test_docstring_examples_run(module: str) -> None:
     name = "suho_mt5.protocol" + ("" if module == "__init__" else f".{module}")
