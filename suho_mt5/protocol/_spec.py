@@ -13,9 +13,12 @@ from pathlib import Path
 from ._constants import CRC_OFFSET, HEADER_SIZE, MAX_TIMESTAMP_US, PACKET_SIZE
 from ._kinds import Kind
 from ._layout import LAYOUTS, PREFIX_SIZE, FieldLayout, Layout
+from ._rules import RULES, Rule
 
 BEGIN = "<!-- BEGIN GENERATED LAYOUTS (python -m suho_mt5.protocol._spec) -->"
 END = "<!-- END GENERATED LAYOUTS -->"
+RULES_BEGIN = "<!-- BEGIN GENERATED RULES (python -m suho_mt5.protocol._spec) -->"
+RULES_END = "<!-- END GENERATED RULES -->"
 
 
 def _number(value: int) -> str:
@@ -117,11 +120,63 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def _allowed(rule: Rule) -> str:
+    if rule.field is not None and rule.kind == "value":
+        kind = rule.field.kind
+        if kind.enum is not None:
+            runs = ", ".join(str(lo) if lo == hi else f"{lo}..{hi}" for lo, hi in rule.allowed)
+            return f"a `{kind.enum.__name__}` value: {runs}"
+        return _range(kind)
+    if rule.kind == "printable":
+        return ", ".join(f"0x{lo:02X}..0x{hi:02X}" for lo, hi in rule.allowed)
+    return ", ".join(
+        f"0x{lo:02X}" if lo == hi else f"0x{lo:02X}..0x{hi:02X}" for lo, hi in rule.allowed
+    )
+
+
+def _rule_row(number: int, rule: Rule) -> str:
+    packets = rule.message_type.name if rule.message_type is not None else "every packet"
+    check = rule.wording
+    if rule.kind == "value":
+        where = rule.field.name if rule.field is not None else rule.id
+        check = f"`{where}` (offset {rule.offset}) is {_allowed(rule)}"
+    elif rule.field is not None:
+        check = f"`{rule.field.name}` (offset {rule.offset}): {rule.wording}"
+    if rule.kind in ("printable", "nul_padding"):
+        offset = "the offending byte"
+    elif rule.id == "length":
+        offset = "0 (too short) / 144 (too long)"
+    else:
+        offset = str(rule.offset)
+    error = f"`{rule.error.__name__}`"
+    if rule.id == "length":
+        error += " / `TrailingDataError`"
+    return f"| {number} | `{rule.id}` | {packets} | {check} | {error} | {offset} |"
+
+
+def rules_table() -> str:
+    """Every rule of :data:`RULES`, numbered in the order a decoder runs them."""
+    lines = [
+        RULES_BEGIN,
+        "",
+        "| # | rule | packets | check | error | offset |",
+        "|---:|---|---|---|---|---|",
+    ]
+    lines += [_rule_row(n, rule) for n, rule in enumerate(RULES, 1)]
+    lines += ["", RULES_END]
+    return "\n".join(lines)
+
+
+def _replace(text: str, begin: str, end: str, content: str) -> str:
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    return pattern.sub(lambda _: content, text)
+
+
 def update(path: Path) -> bool:
-    """Rewrite the generated section of ``path``; return whether it changed."""
+    """Rewrite the generated sections of ``path``; return whether it changed."""
     text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    new = pattern.sub(lambda _: render(), text)
+    new = _replace(text, BEGIN, END, render())
+    new = _replace(new, RULES_BEGIN, RULES_END, rules_table())
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

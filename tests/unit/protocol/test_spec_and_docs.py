@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_protocol_md_holds_the_generated_tables() -> None:
     text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
     assert _spec.render() in text, "run: python -m suho_mt5.protocol._spec"
+    assert _spec.rules_table() in text, "run: python -m suho_mt5.protocol._spec"
 
 
 @pytest.mark.parametrize(
