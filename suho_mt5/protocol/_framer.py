@@ -257,7 +257,8 @@ class StreamDecoder:
     def _skip(self, offset: int, length: int, reason: str) -> None:
         self.skipped_bytes += length
         skips = self.skips
-        if skips:
+        if skips and reason == _NO_MAGIC:
+            # A run of garbage is one skip however it was fed; each bad packet is its own.
             last = skips[-1]
             if last.offset + last.length == offset and last.reason == reason:
                 skips[-1] = Skip(last.offset, last.length + length, reason)

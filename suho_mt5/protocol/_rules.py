@@ -293,10 +293,21 @@ def violation(rule: Rule, data: bytes) -> ProtocolError | None:
     return InvalidSymbolError(f"{field.name}: empty", rule.offset) if end == 0 else None
 
 
+_HEADER_RULES = tuple(r for r in RULES if r.message_type is None)
+_RULES_BY_TYPE = {
+    int(t): tuple(r for r in RULES if r.message_type in (None, t)) for t in MessageType
+}
+
+
 def first_violation(
-    data: bytes, rules: tuple[Rule, ...] = RULES
+    data: bytes, rules: tuple[Rule, ...] | None = None
 ) -> tuple[Rule, ProtocolError] | None:
-    """The first rule ``data`` breaks, in order, with its error; ``None`` for a valid packet."""
+    """The first rule ``data`` breaks, in order, with its error; ``None`` for a valid packet.
+
+    ``rules``: another rule list (the mutation test's); by default :data:`RULES`.
+    """
+    if rules is None:  # only the header rules and the packet type's apply
+        rules = _RULES_BY_TYPE.get(data[5], _HEADER_RULES) if len(data) > 5 else _HEADER_RULES
     for rule in rules:
         error = violation(rule, data)
         if error is not None:

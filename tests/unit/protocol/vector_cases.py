@@ -577,6 +577,18 @@ def stream_cases() -> list[tuple[str, str, list[bytes], bool]]:
             False,
         ),
         ("stream.only_garbage", "bytes with no magic at all", [b"xyz"], True),
+        (
+            "stream.garbage_fed_in_pieces",
+            "garbage fed in three chunks is one skip",
+            [b"abc", b"def", b"ghi" + p1],
+            False,
+        ),
+        (
+            "stream.two_bad_packets_in_a_row",
+            "two version 2 packets in a row: one skip each, though their reasons are the same",
+            [p1 + v2 + v2 + p3],
+            False,
+        ),
     ]
 
 
@@ -677,10 +689,11 @@ ABOUT_FRAMES = (
 )
 ABOUT_STREAMS = (
     "Streams: bytes fed in `chunks`, then close() if `close`. `records` are the packets "
-    "returned; `skips` the bytes skipped (stream offset, length, reason; adjacent skips with "
-    "the same reason are merged); `pending` the bytes held back at the end (the start of a "
-    "packet). At a position that is not a valid packet the decoder skips to the next magic "
-    "after it, or to a partial magic at the end of what it has."
+    "returned; `skips` the bytes skipped (stream offset, length, reason: one skip per bad "
+    "packet, and one per run of bytes without a magic, however the run was fed); `pending` "
+    "the bytes held back at the end (the start of a packet). At a position that is not a "
+    "valid packet the decoder skips to the next magic after it, or to a partial magic at the "
+    "end of what it has."
 )
 
 

@@ -141,6 +141,8 @@ def stream_model(
 ) -> tuple[list[Outcome], list[tuple[int, int]], int]:
     """(records, skips as (offset, length), pending) of the spec's stream decoder.
 
+    Adjacent skips of garbage (no magic) are one skip; each bad packet is a skip of its own.
+
     ``decode`` returns the outcome and, for an error, its reason. ``resync_next_magic=False``
     (skip the whole 144 bytes of a bad packet) and ``keep_partial=False`` (treat the start of
     a magic at the end of a chunk as garbage) are planted mistakes.
@@ -151,7 +153,8 @@ def stream_model(
     skips: list[list[Any]] = []
 
     def skip(offset: int, length: int, reason: str) -> None:
-        if skips and skips[-1][0] + skips[-1][1] == offset and skips[-1][2] == reason:
+        last = skips[-1] if skips else None
+        if last and last[0] + last[1] == offset and last[2] == reason == NO_MAGIC:
             skips[-1][1] += length
         else:
             skips.append([offset, length, reason])
