@@ -117,7 +117,13 @@ class WireMarginMode(IntEnum):
 
 @unique
 class WireOrderState(IntEnum):
-    """Life-cycle state of an order or position (``mt5_trade_orders.status``)."""
+    """State of the order or position after an ORDER_EVENT.
+
+    Not MQL5's ``ENUM_ORDER_STATE`` numbers (there CANCELED is 2, here OPEN is 2): an EA maps
+    them with the table of ``docs/protocol.md`` section 5. PLACED -> PENDING; PARTIAL and
+    FILLED -> OPEN, or CLOSED when the deal closed the position; CANCELED and EXPIRED ->
+    CANCELLED; REJECTED -> REJECTED; STARTED and the REQUEST_* states are not sent.
+    """
 
     PENDING = 1
     OPEN = 2

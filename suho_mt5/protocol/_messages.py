@@ -187,8 +187,8 @@ class _OrderEvent(NamedTuple):
     sequence: Annotated[int, _SEQ]
     timestamp_us: Annotated[int, _TS]
     account_id: Annotated[bytes, _ACC]
-    ticket: Annotated[int, ID64("order or deal ticket")]
-    position_id: Annotated[int, ID64("position identifier; 0: none")]
+    ticket: Annotated[int, ID64("order ticket; a deal without order: the deal ticket")]
+    position_id: Annotated[int, ID64("POSITION_IDENTIFIER; 0: no position")]
     symbol: Annotated[str, SYMBOL("symbol")]
     volume: Annotated[int, LOTS("volume")]
     price: Annotated[int, PRICE("order or deal price")]
@@ -202,7 +202,9 @@ class _OrderEvent(NamedTuple):
     deal_type: Annotated[
         WireDealType, enum_kind(WireDealType)("deal type; NONE: no deal")
     ]
-    status: Annotated[WireOrderState, enum_kind(WireOrderState)("state after the event")]
+    status: Annotated[
+        WireOrderState, enum_kind(WireOrderState)("state after the event (not ENUM_ORDER_STATE)")
+    ]
 
 
 class OrderEventPacket(_OrderEvent, _MessageBase):
@@ -312,7 +314,7 @@ class _Config(NamedTuple):
     sequence: Annotated[int, _SEQ]
     timestamp_us: Annotated[int, _TS]
     account_id: Annotated[bytes, _ACC]
-    key: Annotated[str, CONFIG_KEY("setting name, e.g. max_spread_points")]
+    key: Annotated[str, CONFIG_KEY("setting name, e.g. max_spread_pts")]
     value: Annotated[int, INT64("the value, scaled by decimals")]
     decimals: Annotated[int, DECIMALS("decimal places of value, 0..18")]
 
