@@ -193,6 +193,10 @@ def mutants() -> list[Mutant]:
             stream={"resync_next_magic": False},
         ),
         Mutant(
+            "stream: report two bad packets in a row with the same reason as one skip",
+            stream={"merge_packets": True},
+        ),
+        Mutant(
             "stream: treat a partial magic at the end of the bytes as garbage",
             stream={"keep_partial": False},
         ),

@@ -138,6 +138,7 @@ def stream_model(
     *,
     resync_next_magic: bool = True,
     keep_partial: bool = True,
+    merge_packets: bool = False,
 ) -> tuple[list[Outcome], list[tuple[int, int]], int]:
     """(records, skips as (offset, length), pending) of the spec's stream decoder.
 
@@ -145,7 +146,8 @@ def stream_model(
 
     ``decode`` returns the outcome and, for an error, its reason. ``resync_next_magic=False``
     (skip the whole 144 bytes of a bad packet) and ``keep_partial=False`` (treat the start of
-    a magic at the end of a chunk as garbage) are planted mistakes.
+    a magic at the end of a chunk as garbage) and ``merge_packets=True`` (merge adjacent bad
+    packets with the same reason into one skip) are planted mistakes.
     """
     buf = b""
     base = 0
@@ -154,7 +156,8 @@ def stream_model(
 
     def skip(offset: int, length: int, reason: str) -> None:
         last = skips[-1] if skips else None
-        if last and last[0] + last[1] == offset and last[2] == reason == NO_MAGIC:
+        mergeable = reason == NO_MAGIC or merge_packets
+        if last and last[0] + last[1] == offset and last[2] == reason and mergeable:
             skips[-1][1] += length
         else:
             skips.append([offset, length, reason])
