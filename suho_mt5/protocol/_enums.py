@@ -52,7 +52,7 @@ class HeaderFlag(IntFlag):
 
 @unique
 class WireAction(IntEnum):
-    """What a SIGNAL asks the EA to do (stored upper case, as in the seed)."""
+    """What a SIGNAL asks the EA to do."""
 
     BUY = 1
     SELL = 2

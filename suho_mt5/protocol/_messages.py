@@ -66,7 +66,7 @@ __all__ = [
 # The header fields every record starts with (packet bytes 8..39).
 _SEQ = SEQUENCE("sender's sequence number: +1 per packet sent; kept across reconnects")
 _TS = TIMESTAMP("UTC time of the event the packet describes")
-_ACC = UUID("account (mt5_user_accounts.account_id)")
+_ACC = UUID("the account's id, as the backend issued it")
 
 
 class _Header(Protocol):
