@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from suho_mt5.protocol import MessageType, Packet, encode
+from suho_mt5.protocol import MessageType, Packet, decode, encode
 from suho_mt5.protocol._constants import CRC_OFFSET, HEADER_SIZE
 from suho_mt5.protocol._kinds import _STRUCT_BOUNDS
 from suho_mt5.protocol._layout import LAYOUTS
@@ -249,11 +249,20 @@ def padding_cases(bases: dict[MessageType, Packet]) -> list[tuple[str, str, Pack
     return out
 
 
-def type_bases(valid: list[tuple[str, str, Packet]]) -> dict[MessageType, Packet]:
-    """The first hand-written record of each type: what generated vectors start from."""
+def type_bases(
+    valid: list[tuple[str, str, Packet]], others: Iterable[bytes] = ()
+) -> dict[MessageType, Packet]:
+    """The first hand-written record of each type: what generated vectors start from.
+
+    ``others``: valid packets from the other vector files (e.g. the session's), so that a
+    type whose hand-written vectors live there gets its rule vectors here too.
+    """
     bases: dict[MessageType, Packet] = {}
     for _, _, msg in valid:
         bases.setdefault(msg.MESSAGE_TYPE, msg)
-    # A type with no hand-written vector gets no generated ones either: the rule list test
+    for packet in others:
+        msg = decode(packet)
+        bases.setdefault(msg.MESSAGE_TYPE, msg)
+    # A type with no valid vector anywhere gets no generated ones either: the rule list test
     # and the mutation test then name its rules as unpinned.
     return bases
