@@ -14,9 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from suho_mt5.errors import ProtocolError, TrailingDataError, TruncatedPacketError
-
-from ._constants import PACKET_SIZE
 from ._layout import FAST_ENCODERS, LAYOUT_BY_CLASS, LAYOUT_BY_TYPE, build_decode, slow_encode
 from ._messages import Packet
 from ._rules import build_unchecked, first_violation
@@ -30,16 +27,6 @@ def as_bytes(buf: object) -> bytes:
     if isinstance(buf, bytes | bytearray | memoryview):
         return bytes(buf)
     raise TypeError(f"expected bytes, bytearray or memoryview, not {type(buf).__name__}")
-
-
-def length_error(size: int) -> ProtocolError:
-    if size < PACKET_SIZE:
-        return TruncatedPacketError(f"{size} bytes; a packet is {PACKET_SIZE}", 0)
-    return TrailingDataError(
-        f"{size} bytes; a packet is {PACKET_SIZE} (decode a frame of several packets with "
-        "decode_frame)",
-        PACKET_SIZE,
-    )
 
 
 def _make_encode() -> Callable[[Packet], bytes]:

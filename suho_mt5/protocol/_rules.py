@@ -33,7 +33,15 @@ from ._constants import CRC_OFFSET, CRC_RESIDUE, MAGIC, PACKET_SIZE, PROTOCOL_VE
 from ._crc import crc32
 from ._enums import HeaderFlag, MessageType
 from ._kinds import _STRUCT_BOUNDS
-from ._layout import LAYOUTS, FieldLayout, Layout, checksum_error
+from ._layout import (
+    LAYOUTS,
+    FieldLayout,
+    Layout,
+    after_nul,
+    checksum_error,
+    not_printable,
+    range_error,
+)
 from ._messages import Packet
 
 __all__ = ["RULES", "Rule", "build_unchecked", "first_violation", "intervals"]
@@ -213,16 +221,8 @@ def _in(value: int, allowed: Intervals) -> bool:
 
 
 def _value_error(rule: Rule, value: int) -> ProtocolError:
-    field = rule.field
-    if field is not None:
-        kind = field.kind
-        if kind.enum is not None:
-            what = f"not a valid {kind.enum.__name__}"
-        elif kind.boolean:
-            what = "not 0 or 1"
-        else:
-            what = f"outside {kind.lo}..{kind.hi}"
-        return FieldRangeError(f"{field.name} = {value!r} is {what}", field.offset)
+    if rule.field is not None:
+        return range_error(rule.field, value, 0)
     if rule.id == "version":
         return UnsupportedVersionError(
             f"protocol version {value}; this decoder reads version {PROTOCOL_VERSION}", 4
@@ -277,17 +277,12 @@ def violation(rule: Rule, data: bytes) -> ProtocolError | None:
     if check == "printable":
         for i in range(end):
             if not _in(raw[i], rule.allowed):
-                return InvalidSymbolError(
-                    f"{field.name}: byte 0x{raw[i]:02X} is not printable ASCII", rule.offset + i
-                )
+                return InvalidSymbolError(f"{field.name}: {not_printable(raw[i])}", rule.offset + i)
         return None
     if check == "nul_padding":
         for i in range(end, len(raw)):
             if raw[i]:
-                return InvalidSymbolError(
-                    f"{field.name}: byte 0x{raw[i]:02X} after the terminating NUL",
-                    rule.offset + i,
-                )
+                return InvalidSymbolError(f"{field.name}: {after_nul(raw[i])}", rule.offset + i)
         return None
     assert check == "non_empty", check
     return InvalidSymbolError(f"{field.name}: empty", rule.offset) if end == 0 else None
