@@ -209,9 +209,11 @@ class StreamDecoder:
 
     :meth:`feed` returns the packets completed by the bytes given. Bytes that are not a valid
     packet are skipped: the decoder scans for the next magic and tries again there, so every
-    valid packet after garbage is recovered. Skips are counted in :attr:`skipped_bytes` and
-    :attr:`skip_count`, and the latest (at most ``max_skips``) are kept in :attr:`skips`.
-    Between calls it holds at most one incomplete packet (< 144 bytes).
+    valid packet after garbage is recovered. Each bad packet is one skip (its reason the
+    error), and so is each run of bytes without a magic, however many feeds it came in.
+    Skips are counted in :attr:`skipped_bytes` and :attr:`skip_count`, and the latest (at
+    most ``max_skips``) are kept in :attr:`skips`. Between calls it holds at most one
+    incomplete packet (< 144 bytes).
 
     >>> from suho_mt5.protocol import AckPacket, MessageType, encode
     >>> packet = encode(AckPacket(1, 0, bytes(16), 7, MessageType.SIGNAL))
