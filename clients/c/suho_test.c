@@ -191,6 +191,42 @@ static void check_error(suho_status status, const suho_error *err, const char *n
         failf("wrong offset for ", name);
 }
 
+/* Break one field of a valid record at a time: the encoder must refuse it with the error
+ * and offset the decoder would give (encoders validate, docs/protocol.md section 1). */
+static void encoder_refuses(const suho_record *good)
+{
+    uint8_t i, out[SUHO_PACKET_SIZE];
+    for (i = 0; i < good->layout->nfields; i++) {
+        const suho_field *f = &good->layout->fields[i];
+        suho_record bad = *good;
+        suho_value *v = &bad.value[i];
+        suho_status want = SUHO_FIELD_RANGE;
+        size_t at = f->offset;
+        suho_error err;
+        if (f->type == SUHO_TEXT) {
+            want = SUHO_INVALID_SYMBOL;
+            memcpy(v->bytes, "A\x7F", 3); /* DEL is not printable */
+            at = f->offset + 1;
+        } else if (f->type == SUHO_ENUM) {
+            uint8_t k = 0;
+            for (v->u = 0; k < f->nvalues; v->u++) /* the smallest value that is no member */
+                for (k = 0; k < f->nvalues && f->values[k].value != v->u; k++)
+                    ;
+            v->u--;
+        } else if (f->type == SUHO_BOOL) {
+            v->u = 2;
+        } else if (f->checked && (f->type == SUHO_I32 || f->type == SUHO_I64)) {
+            v->u = (uint64_t)(f->max_i < INT64_MAX ? f->max_i + 1 : f->min_i - 1);
+        } else if (f->checked) {
+            v->u = f->max_u < UINT64_MAX ? f->max_u + 1 : f->min_u - 1;
+        } else {
+            continue; /* any value is valid */
+        }
+        if (suho_encode(&bad, out, &err) != want || err.offset != at)
+            failf("encoder accepts a broken field: ", f->name);
+    }
+}
+
 static void valid_vector(void)
 {
     int decode_only = atoi(next_token()), type = atoi(next_token());
@@ -210,6 +246,7 @@ static void valid_vector(void)
                 failf("encode fails: ", suho_status_name(err.status));
             else if (len != SUHO_PACKET_SIZE || memcmp(out, packet, SUHO_PACKET_SIZE) != 0)
                 failf("encodes to other bytes", NULL);
+            encoder_refuses(&want);
         }
     }
     free(packet);
