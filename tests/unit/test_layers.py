@@ -81,7 +81,7 @@ def layer_graph() -> dict[str, set[str]]:
 
 def test_the_graph_is_read() -> None:
     graph = imports()
-    assert "suho_mt5.errors" in graph["suho_mt5.protocol._codec"]
+    assert "suho_mt5.errors" in graph["suho_mt5.db.engine"]
     assert "suho_mt5.models.base" in graph["suho_mt5.models.accounts"]
     assert "suho_mt5.models" in graph["suho_mt5.migrations.env"]  # inside a function
     assert "suho_mt5.protocol._layout" in graph["suho_mt5.protocol._codec"]  # relative
