@@ -77,6 +77,11 @@ from suho_mt5.migrations.operations._sql import (
     tenant_default,
     tenant_predicate,
 )
+from suho_mt5.migrations.operations._tenant_views import (
+    TENANT_SCHEMA,
+    create_tenant_view_sql,
+    replace_tenant_view_sql,
+)
 
 __all__ = [
     "ALL_ROLES",
@@ -91,6 +96,7 @@ __all__ = [
     "READONLY_ROLE",
     "SCHEMA_FILES",
     "TENANT_ROLES",
+    "TENANT_SCHEMA",
     "TENANT_SETTING",
     "AddRefreshPolicyOp",
     "AddRetentionPolicyOp",
@@ -108,6 +114,7 @@ __all__ = [
     "SchemaFile",
     "bucket_expr",
     "choose_install_edition",
+    "create_tenant_view_sql",
     "execute_sql",
     "first_expr",
     "ident",
@@ -119,6 +126,7 @@ __all__ = [
     "remember_edition",
     "render_schema_files",
     "render_sql",
+    "replace_tenant_view_sql",
     "tenant_default",
     "tenant_predicate",
 ]
