@@ -104,9 +104,13 @@ def alembic(engine: Engine, cmd: str, *args: Any, edition: Edition | None = None
             **kwargs: Any) -> None:
     """Run ``alembic <cmd>`` on a connection of ``engine`` (committed at the end)."""
     config = Config(str(ALEMBIC_INI))
+    edition = edition or registered_edition(engine)
+    if edition is None and not is_single_backend(engine.url):
+        # The plain test server has TimescaleDB's files (make setup builds them) but does
+        # not preload it, and then the migrations refuse to guess: name the plain edition.
+        edition = Edition.POSTGRESQL
     with engine.connect() as conn:
         config.attributes["connection"] = conn
-        edition = edition or registered_edition(engine)
         if edition is not None:
             config.attributes["suho_edition"] = edition
         getattr(command, cmd)(config, *args, **kwargs)
@@ -118,7 +122,7 @@ def migrated_schema(url: str, edition: Edition) -> Iterator[Schema]:
     """The database at ``url`` migrated to head, as a :class:`Schema`; engine disposed after."""
     engine = schema_engine(url)
     try:
-        alembic(engine, "upgrade", "head")
+        alembic(engine, "upgrade", "head", edition=edition)
         yield Schema(url=url, engine=engine, edition=edition)
     finally:
         engine.dispose()
