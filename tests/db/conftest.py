@@ -55,19 +55,26 @@ class Backend:
         pytest.param("pglite", marks=pytest.mark.pglite),
     ],
 )
-def backend(request: pytest.FixtureRequest) -> Backend:
+def backend(
+    request: pytest.FixtureRequest,
+    make_pg_database: Callable[[], str],
+    make_ts_database: Callable[[], str],
+    start_timescale_engine: Callable[[], TimescaleEngine],
+) -> Backend:
+    # The factories are plain arguments, not getfixturevalue() calls: a session fixture
+    # fetched dynamically is finalized with this parametrised one, which stopped the
+    # PostgreSQL server under later tests. Each server starts when first asked for a database.
     name: str = request.param
     if name == "postgresql":
-        make: Callable[[], str] = request.getfixturevalue("make_pg_database")
+        make = make_pg_database
         edition = Edition.POSTGRESQL
     elif name == "timescale":
-        make = request.getfixturevalue("make_ts_database")
+        make = make_ts_database
         edition = Edition.TIMESCALE
     else:
-        start: Callable[[], TimescaleEngine] = request.getfixturevalue("start_timescale_engine")
 
         def make() -> str:
-            return start().url
+            return start_timescale_engine().url
 
         edition = Edition.TIMESCALE
 

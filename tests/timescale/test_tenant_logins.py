@@ -81,7 +81,7 @@ def _fill(app: Engine, tenant_id: str, marker: str) -> uuid.UUID:
                           ask=Decimal("1.2")))
         s.add(TradeOrder(account_id=aid, time=T0, ticket=1, symbol=marker[:12],
                          order_type="buy", volume=Decimal("0.1"), price=Decimal("1.1"),
-                         status="placed", comment=marker))
+                         status="open", comment=marker))
         s.add(TradingSignal(account_id=aid, time=T0, symbol=marker[:12], action="BUY",
                             entry_price=Decimal("1.1"), model_version="v1",
                             strategy_name=marker, confidence_score=Decimal("0.8"),
@@ -156,7 +156,7 @@ def test_a_fresh_app_login_runs_queries_and_sees_its_own_rows(
     app = role_engine(db.url, "mt5_app")
     try:
         with tenant_session(app, a) as s, s.begin():
-            assert s.scalar(sa.select(sa.func.current_user())) == "mt5_app_login"
+            assert s.scalar(sa.select(sa.func.current_user())) == "suho_login_mt5_app"
             assert [u.user_id for u in s.scalars(sa.select(UserAccount))] == ["visible_a"]
             assert len(s.scalars(sa.select(BalanceHistory)).all()) == 1
             assert len(s.scalars(sa.select(BrokerQuote)).all()) == 1
@@ -181,10 +181,11 @@ def test_the_leak_check_finds_a_chunk_granted_by_hand(
     """Protection: tenant roles hold no privilege on hypertables, hence none on chunks."""
     a, _, marker = two_tenants
     with db.engine.connect() as admin:
+        # the chunk holding tenant B's order (tenants hash to different chunks)
         chunk = admin.execute(sa.text(
-            "SELECT format('%I.%I', chunk_schema, chunk_name) FROM "
-            "timescaledb_information.chunks WHERE hypertable_name = 'mt5_trade_orders' "
-            "LIMIT 1")).scalar_one()
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM public.mt5_trade_orders o"
+            " JOIN pg_class c ON c.oid = o.tableoid JOIN pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE o.comment = :m"), {"m": marker}).scalar_one()
         admin.execute(sa.text(f"GRANT SELECT ON {chunk} TO mt5_app"))
         admin.commit()
         try:
@@ -305,7 +306,7 @@ def test_the_ingest_login_copies_into_every_hypertable(db: Schema) -> None:
         "mt5_trade_orders": (
             ["time", "tenant_id", "account_id", "ticket", "symbol", "order_type", "volume",
              "price", "status"],
-            [T0, tenant_id, aid, 7, "EURUSD", "buy", Decimal("0.1"), Decimal("1.1"), "placed"]),
+            [T0, tenant_id, aid, 7, "EURUSD", "buy", Decimal("0.1"), Decimal("1.1"), "open"]),
         "mt5_risk_events": (
             ["time", "tenant_id", "account_id", "event_type", "severity"],
             [T0, tenant_id, aid, "drawdown", "warning"]),
@@ -322,23 +323,38 @@ def test_the_ingest_login_copies_into_every_hypertable(db: Schema) -> None:
             ).scalar_one() == 1, table
 
 
+KNOWN_JOB_FAILURE = "Failed: ('24000', 'cannot drop portal \"\" while it is being set up')"
+
+
 def _run_job_now(admin: sa.Connection, job_id: int) -> None:
     admin.execute(sa.text("SELECT alter_job(:j, next_start => now())"), {"j": job_id})
+    admin.commit()
+    # The launcher looks for new databases only every timescaledb.bgw_launcher_poll_time
+    # (a minute); start this database's scheduler now rather than wait for it.
+    admin.execute(sa.text("SELECT _timescaledb_functions.start_background_workers()"))
     admin.commit()
 
 
 def _wait_for_run(admin: sa.Connection, job_id: int, after: datetime) -> str:
     import time
 
-    for _ in range(600):
+    for _ in range(1200):
+        # (last_run_started_at is -infinity before the first run: compared in SQL)
         row = admin.execute(sa.text(
-            "SELECT last_run_status, last_run_started_at FROM "
-            "timescaledb_information.job_stats WHERE job_id = :j"), {"j": job_id}).first()
+            "SELECT last_run_status, last_run_started_at >= :after FROM "
+            "timescaledb_information.job_stats WHERE job_id = :j"),
+            {"j": job_id, "after": after}).first()
         admin.commit()
-        if row is not None and row[1] is not None and row[1] >= after and row[0] is not None:
+        if row is not None and row[1] and row[0] is not None:
+            if row[0] != "Success":  # say why, from the scheduler's own log of errors
+                errors = admin.execute(sa.text(
+                    "SELECT sqlerrcode, err_message FROM timescaledb_information.job_errors"
+                    " WHERE job_id = :j ORDER BY start_time DESC LIMIT 1"),
+                    {"j": job_id}).first()
+                return f"{row[0]}: {errors}"
             return str(row[0])
         time.sleep(0.1)
-    raise AssertionError(f"the scheduler did not run job {job_id} within 60 s")
+    raise AssertionError(f"the scheduler did not run job {job_id} within 120 s")
 
 
 def test_the_scheduler_runs_a_refresh_and_a_retention_policy(
@@ -369,8 +385,15 @@ def test_the_scheduler_runs_a_refresh_and_a_retention_policy(
         admin.commit()
         _run_job_now(admin, retention)
         _run_job_now(admin, refresh)
-        assert _wait_for_run(admin, retention, started) == "Success"
-        assert _wait_for_run(admin, refresh, started) == "Success"
+        outcomes = {_wait_for_run(admin, job, started) for job in (retention, refresh)}
+        if outcomes == {KNOWN_JOB_FAILURE}:
+            # Every background job of an unpatched TimescaleDB 2.28.3 fails this way on
+            # PostgreSQL 15.20 (docs/schema.md, trap 13); `make setup` builds it with
+            # scripts/timescaledb-patches/, so only an external server can get here
+            # ($SUHO_TEST_TIMESCALE_URL). Any other outcome is judged below.
+            pytest.xfail("TimescaleDB 2.28.3 background jobs fail on this PostgreSQL minor: "
+                         + KNOWN_JOB_FAILURE)
+        assert outcomes == {"Success"}
         assert admin.execute(sa.text(
             "SELECT count(*) FROM mt5_ea_heartbeat WHERE time < now() - interval '30 days'")
         ).scalar_one() == 0
@@ -390,14 +413,16 @@ def test_compression_is_refused_with_a_clear_message(db: Schema) -> None:
 
 
 def test_session_helpers_are_tenant_scoped(db: Schema) -> None:
-    """A tenant session never leaves the tenant or its search path on the connection."""
+    """A tenant session leaves neither the tenant nor its search path on the connection."""
     app = role_engine(db.url, "mt5_app", pool_size=1, max_overflow=0)
     try:
+        with Session(app) as s, s.begin():
+            s.execute(sa.text("SET search_path = public"))  # a session default of its own
         with tenant_session(app, "whoever") as s, s.begin():
-            s.execute(sa.text("SELECT 1"))
+            assert s.scalar(sa.text("SHOW search_path")) == "mt5_tenant, public"
         with Session(app) as s, s.begin():
             assert s.scalar(sa.text(
                 "SELECT coalesce(current_setting('app.current_tenant_id', true), '')")) == ""
-            assert "mt5_tenant" not in s.scalar(sa.text("SHOW search_path"))
+            assert s.scalar(sa.text("SHOW search_path")) == "public"
     finally:
         app.dispose()

@@ -41,6 +41,7 @@ from suho_mt5.migrations.operations._edition import (
     migration_edition,
     remember_edition,
 )
+from suho_mt5.migrations.operations._health import health_check_sql
 from suho_mt5.migrations.operations._offline import (
     SCHEMA_FILES,
     SchemaFile,
@@ -117,6 +118,7 @@ __all__ = [
     "create_tenant_view_sql",
     "execute_sql",
     "first_expr",
+    "health_check_sql",
     "ident",
     "interval_sql",
     "last_expr",

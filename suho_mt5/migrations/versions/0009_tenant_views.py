@@ -16,7 +16,9 @@ This revision takes the other way out (docs/schema.md, "Tenant isolation"):
   tenant roles get exactly the privileges on the views they had on the tables;
 * row-level security stays on every table as a second, independent layer (the views' owner
   is subject to it through FORCE);
-* USAGE on TimescaleDB's internal schema goes back to PUBLIC, as the extension expects.
+* USAGE on TimescaleDB's internal schema goes back to PUBLIC, as the extension expects;
+* ``mt5_ingest`` gets BYPASSRLS, so that the Data Bridge can COPY into the hypertables
+  (its policies already let it through every tenant for what it is granted).
 
 Tenant sessions put ``mt5_tenant`` first on the search path
 (:func:`suho_mt5.db.set_tenant`), so the ORM models and the seed's unqualified SQL resolve to
@@ -34,6 +36,7 @@ from suho_mt5.migrations.operations import (
     TENANT_SCHEMA,
     create_tenant_view_sql,
     execute_sql,
+    health_check_sql,
     migration_edition,
 )
 
@@ -60,6 +63,17 @@ TENANT_GRANTS: tuple[tuple[str, str, str], ...] = (
     ("mt5_compliance_reports", "SELECT", "SELECT"),
 )
 TENANT_ROLES = ("mt5_app", "mt5_readonly")
+# as revision 0001 has them
+HEALTH_TENANT_TABLES = tuple(t for t, _, _ in TENANT_GRANTS if t != "mt5_audit_log")
+ALL_TABLES = (*HEALTH_TENANT_TABLES, "mt5_audit_log")
+BCRYPT_COST = 12
+PBKDF2_ITERATIONS = 25000
+
+
+def _health_check(*, tenant_views: bool) -> str:
+    return health_check_sql(tenant_tables=HEALTH_TENANT_TABLES, all_tables=ALL_TABLES,
+                            bcrypt_cost=BCRYPT_COST, pbkdf2_iterations=PBKDF2_ITERATIONS,
+                            tenant_views=tenant_views, or_replace=True)
 
 
 def _grants(table: str) -> list[tuple[str, str]]:
@@ -89,6 +103,15 @@ def upgrade() -> None:
         )
         for role, privileges in _grants(table):
             execute_sql(f"GRANT {privileges} ON {view} TO {role}")
+    # COPY FROM refuses a table under row-level security for a role subject to it
+    # ("COPY FROM not supported with row-level security"), and the Data Bridge writes with
+    # COPY. mt5_ingest's policies already let it through to every tenant for exactly what it
+    # is granted (INSERT on the time series, SELECT on accounts and signals), so BYPASSRLS
+    # widens nothing it can do; it lets it COPY. Attributes are not inherited: the bridge's
+    # login needs BYPASSRLS itself (docs/schema.md, Roles).
+    execute_sql("ALTER ROLE mt5_ingest BYPASSRLS")
+    # A tenant login's "session" row counts what it may do through the views.
+    execute_sql(_health_check(tenant_views=True))
     if edition.has_hypertables:
         # Revision 0001 closed this schema; the extension reads its catalog through it in
         # every session. Nothing in it is readable by a tenant role any more (see above).
@@ -97,6 +120,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     edition = migration_edition()
+    execute_sql(_health_check(tenant_views=False))
+    execute_sql("ALTER ROLE mt5_ingest NOBYPASSRLS")
     if edition.has_hypertables:
         execute_sql("REVOKE USAGE ON SCHEMA _timescaledb_internal FROM PUBLIC")
     for table, _, _ in reversed(TENANT_GRANTS):

@@ -20,7 +20,14 @@ from sqlalchemy.exc import ProgrammingError
 from suho_mt5.db import AccountIdentity, authenticate
 from suho_mt5.db.auth import REFUSED
 from suho_mt5.errors import AuthenticationError, DatabaseError
-from tests.db.schema._support import Schema, session
+from tests.db.schema._support import (
+    Schema,
+    ensure_login,
+    is_single_backend,
+    login_url,
+    schema_engine,
+    session,
+)
 
 KEY = "k3y-of-the-active-account"
 
@@ -81,16 +88,34 @@ def test_every_refusal_is_the_same_error(app: Engine, accounts: Accounts) -> Non
 
 @pytest.fixture
 def counting(db: Schema) -> Iterator[Connection]:
-    """A superuser connection that counts function calls (``track_functions``)."""
-    with db.engine.connect() as conn:
-        conn.exec_driver_sql("SET track_functions = 'all'")
-        conn.commit()
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-            conn.exec_driver_sql("RESET track_functions")
+    """A connection as ``mt5_app`` that counts function calls (``track_functions``, which
+    only a superuser may set: for the login, as a role setting read when it logs in)."""
+    if is_single_backend(db.url):
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("SET track_functions = 'all'")
+            conn.exec_driver_sql("SET ROLE mt5_app")
             conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.exec_driver_sql("RESET ROLE")
+                conn.exec_driver_sql("RESET track_functions")
+                conn.commit()
+        return
+    login = ensure_login(db.engine, "mt5_app")
+    with db.engine.connect() as admin:
+        admin.exec_driver_sql(f"ALTER ROLE {login} SET track_functions = 'all'")
+        admin.commit()
+    engine = schema_engine(login_url(db.url, "mt5_app").render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+        with db.engine.connect() as admin:
+            admin.exec_driver_sql(f"ALTER ROLE {login} RESET track_functions")
+            admin.commit()
 
 
 def _hash_function(conn: Connection) -> str:
@@ -132,10 +157,8 @@ def test_every_path_runs_exactly_one_verification(
     for case, (account_id, key) in cases.items():
         with conn.begin() as trans:
             before = calls()
-            conn.exec_driver_sql("SET LOCAL ROLE mt5_app")
             rows = conn.execute(sa.text("SELECT * FROM mt5_authenticate(:a, :k)"),
                                 {"a": account_id, "k": key}).all()
-            conn.exec_driver_sql("RESET ROLE")
             after = calls()
             counts[case] = (len(rows), *(b - a for a, b in zip(before, after, strict=True)))
             trans.rollback()

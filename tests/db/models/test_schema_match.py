@@ -54,11 +54,13 @@ def test_drift_check_takes_an_engine(db: Schema) -> None:
 @pytest.mark.parametrize(
     ("ddl", "kind", "table", "words"),
     [
-        ("ALTER TABLE mt5_trade_orders DROP COLUMN comment",
+        # (the tenant view over the table goes first: it depends on every column)
+        ("DROP VIEW mt5_tenant.mt5_trade_orders; ALTER TABLE mt5_trade_orders DROP COLUMN comment",
          "add_column", "mt5_trade_orders", ("comment",)),
         ("ALTER TABLE mt5_user_accounts ADD COLUMN nickname text",
          "remove_column", "mt5_user_accounts", ("nickname",)),
-        ("ALTER TABLE mt5_ea_heartbeat ALTER COLUMN ping_ms TYPE bigint",
+        ("DROP VIEW mt5_tenant.mt5_ea_heartbeat; "
+         "ALTER TABLE mt5_ea_heartbeat ALTER COLUMN ping_ms TYPE bigint",
          "modify_type", "mt5_ea_heartbeat", ("ping_ms",)),
         ("ALTER TABLE mt5_risk_events ALTER COLUMN acknowledged_by SET NOT NULL",
          "modify_nullable", "mt5_risk_events", ("acknowledged_by",)),

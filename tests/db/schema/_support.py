@@ -94,6 +94,12 @@ def registered_edition(engine: Engine) -> Edition | None:
     return _EDITIONS.get(engine.url.render_as_string(hide_password=True))
 
 
+def _sorted_acl(column: str) -> str:
+    """An ACL as text with its items sorted: grants given in another order are the same."""
+    return (f"coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text)"
+            f" FROM unnest({column}) x), '')")
+
+
 def schema_engine(url: str, **kwargs: Any) -> Engine:
     """``make_engine(url, **kwargs)``. On the single-backend engine every new connection
     starts from a clean session with PostgreSQL's default ``search_path``."""
@@ -137,8 +143,9 @@ def is_single_backend(url: str | sa.URL) -> bool:
 
 
 def login_name(role: str) -> str:
-    """The test login that is a member of ``role`` (and of nothing else)."""
-    return f"{role}_login"
+    """The test login that is a member of ``role`` (and of nothing else). Not named
+    ``mt5_*``: the schema's own roles are those, and tests list them by that prefix."""
+    return f"suho_login_{role}"
 
 
 def ensure_login(admin: Engine, role: str) -> str:
@@ -152,6 +159,15 @@ def ensure_login(admin: Engine, role: str) -> str:
             f"""DO $t$ BEGIN
                 IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
                     CREATE ROLE {name} LOGIN PASSWORD '{LOGIN_PASSWORD}' IN ROLE {role};
+                END IF;
+                -- Role attributes are not inherited through membership: a login of a role
+                -- that bypasses row-level security needs BYPASSRLS itself (docs/schema.md).
+                IF (SELECT rolbypassrls FROM pg_roles WHERE rolname = '{role}') THEN
+                    ALTER ROLE {name} BYPASSRLS;
+                END IF;
+                -- What docs/schema.md tells DBAs to give application logins.
+                IF '{role}' IN ('mt5_app', 'mt5_readonly') THEN
+                    ALTER ROLE {name} SET search_path = mt5_tenant, public;
                 END IF;
             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
             END $t$"""
@@ -177,12 +193,30 @@ def login_engine(admin: Engine, role: str) -> Engine:
 
 
 def set_tenant_sql(conn: Connection, tenant: str) -> None:
-    """What a tenant session sets, without validating (tests also try malformed tenants)."""
-    conn.execute(
-        sa.text("SELECT set_config('app.current_tenant_id', :t, true), "
-                "set_config('search_path', 'mt5_tenant, public', true)"),
-        {"t": tenant},
-    )
+    """Set the tenant transaction-locally, without validating (tests also try malformed
+    tenants). The search path is the role's: tenant logins have mt5_tenant first."""
+    conn.execute(sa.text("SELECT set_config('app.current_tenant_id', :t, true)"), {"t": tenant})
+
+
+@contextmanager
+def role_connection(engine: Engine, role: str) -> Iterator[Connection]:
+    """A connection acting as ``role`` across transactions: a fresh connection of its test
+    login on a native server; ``SET ROLE`` (reset afterwards) on the PGlite engine."""
+    if not is_single_backend(engine.url):
+        with login_engine(engine, role).connect() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"SET ROLE {role}")
+        conn.exec_driver_sql("SET search_path = mt5_tenant, public")
+        conn.commit()
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("RESET ROLE")
+            conn.exec_driver_sql("RESET search_path")
+            conn.commit()
 
 
 @contextmanager
@@ -330,16 +364,25 @@ def seed_two_tenants(engine: Engine, *, now: datetime | None = None) -> dict[str
     return out
 
 
-def maintain(engine: Engine) -> None:
+def maintain(engine: Engine, *, attempts: int = 100) -> None:
     """``CALL mt5_maintain()`` as the maintenance role, outside a transaction block:
-    refreshes the aggregates (and applies retention) on every edition."""
-    with engine.connect() as conn:
-        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
-        auto.exec_driver_sql("SET ROLE mt5_maintenance")
+    refreshes the aggregates (and applies retention) on every edition.
+
+    On native TimescaleDB the scheduler runs the same refresh jobs in the background, and a
+    refresh that finds one in progress fails with SQLSTATE 55P03 (lock not available): it is
+    tried again, as ``suho-mt5 db maintain`` does."""
+    import time
+
+    for attempt in range(attempts):
         try:
-            auto.exec_driver_sql("CALL mt5_maintain()")
-        finally:
-            auto.exec_driver_sql("RESET ROLE")
+            with role_connection(engine, "mt5_maintenance") as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    "CALL mt5_maintain()")
+            return
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03" or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
 
 
 _INTERNAL_IDS = re.compile(
@@ -358,12 +401,12 @@ def catalog_snapshot(conn: Connection) -> dict[str, Any]:
     snap: dict[str, Any] = {
         "relations": rows(
             "SELECT c.relname, c.relkind, c.relowner::regrole::text, c.relrowsecurity,"
-            " c.relforcerowsecurity, coalesce(c.relacl::text, '') FROM pg_class c"
+            f" c.relforcerowsecurity, {_sorted_acl('c.relacl')} FROM pg_class c"
             f" WHERE c.relnamespace = 'public'::regnamespace AND {mt5} AND c.relkind <> 'i'"
             " ORDER BY 1"),
         "columns": rows(
             "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-            " pg_get_expr(d.adbin, d.adrelid), coalesce(a.attacl::text, '') FROM pg_attribute a"
+            f" pg_get_expr(d.adbin, d.adrelid), {_sorted_acl('a.attacl')} FROM pg_attribute a"
             " JOIN pg_class c ON c.oid = a.attrelid"
             " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
             f" WHERE c.relnamespace = 'public'::regnamespace AND {mt5} AND a.attnum > 0"
@@ -380,7 +423,7 @@ def catalog_snapshot(conn: Connection) -> dict[str, Any]:
             " FROM pg_policies WHERE schemaname = 'public' ORDER BY 1, 2"),
         "functions": rows(
             "SELECT p.oid::regprocedure::text, p.proowner::regrole::text, p.prosecdef,"
-            " coalesce(p.proconfig::text, ''), coalesce(p.proacl::text, ''), md5(p.prosrc)"
+            f" coalesce(p.proconfig::text, ''), {_sorted_acl('p.proacl')}, md5(p.prosrc)"
             " FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
             " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid"
             "                 AND d.deptype = 'e') ORDER BY 1"),
@@ -422,7 +465,8 @@ def catalog_snapshot(conn: Connection) -> dict[str, Any]:
             " time_interval::text, num_partitions FROM timescaledb_information.dimensions"
             " WHERE hypertable_name LIKE 'mt5\\_%' ORDER BY 1, 2")
         snap["internal_schema_acl"] = rows(
-            "SELECT nspacl::text FROM pg_namespace WHERE nspname = '_timescaledb_internal'")
+            f"SELECT {_sorted_acl('nspacl')} FROM pg_namespace"
+            " WHERE nspname = '_timescaledb_internal'")
     return snap
 
 

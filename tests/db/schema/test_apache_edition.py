@@ -105,7 +105,7 @@ def test_only_maintenance_may_drop_chunks(schema: Schema) -> None:
 def test_down_and_up_again_rebuild_the_same_catalog(schema: Schema) -> None:
     with session(schema.engine) as conn:
         first = catalog_snapshot(conn)
-    alembic(schema.engine, "downgrade", "base")
+    alembic(schema.engine, "downgrade", "base", edition=Edition.APACHE)
     with session(schema.engine) as conn:
         assert leftovers(conn) == []
     alembic(schema.engine, "upgrade", "head", edition=Edition.APACHE)

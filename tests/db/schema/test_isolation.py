@@ -22,7 +22,9 @@ from tests.db.schema._support import (
     TIME_SERIES_TABLES,
     Schema,
     TenantData,
+    role_connection,
     session,
+    set_tenant_sql,
 )
 
 # One valid row per table, for the tenant and account given as parameters.
@@ -241,9 +243,7 @@ def test_the_audit_log_takes_inserts_of_the_current_tenant_only(
 
 def test_tenant_context_is_transaction_local(schema: Schema, data: dict[str, TenantData]) -> None:
     """set_config(..., true) ends with the transaction: the next one sees nothing."""
-    with schema.engine.connect() as conn:
-        conn.exec_driver_sql("SET ROLE mt5_app")
-        conn.commit()
+    with role_connection(schema.engine, "mt5_app") as conn:
         with conn.begin():
             conn.execute(sa.text("SELECT set_config('app.current_tenant_id', :t, true)"),
                          {"t": TENANT_A})
@@ -252,8 +252,6 @@ def test_tenant_context_is_transaction_local(schema: Schema, data: dict[str, Ten
         with conn.begin():
             assert conn.execute(sa.text("SELECT count(*) FROM mt5_user_accounts")
                                 ).scalar_one() == 0
-        conn.exec_driver_sql("RESET ROLE")
-        conn.commit()
 
 
 def test_every_tenant_table_has_rls_enabled_and_forced(schema: Schema) -> None:
@@ -293,7 +291,9 @@ def test_tenant_roles_cannot_bypass_row_security(schema: Schema) -> None:
         attrs = dict(conn.execute(sa.text(
             "SELECT rolname, rolbypassrls OR rolsuper FROM pg_roles"
             " WHERE rolname LIKE 'mt5\\_%'")).all())
-    assert {r for r, bypass in attrs.items() if bypass} == {"mt5_maintenance"}
+    # maintenance refreshes aggregates of every tenant (trap 4); ingest COPYs (revision 0009:
+    # its policies already cross every tenant for what it is granted, and COPY refuses RLS)
+    assert {r for r, bypass in attrs.items() if bypass} == {"mt5_maintenance", "mt5_ingest"}
     assert set(attrs) == set(ALL_ROLES)
 
 
@@ -324,3 +324,58 @@ def test_idempotent_inserts_skip_duplicates(schema: Schema, data: dict[str, Tena
             for _ in range(3)
         ]
     assert inserted == [1, 0, 0]
+
+
+# ------------------------------------------------------------------ tenant views (0009)
+
+TENANT_VIEW_TABLES = (*TENANT_TABLES, "mt5_audit_log")
+
+
+def test_every_tenant_view_has_its_tables_columns_and_protections(schema: Schema) -> None:
+    """The views are SELECT * of their table, fixed when created: a later column added to a
+    table without replacing its view (replace_tenant_view_sql) fails here."""
+    with session(schema.engine) as conn:
+        for table in TENANT_VIEW_TABLES:
+            columns = {}
+            for schema_name in ("public", "mt5_tenant"):
+                columns[schema_name] = conn.execute(sa.text(
+                    "SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute"
+                    " WHERE attrelid = to_regclass(:r) AND attnum > 0 AND NOT attisdropped"),
+                    {"r": f"{schema_name}.{table}"}).scalar_one()
+            assert columns["mt5_tenant"] == columns["public"], table
+            kind, owner, options = conn.execute(sa.text(
+                "SELECT relkind, relowner::regrole::text, reloptions::text[] FROM pg_class"
+                " WHERE oid = to_regclass(:r)"), {"r": f"mt5_tenant.{table}"}).one()
+            assert (kind, owner) == ("v", "mt5_owner"), table
+            assert {"security_barrier=true", "check_option=cascaded"} <= set(options), table
+
+
+def test_tenant_roles_hold_no_privilege_on_any_table_or_chunk(schema: Schema) -> None:
+    """Chunks copy their hypertable's grants (trap 7): none on the table, none on a chunk."""
+    with session(schema.engine) as conn:
+        held = conn.execute(sa.text(
+            "SELECT r.rolname, n.nspname, c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " CROSS JOIN (VALUES ('mt5_app'), ('mt5_readonly')) AS r(rolname)"
+            " WHERE c.relkind IN ('r', 'p', 'm', 'f')"
+            # the system's and TimescaleDB's own catalogs and job statistics hold no tenant
+            # rows: what matters is every table of ours and every chunk of a hypertable
+            "   AND (n.nspname IN ('public', 'mt5_tenant') OR c.relname LIKE '\\_hyper\\_%'"
+            "        OR c.relname LIKE '\\_materialized\\_hypertable\\_%'"
+            "        OR c.relname LIKE 'compress\\_hyper\\_%')"
+            "   AND has_table_privilege(r.rolname, c.oid,"
+            "       'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')"
+            # policies and refresh times, no tenant data (docs/schema.md, Roles)
+            "   AND c.relname <> 'mt5_timeseries_catalog'")).all()
+    assert held == []
+
+
+def test_a_tenant_login_without_the_search_path_fails_closed(
+    schema: Schema, data: dict[str, TenantData], native_only: None
+) -> None:
+    """A login that forgot `ALTER ROLE ... SET search_path` reaches the tables, which refuse."""
+    with role_connection(schema.engine, "mt5_app") as conn, conn.begin():
+        conn.exec_driver_sql("SET LOCAL search_path = public")
+        set_tenant_sql(conn, TENANT_A)
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            conn.execute(sa.text("SELECT count(*) FROM mt5_trade_orders"))

@@ -20,6 +20,7 @@ from tests.db.schema._support import (
     TenantData,
     alembic,
     maintain,
+    role_connection,
     schema_engine,
     session,
 )
@@ -42,11 +43,9 @@ def test_maintain_deletes_expired_rows_in_batches(
             "INSERT INTO mt5_audit_log (time, tenant_id, event_type, actor) VALUES"
             " (now() - interval '8 years', :t, 'old.event', 'archive'),"
             " (now() - interval '6 years', :t, 'kept.event', 'archive')"), {"t": TENANT_B})
-    with schema.engine.connect() as conn:
-        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
-        auto.exec_driver_sql("SET ROLE mt5_maintenance")
-        auto.exec_driver_sql("CALL mt5_maintain(batch_size => 3)")
-        auto.exec_driver_sql("RESET ROLE")
+    with role_connection(schema.engine, "mt5_maintenance") as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "CALL mt5_maintain(batch_size => 3)")
     with session(schema.engine, "mt5_maintenance") as conn:
         heartbeat_ages = conn.execute(sa.text(
             "SELECT count(*) FROM mt5_ea_heartbeat WHERE time < now() - interval '30 days'")

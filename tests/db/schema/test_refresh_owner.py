@@ -19,6 +19,7 @@ from tests.db.schema._support import (
     TENANT_B,
     Schema,
     alembic,
+    role_connection,
     schema_engine,
     seed_two_tenants,
     session,
@@ -68,10 +69,8 @@ def test_a_refresh_owner_without_bypassrls_materializes_nothing(schema: Schema) 
                 "INSERT INTO mt5_account_balance_history (time, tenant_id, account_id, balance,"
                 " equity) VALUES (now() - interval '3 hours', :t, :a, 5, 5)"),
                 {"t": tenant, "a": accounts[tenant]})
-    with schema.engine.connect() as conn:
-        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
-        auto.exec_driver_sql("SET ROLE mt5_maintenance")
-        auto.exec_driver_sql("CALL mt5_maintain()")
-        auto.exec_driver_sql("RESET ROLE")
+    with role_connection(schema.engine, "mt5_maintenance") as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "CALL mt5_maintain()")
     assert set(materialized(schema, "mt5_agg_balance_hourly")) == {TENANT_A, TENANT_B}
 

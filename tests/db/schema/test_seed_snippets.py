@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from tests.db.schema._support import REPO_ROOT, Schema, session
+from tests.db.schema._support import REPO_ROOT, Schema, is_single_backend, session
 
 SEED = REPO_ROOT.parent / "shared" / "seed" / "mt5-ea-integration-README.md"
 
@@ -323,7 +323,8 @@ def test_api_key_snippets(schema: Schema) -> None:
             conn, fill(VERIFY_API_KEY, "stored_hash", f"'{stored}'").replace("123", "124")
         )
     assert re.fullmatch(r"[0-9a-f]{64}", key) and key != other
-    expected = r"\$2a\$12\$.{53}" if schema.edition.value == "postgresql" else (
+    # bcrypt where the server has pgcrypto (native servers), PBKDF2 where not (PGlite).
+    expected = r"\$2a\$12\$.{53}" if not is_single_backend(schema.url) else (
         r"\$pbkdf2-sha256\$25000\$[0-9a-f]{32}\$[0-9a-f]{64}"
     )
     assert re.fullmatch(expected, stored)
