@@ -65,8 +65,8 @@ def _timescale() -> Iterator[Any]:
 def _database(server: Any) -> tuple[str, str]:
     """A migrated database: ``(superuser URL, mt5_ingest login URL)``."""
     from suho_mt5.db import Edition, make_engine
+    from tests.db.schema._support import alembic
     from tests.integration.ingest._support import make_ingest_login
-    from tests.integration.schema._support import alembic
 
     name = server.create_database()
     engine = make_engine(server.url(name))

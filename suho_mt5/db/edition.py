@@ -1,6 +1,6 @@
 """What the connected server can do: plain PostgreSQL, TimescaleDB Apache, or full TimescaleDB.
 
-Migrations build the best schema the server supports (DESIGN.md, "Database engines"), so
+Migrations build the best schema the server supports (docs/schema.md, "Editions"), so
 they ask this module first. Offline (``--sql``) runs cannot ask a server and name the
 edition with ``-x edition=...`` instead (:func:`parse_edition`).
 """

@@ -24,8 +24,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.db import Edition, database_url_from_env, make_engine, parse_edition
-from suho_mt5.db.drift import comparison_options
 from suho_mt5.errors import ConfigError, SuhoError
+from suho_mt5.migrations.drift import comparison_options
 
 config = context.config
 x_args = context.get_x_argument(as_dictionary=True)

@@ -1,4 +1,4 @@
-"""alembic/env.py: where the database comes from."""
+"""The migrations' env.py (suho_mt5/migrations/env.py): where the database comes from."""
 
 from __future__ import annotations
 

@@ -8,13 +8,14 @@
   deletes, ``mt5_compliance`` reads.
 * ``mt5_user_accounts.margin_mode``: ``netting``, ``exchange`` or ``hedging`` (MQL5
   ``ACCOUNT_MARGIN_MODE``), NULL while unknown; the risk checks read it.
-* The bridge's service role reads what its checks need across tenants (balance history for
+* The bridge's service role (BYPASSRLS since 0009 for its logins that have it; the policies
+  below serve logins without it) reads what its checks need across tenants (balance history for
   peak equity and daily loss, heartbeats for offline marking, broker quotes for the recent
   deviation a signal is adjusted by, open positions for exposure, risk events) and inserts
   the signals it publishes.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30 11:00:00
 """
 
@@ -25,10 +26,10 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
-from suho_mt5.migrations.operations import execute_sql, migration_edition
+from suho_mt5.migrations.operations import execute_sql
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -99,16 +100,9 @@ def upgrade() -> None:
     for table, command in INGEST_GRANTS:
         execute_sql(f"GRANT {command} ON {table} TO mt5_ingest")
         execute_sql(_policy(table, command))
-    if migration_edition().has_hypertables:
-        # The extension needs USAGE on its internal schema in every session that touches a
-        # hypertable (revoked from PUBLIC in 0001; docs/schema.md, trap 7). The bridge is a
-        # cross-tenant service role: reaching chunks directly reveals nothing it cannot read.
-        execute_sql("GRANT USAGE ON SCHEMA _timescaledb_internal TO mt5_ingest")
 
 
 def downgrade() -> None:
-    if migration_edition().has_hypertables:
-        execute_sql("REVOKE USAGE ON SCHEMA _timescaledb_internal FROM mt5_ingest")
     for table, command in reversed(INGEST_GRANTS):
         execute_sql(f"DROP POLICY IF EXISTS mt5_ingest_{command.lower()} ON public.{table}")
         execute_sql(f"REVOKE {command} ON {table} FROM mt5_ingest")

@@ -1,6 +1,9 @@
 """Ingest fixtures. Every database test here runs twice: on native PostgreSQL
 (edition ``postgresql``) and on native TimescaleDB 2.28 (edition ``timescale``), through the
-``db_lane`` parameter; nats-server is started per test."""
+``db_lane`` parameter, whose values carry the ``integration`` / ``timescale`` markers
+(``pytest -m timescale`` selects the second); nats-server is started per test. They need
+logins and several connections, so the PGlite engine is not a lane here (its writer path is
+tested in ``tests/pglite/ingest``)."""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ import pytest
 from pytest_postgresql import factories
 
 from suho_mt5.db import Edition, make_engine
+from tests.db.schema._support import alembic
 from tests.integration.ingest._support import IngestDb, make_ingest_login, nats_server
-from tests.integration.schema._support import alembic
 from tests.support.fixtures import PG_CTL_WRAPPER, PgServer
 from tests.support.servers import NatsServer
 
@@ -32,7 +35,10 @@ class OutageDb(IngestDb):
     executor: Any = None
 
 
-@pytest.fixture(scope="session", params=list(LANES))
+@pytest.fixture(scope="session", params=[
+    pytest.param("postgresql", marks=pytest.mark.integration),
+    pytest.param("timescaledb", marks=pytest.mark.timescale),
+])
 def db_lane(request: pytest.FixtureRequest) -> tuple[str, Any, Edition]:
     """``(lane, server, edition)``: native PostgreSQL, then native TimescaleDB."""
     fixture, edition = LANES[request.param]
