@@ -1335,6 +1335,8 @@ ALTER TABLE mt5_user_accounts ADD COLUMN margin_mode TEXT;
 
 ALTER TABLE mt5_user_accounts ADD CONSTRAINT mt5_user_accounts_margin_mode_check CHECK (margin_mode IN ('netting', 'exchange', 'hedging'));
 
+CREATE OR REPLACE VIEW mt5_tenant.mt5_user_accounts WITH (security_barrier = true) AS SELECT * FROM public.mt5_user_accounts WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
 GRANT SELECT ON mt5_account_balance_history TO mt5_ingest;
 
 DO $do$ BEGIN

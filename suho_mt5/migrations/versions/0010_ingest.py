@@ -26,7 +26,11 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
-from suho_mt5.migrations.operations import execute_sql
+from suho_mt5.migrations.operations import (
+    create_tenant_view_sql,
+    execute_sql,
+    replace_tenant_view_sql,
+)
 
 revision: str = "0010"
 down_revision: str | Sequence[str] | None = "0009"
@@ -37,6 +41,9 @@ DEAD_LETTERS = "mt5_ingest_dead_letters"
 REASONS = ("undecodable", "unauthorized", "account_mismatch", "kind_mismatch", "check_violation",
            "refused", "max_deliver")
 MARGIN_MODES = ("netting", "exchange", "hedging")
+ACCOUNTS_VIEW = "mt5_tenant.mt5_user_accounts"
+# The tenant roles' privileges on the accounts view, as revision 0009 gives them.
+ACCOUNTS_VIEW_GRANTS = (("mt5_app", "SELECT, INSERT, UPDATE, DELETE"), ("mt5_readonly", "SELECT"))
 # (table, command) the bridge gains, with a cross-tenant policy where row-level security is on.
 INGEST_GRANTS = (
     ("mt5_account_balance_history", "SELECT"),
@@ -96,6 +103,8 @@ def upgrade() -> None:
         "mt5_user_accounts_margin_mode_check", "mt5_user_accounts",
         "margin_mode IN (" + ", ".join(f"'{m}'" for m in MARGIN_MODES) + ")",
     )
+    # The tenant view (0009) lists the table's columns as they were: add the new one.
+    execute_sql(replace_tenant_view_sql("mt5_user_accounts"))
 
     for table, command in INGEST_GRANTS:
         execute_sql(f"GRANT {command} ON {table} TO mt5_ingest")
@@ -106,6 +115,16 @@ def downgrade() -> None:
     for table, command in reversed(INGEST_GRANTS):
         execute_sql(f"DROP POLICY IF EXISTS mt5_ingest_{command.lower()} ON public.{table}")
         execute_sql(f"REVOKE {command} ON {table} FROM mt5_ingest")
+    # A view cannot lose a column in place: drop it, drop the column, build it as 0009 did.
+    execute_sql(f"DROP VIEW {ACCOUNTS_VIEW}")
     op.drop_constraint("mt5_user_accounts_margin_mode_check", "mt5_user_accounts", type_="check")
     op.drop_column("mt5_user_accounts", "margin_mode")
+    execute_sql(create_tenant_view_sql("mt5_user_accounts"))
+    execute_sql(f"ALTER VIEW {ACCOUNTS_VIEW} OWNER TO mt5_owner")
+    execute_sql(
+        f"COMMENT ON VIEW {ACCOUNTS_VIEW} IS 'suho-mt5: public.mt5_user_accounts, rows of the "
+        "tenant in app.current_tenant_id only (read and write)'"
+    )
+    for role, privileges in ACCOUNTS_VIEW_GRANTS:
+        execute_sql(f"GRANT {privileges} ON {ACCOUNTS_VIEW} TO {role}")
     op.drop_table(DEAD_LETTERS)
