@@ -1,7 +1,7 @@
 """CRUD through the models as the application role, on every table; every enum value
 round-trips; new rows take the session's tenant.
 
-Shared by both server lanes: ``tests/timescale/models`` imports these tests. Each test
+Run on every engine by the ``backend`` fixture (``tests/db/conftest.py``). Each test
 works in its own tenant, so they do not see each other's rows.
 """
 
