@@ -5,7 +5,13 @@ from suho_mt5.db._single_backend import MAX_MESSAGE_BYTES
 from suho_mt5.db.auth import AccountIdentity, authenticate
 from suho_mt5.db.drift import Drift, check_drift
 from suho_mt5.db.edition import Edition, ServerInfo, detect_edition, inspect_server, parse_edition
-from suho_mt5.db.engine import DATABASE_URL_ENV, database_url_from_env, make_engine, normalize_url
+from suho_mt5.db.engine import (
+    DATABASE_URL_ENV,
+    database_url_from_env,
+    is_single_backend,
+    make_engine,
+    normalize_url,
+)
 from suho_mt5.db.tenant import (
     TENANT_SETTING,
     TenantSession,
@@ -30,6 +36,7 @@ __all__ = [
     "database_url_from_env",
     "detect_edition",
     "inspect_server",
+    "is_single_backend",
     "make_engine",
     "normalize_url",
     "parse_edition",
