@@ -4,7 +4,13 @@ authentication. (The drift check needs the models: :mod:`suho_mt5.migrations.dri
 from suho_mt5.db._single_backend import MAX_MESSAGE_BYTES
 from suho_mt5.db.auth import AccountIdentity, authenticate
 from suho_mt5.db.edition import Edition, ServerInfo, detect_edition, inspect_server, parse_edition
-from suho_mt5.db.engine import DATABASE_URL_ENV, database_url_from_env, make_engine, normalize_url
+from suho_mt5.db.engine import (
+    DATABASE_URL_ENV,
+    database_url_from_env,
+    is_single_backend,
+    make_engine,
+    normalize_url,
+)
 from suho_mt5.db.tenant import (
     TENANT_SETTING,
     TenantSession,
@@ -27,6 +33,7 @@ __all__ = [
     "database_url_from_env",
     "detect_edition",
     "inspect_server",
+    "is_single_backend",
     "make_engine",
     "normalize_url",
     "parse_edition",

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from suho_mt5.db import Edition, make_engine
-from tests.integration.schema._support import alembic, catalog_snapshot, leftovers
+from tests.db.schema._support import alembic, catalog_snapshot, leftovers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: What the package is built from (setuptools finds suho_mt5* and the package data).

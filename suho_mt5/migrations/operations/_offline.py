@@ -40,7 +40,7 @@ SCHEMA_FILES: tuple[SchemaFile, ...] = (
                "Trading and signals: orders, signals, executions"),
     SchemaFile("03-mt5-audit-compliance.sql", "0003", "heads",
                "Audit and compliance: audit log, risk events, consents, reports; "
-               "aggregates, policies, monitoring views"),
+               "aggregates, policies, monitoring views; tenant views"),
 )
 
 

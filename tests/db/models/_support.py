@@ -47,6 +47,8 @@ def role_engine(url: str, role: str, **kwargs: Any) -> Engine:
     def _set_role(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cur:
             cur.execute(f"SET ROLE {role}")
+            if role in ("mt5_app", "mt5_readonly"):  # what a tenant login's settings give
+                cur.execute("SET search_path = mt5_tenant, public")
         dbapi_connection.commit()
 
     return engine

@@ -1,6 +1,6 @@
 """The seed's ML feedback query, written with the models, returns the raw SQL's rows.
 
-Shared by both server lanes: ``tests/timescale/models`` imports these tests.
+Run on every engine by the ``backend`` fixture (``tests/db/conftest.py``).
 """
 
 from __future__ import annotations

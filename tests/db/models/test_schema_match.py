@@ -1,6 +1,6 @@
 """The models match the migrated database exactly, and the drift check says so (or not).
 
-Shared by both server lanes: ``tests/timescale/models`` imports these tests.
+Run on every engine by the ``backend`` fixture (``tests/db/conftest.py``).
 """
 
 from __future__ import annotations

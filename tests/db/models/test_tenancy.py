@@ -1,7 +1,7 @@
 """Tenant sessions are pool-safe, and the aggregate classes read one tenant and write
 nothing.
 
-Shared by both server lanes: ``tests/timescale/models`` imports these tests.
+Run on every engine by the ``backend`` fixture (``tests/db/conftest.py``).
 """
 
 from __future__ import annotations

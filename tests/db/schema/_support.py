@@ -25,7 +25,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from suho_mt5.commands import db as db_commands
 from suho_mt5.db import Edition, make_engine
+from suho_mt5.db import is_single_backend as engine_is_single_backend
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
@@ -111,7 +113,7 @@ def alembic(engine: Engine, cmd: str, *args: Any, edition: Edition | None = None
     """Run ``alembic <cmd>`` on a connection of ``engine`` (committed at the end)."""
     config = Config(str(ALEMBIC_INI))
     edition = edition or registered_edition(engine)
-    if edition is None and not is_single_backend(engine.url):
+    if edition is None and not is_single_backend(engine):
         # The plain test server has TimescaleDB's files (make setup builds them) but does
         # not preload it, and then the migrations refuse to guess: name the plain edition.
         edition = Edition.POSTGRESQL
@@ -138,8 +140,12 @@ LOGIN_PASSWORD = "suho-test-login"
 _LOGIN_ENGINES: dict[tuple[str, str], Engine] = {}
 
 
-def is_single_backend(url: str | sa.URL) -> bool:
-    return make_url(url).query.get("single_backend") == "true"
+def is_single_backend(target: str | sa.URL | Engine) -> bool:
+    """The PGlite engine: one superuser backend, no logins (a URL says so in its query; an
+    engine from make_engine() remembers it)."""
+    if isinstance(target, Engine):
+        return engine_is_single_backend(target)
+    return make_url(target).query.get("single_backend") == "true"
 
 
 def login_name(role: str) -> str:
@@ -202,7 +208,7 @@ def set_tenant_sql(conn: Connection, tenant: str) -> None:
 def role_connection(engine: Engine, role: str) -> Iterator[Connection]:
     """A connection acting as ``role`` across transactions: a fresh connection of its test
     login on a native server; ``SET ROLE`` (reset afterwards) on the PGlite engine."""
-    if not is_single_backend(engine.url):
+    if not is_single_backend(engine):
         with login_engine(engine, role).connect() as conn:
             yield conn
         return
@@ -227,7 +233,7 @@ def session(engine: Engine, role: str | None = None, tenant: str | None = None, 
 
     On a native server ``role`` is a fresh connection of a LOGIN member of that role; on the
     single-backend PGlite engine, which has no logins, ``SET LOCAL ROLE``."""
-    single = is_single_backend(engine.url)
+    single = is_single_backend(engine)
     target = engine if role is None or single else login_engine(engine, role)
     with target.connect() as conn:
         trans = conn.begin()
@@ -369,10 +375,16 @@ def maintain(engine: Engine, *, attempts: int = 100) -> None:
     refreshes the aggregates (and applies retention) on every edition.
 
     On native TimescaleDB the scheduler runs the same refresh jobs in the background, and a
-    refresh that finds one in progress fails with SQLSTATE 55P03 (lock not available): it is
-    tried again, as ``suho-mt5 db maintain`` does."""
+    refresh that finds one in progress fails with SQLSTATE 55P03 (lock not available): on a
+    native server this goes through ``suho_mt5.commands.db.maintain`` as the maintenance
+    login, which tries again; the PGlite engine has no scheduler."""
     import time
 
+    if not is_single_backend(engine):
+        ensure_login(engine, "mt5_maintenance")
+        url = login_url(engine.url, "mt5_maintenance").render_as_string(hide_password=False)
+        db_commands.maintain(url)
+        return
     for attempt in range(attempts):
         try:
             with role_connection(engine, "mt5_maintenance") as conn:

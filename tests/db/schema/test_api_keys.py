@@ -2,7 +2,7 @@
 
 Native PostgreSQL has pgcrypto: bcrypt. The TimescaleDB engine has not: PBKDF2-HMAC-SHA256
 written in SQL. ``verify_api_key`` accepts both formats everywhere it can compute them, and
-never raises on a malformed stored hash. Shared by both lanes.
+never raises on a malformed stored hash. Runs on every engine.
 """
 
 from __future__ import annotations

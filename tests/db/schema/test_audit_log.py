@@ -1,5 +1,5 @@
 """The audit log: insert-only for every role (owner and superuser included), hash-chained
-per tenant, and removable only past its retention period. Shared by both lanes."""
+per tenant, and removable only past its retention period. Runs on every engine."""
 
 from __future__ import annotations
 

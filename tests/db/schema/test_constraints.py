@@ -1,5 +1,5 @@
 """Types a trading system can trust: enumerations and ranges are checked by the database.
-Shared by both lanes."""
+Runs on every engine."""
 
 from __future__ import annotations
 

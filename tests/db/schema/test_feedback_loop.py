@@ -1,4 +1,4 @@
-"""The signal -> execution -> result feedback loop, kept by triggers. Shared by both lanes."""
+"""The signal -> execution -> result feedback loop, kept by triggers. Runs on every engine."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 As tenant A: none of B's rows; writing a row of B, or moving a row to B, refused with
 SQLSTATE 42501; with no tenant or an empty tenant: no rows, no insert, no error on reads.
-Shared by both server lanes.
+Runs on every engine (tests/db/conftest.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Upgrade, downgrade, and upgrade again: nothing left behind, nothing different.
 
-Shared by both server lanes (``tests/timescale/schema`` imports this module's tests), with
+Run on every engine by the ``backend`` fixture (``tests/db/conftest.py``), with
 pytest-alembic's built-in tests run against a fresh database of the lane.
 """
 

@@ -1,6 +1,6 @@
 """Offline SQL for the postgresql edition, applied with ``psql -f`` in order, builds the same
 catalog as ``alembic upgrade head``. (The committed schemas/ files, timescale edition, are
-applied on the TimescaleDB engine by tests/timescale/schema/test_schema_files.py.)"""
+applied on TimescaleDB by tests/db/schema/test_schema_files.py.)"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Trap 4, shown: refreshed by an owner that row-level security applies to, a continuous
 aggregate materializes nothing, and says nothing. The schema's aggregates are owned by
 ``mt5_maintenance``, which has BYPASSRLS; taking that away reproduces the trap, so the
-aggregate tests (tests/integration/schema/test_aggregates.py) would catch a regression.
+aggregate tests (tests/db/schema/test_aggregates.py) would catch a regression.
 
 A module of its own: it needs its own engine, whose roles it alters.
 """

@@ -14,7 +14,7 @@ compliance report, the maintenance role for the monitoring views.
 needs the pg_stat_statements extension preloaded by the server's configuration, which no
 migration can do.
 
-Shared by both server lanes.
+Runs on every engine (tests/db/conftest.py).
 """
 
 from __future__ import annotations
