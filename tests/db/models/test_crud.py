@@ -282,7 +282,9 @@ def _enum_columns() -> list[tuple[type[Base], str, type[enum.Enum]]]:
         (mapped[table], column.key, column.type.enum_class)
         for table in metadata.sorted_tables
         for column in table.columns
-        if isinstance(column.type, TextEnum) and table.name != "mt5_timeseries_catalog"
+        # Neither internal table is written through a tenant session.
+        if isinstance(column.type, TextEnum)
+        and table.name not in ("mt5_timeseries_catalog", "mt5_ingest_dead_letters")
     ]
 
 
@@ -291,7 +293,7 @@ def test_every_enum_value_round_trips(app: Engine, compliance: Engine) -> None:
     account_id = _account(app, tenant_id)
     written: dict[tuple[str, str], list[enum.Enum]] = {}
     cases = _enum_columns()
-    assert len(cases) == 13
+    assert len(cases) == 14  # 13, and mt5_user_accounts.margin_mode (revision 0010)
     with tenant(app, tenant_id) as session:
         n = 100
         for cls, key, enum_class in cases:
@@ -336,7 +338,9 @@ def test_every_enum_value_round_trips(app: Engine, compliance: Engine) -> None:
         for cls, key, enum_class in cases:
             column = getattr(cls, key)
             read = session.scalars(sa.select(column).distinct()).all()
-            assert all(type(value) is enum_class for value in read), (cls, key)
+            # (NULL where the column is nullable and a row left it unset: margin_mode)
+            assert all(type(value) is enum_class for value in read if value is not None), (
+                cls, key)
             assert set(read) >= set(written[(cls.__name__, key)]), (cls, key)
             assert set(written[(cls.__name__, key)]) == set(enum_class), (cls, key)
             # Raw text in the database is the enum's value.
