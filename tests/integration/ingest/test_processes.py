@@ -41,13 +41,13 @@ def test_sigkill_at_a_random_point_then_restart_is_exactly_once(
     ingest_db: IngestDb, nats: NatsServer, tmp_path: Path
 ) -> None:
     ingest_db.add_accounts(3)
-    frames, published = frames_for(Feed(ingest_db.accounts), 30_000, 100)
+    frames, published = frames_for(Feed(ingest_db.accounts), 20_000, 100)
     asyncio.run(_publish(nats.url, frames))
     args = ("--batch-size", "20", "--workers", "2")
     first = bridge_process(ingest_db.ingest_url, nats.url, *args, log=tmp_path / "first.log")
     try:
         _wait_rows(ingest_db, 1)
-        time.sleep(random.uniform(0.0, 0.8))
+        time.sleep(random.uniform(0.0, 0.4))
     finally:
         assert stop_process(first, signal.SIGKILL) == -signal.SIGKILL
     killed_at = sum(ingest_db.counts().values())
@@ -64,7 +64,7 @@ def test_sigterm_finishes_and_acks_the_in_flight_batch_and_exits_0(
     ingest_db: IngestDb, nats: NatsServer, tmp_path: Path
 ) -> None:
     ingest_db.add_accounts(3)
-    frames, _published = frames_for(Feed(ingest_db.accounts), 30_000, 100)
+    frames, _published = frames_for(Feed(ingest_db.accounts), 20_000, 100)
     asyncio.run(_publish(nats.url, frames))
     proc = bridge_process(ingest_db.ingest_url, nats.url, "--batch-size", "10",
                           log=tmp_path / "bridge.log")
@@ -91,7 +91,7 @@ def test_two_bridge_processes_share_one_consumer_exactly_once(
     ingest_db: IngestDb, nats: NatsServer, tmp_path: Path
 ) -> None:
     ingest_db.add_accounts(3)
-    frames, published = frames_for(Feed(ingest_db.accounts), 40_000, 50)
+    frames, published = frames_for(Feed(ingest_db.accounts), 20_000, 50)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [bridge_process(ingest_db.ingest_url, nats.url, "--batch-size", "10", log=log)
              for log in logs]
