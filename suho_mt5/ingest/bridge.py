@@ -28,6 +28,7 @@ from suho_mt5.errors import (
     DatabaseUnavailableError,
     ProtocolError,
     ReconcileError,
+    StreamSetupError,
 )
 from suho_mt5.ingest.metrics import BridgeMetrics
 from suho_mt5.ingest.reconcile import Reconciler, decode_reference
@@ -107,12 +108,23 @@ class Bridge:
         import nats
 
         s = self.settings
-        self._nc = await nats.connect(
-            s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            error_cb=self._nats_error, disconnected_cb=self._nats_disconnected,
-            reconnected_cb=self._nats_reconnected,
-        )
+        try:
+            self._nc = await nats.connect(
+                s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                error_cb=self._nats_error, disconnected_cb=self._nats_disconnected,
+                reconnected_cb=self._nats_reconnected, allow_reconnect=True,
+            )
+        except Exception as exc:
+            raise StreamSetupError(f"cannot connect to NATS at {s.nats_url}: {exc}") from exc
         self._js = self._nc.jetstream()
+        spec = s.contract.bridge
+        try:
+            await self._js.consumer_info(spec.stream, spec.durable)
+        except Exception as exc:
+            await self._nc.close()
+            raise StreamSetupError(
+                f"consumer {spec.stream}/{spec.durable} is not there ({exc}): run "
+                "`suho-mt5 streams setup` first") from exc
         server = self.metrics.serve(s.metrics_port) if s.metrics_port is not None else None
         log.info("bridge started: %d worker(s), consumer %s/%s", s.workers,
                  s.contract.bridge.stream, s.contract.bridge.durable)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -47,3 +48,17 @@ def test_streams_setup_reports_an_unreachable_server() -> None:
     result = CliRunner().invoke(main, ["streams", "setup", "--nats-url",
                                        "nats://127.0.0.1:1"])
     assert result.exit_code == 1 and result.output.startswith("error: cannot connect")
+
+
+def test_ingest_run_without_the_streams_is_one_error_line(nats: NatsServer) -> None:
+    logger = logging.getLogger("suho_mt5")
+    try:
+        result = CliRunner().invoke(main, ["ingest", "run", "--url",
+                                           "postgresql+psycopg://u:p@127.0.0.1:1/db",
+                                           "--nats-url", nats.url])
+    finally:  # the command configured logging onto the runner's stream: undo it
+        logger.handlers.clear()
+        logger.propagate = True
+    assert result.exit_code == 1
+    assert "consumer MT5_ACCOUNTS/suho-bridge is not there" in result.output
+    assert "suho-mt5 streams setup" in result.output
