@@ -92,6 +92,7 @@ def test_two_bridge_processes_share_one_consumer_exactly_once(
 ) -> None:
     ingest_db.add_accounts(3)
     frames, published = frames_for(Feed(ingest_db.accounts), 20_000, 50)
+    asyncio.run(_publish(nats.url, []))  # the streams and the consumer, before the bridges
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [bridge_process(ingest_db.ingest_url, nats.url, "--batch-size", "10", log=log)
              for log in logs]
