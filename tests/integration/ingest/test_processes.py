@@ -41,13 +41,13 @@ def test_sigkill_at_a_random_point_then_restart_is_exactly_once(
     ingest_db: IngestDb, nats: NatsServer, tmp_path: Path
 ) -> None:
     ingest_db.add_accounts(3)
-    frames, published = frames_for(Feed(ingest_db.accounts), 20_000, 100)
+    frames, published = frames_for(Feed(ingest_db.accounts), 30_000, 100)
     asyncio.run(_publish(nats.url, frames))
     args = ("--batch-size", "20", "--workers", "2")
     first = bridge_process(ingest_db.ingest_url, nats.url, *args, log=tmp_path / "first.log")
     try:
-        _wait_rows(ingest_db, 1)
-        time.sleep(random.uniform(0.0, 0.4))
+        # A random point of the run: somewhere between 5 % and 60 % of the rows written.
+        _wait_rows(ingest_db, random.randint(published.rows // 20, published.rows * 6 // 10))
     finally:
         assert stop_process(first, signal.SIGKILL) == -signal.SIGKILL
     killed_at = sum(ingest_db.counts().values())
