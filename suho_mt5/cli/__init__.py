@@ -11,6 +11,7 @@ import click
 
 from suho_mt5 import __version__
 from suho_mt5.cli.db import db
+from suho_mt5.cli.gateway import gateway, simulate
 
 __all__ = ["main"]
 
@@ -22,3 +23,5 @@ def main() -> None:
 
 
 main.add_command(db)
+main.add_command(gateway)
+main.add_command(simulate)
