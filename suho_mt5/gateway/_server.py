@@ -137,6 +137,7 @@ class Gateway:
                 await self._nc.drain()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         self.authenticator.close()
 
     # -- sessions ------------------------------------------------------------------------------

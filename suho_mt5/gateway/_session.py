@@ -170,7 +170,6 @@ class Session:
         self._closed = asyncio.Event()
         self._done = asyncio.Event()
         self._authenticated = False
-        self._refused = False
         self._background: set[asyncio.Future[None]] = set()
 
     # -- entry point ----------------------------------------------------------------------
@@ -282,7 +281,6 @@ class Session:
     async def _refuse(self, hello: HelloPacket, result: SessionResult, retry_ms: int,
                       code: CloseCode, detail: str) -> None:
         welcome = WelcomePacket(0, _now_us(), hello.account_id, 0, 0, retry_ms, result)
-        self._refused = True
         await self._send_now(encode(welcome))
         raise _Closing(code, detail)
 
@@ -293,6 +291,12 @@ class Session:
         try:
             self.last_stored = await self._last_on_bus()
             self.last_sequence = self.last_stored
+            # WELCOME goes first in the send queue: the consumers below start delivering
+            # at once, and their packets must follow it.
+            welcome = WelcomePacket(0, _now_us(), self.account_bytes, self.last_stored,
+                                    int(self.cfg.heartbeat_interval_s * 1000), 0,
+                                    SessionResult.ACCEPTED)
+            self._enqueue(encode(welcome))
             handled = {"signal": hello.last_signal_sequence,
                        "command": hello.last_command_sequence,
                        "config": hello.last_config_sequence}
@@ -303,10 +307,6 @@ class Session:
         self.metrics.connected.labels(self.transport.name).inc()
         log.info("session %s opened from %s over %s; last stored sequence %d", self._who(),
                  self.transport.peer, self.transport.name, self.last_stored)
-        welcome = WelcomePacket(0, _now_us(), self.account_bytes, self.last_stored,
-                                int(self.cfg.heartbeat_interval_s * 1000), 0,
-                                SessionResult.ACCEPTED)
-        self._enqueue(encode(welcome))
 
     async def _last_on_bus(self) -> int:
         """The highest sequence of this account stored on the bus (0: none)."""
@@ -572,9 +572,9 @@ class Session:
         self._sendq.append((data, entries))
         self._send_ready.set()
 
-    async def _send_now(self, data: bytes) -> None:
+    async def _send_now(self, data: bytes, timeout: float = 2.0) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.transport.send(data), 2.0)
+            await asyncio.wait_for(self.transport.send(data), timeout)
 
     async def _writer(self) -> None:
         out = self.metrics.packets_out
@@ -655,15 +655,16 @@ class Session:
         if self._authenticated:
             self.metrics.connected.labels(self.transport.name).dec()
             self.gw.unregister(self)
-        if code is CloseCode.SLOW_CONSUMER:
-            pass  # its buffers are full: a GOODBYE or close frame would wait for them
-        elif closing.detail != _EA_CLOSED:
-            if not self._refused:  # a refusing WELCOME already said why
-                goodbye = GoodbyePacket(0, _now_us(), self.account_bytes, closing.ref_sequence,
-                                        code, _detail(closing.detail))
-                await self._send_now(encode(goodbye))
+        if closing.detail != _EA_CLOSED:
+            # A slow consumer's buffers may be full: its GOODBYE gets one second, then the
+            # connection is dropped (abort below) so that it cannot hold gateway memory.
+            patience = 1.0 if code is CloseCode.SLOW_CONSUMER else 2.0
+            goodbye = GoodbyePacket(0, _now_us(), self.account_bytes, closing.ref_sequence,
+                                    code, _detail(closing.detail))
+            await self._send_now(encode(goodbye), patience)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.transport.close(int(code), closing.detail), 2.0)
+                await asyncio.wait_for(self.transport.close(int(code), closing.detail),
+                                       patience)
         with contextlib.suppress(Exception):
             self.transport.abort()
         self._done.set()

@@ -117,6 +117,7 @@ class EAConnection:
             except TimeoutError:
                 raise
             if not data:
+                await self.close()
                 return []
             packets = self._decoder.feed(data)
             for p in packets:
@@ -175,6 +176,7 @@ class EAConnection:
                     break
             except TimeoutError:
                 break
+        await self.close()
         return self.close_code
 
     async def close(self) -> None:

@@ -283,14 +283,18 @@ class SimulatedEA:
 
     # -- the whole run ------------------------------------------------------------------------
 
-    async def run(self, duration_s: float, *, drain_s: float = 10.0) -> EAStats:
-        """Stream for ``duration_s``, reconnecting whenever the connection ends; then stop
-        producing and wait up to ``drain_s`` until every data packet is acknowledged."""
+    async def run(self, duration_s: float, *, drain_s: float = 10.0,
+                  connect_timeout_s: float = 120.0) -> EAStats:
+        """Stream for ``duration_s`` from the first WELCOME on, reconnecting whenever the
+        connection ends; then stop producing and wait up to ``drain_s`` until every data
+        packet is acknowledged. Gives up if no session opens within ``connect_timeout_s``."""
         loop = asyncio.get_running_loop()
-        end = loop.time() + duration_s
-        task = asyncio.create_task(self._keep_connected(end + drain_s))
+        task = asyncio.create_task(self._keep_connected(float("inf")))
         try:
-            await asyncio.sleep(max(0.0, end - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.connected.wait(), connect_timeout_s)
+            if self.stats.sessions:
+                await asyncio.sleep(duration_s)
             self.stop_producing.set()
             deadline = loop.time() + drain_s
             while self.outbox and loop.time() < deadline:
@@ -315,6 +319,8 @@ class SimulatedEA:
                 delay = max(delay, exc.retry_after_ms / 1000)
             except (SessionClosedError, ProtocolError, OSError, TimeoutError):
                 pass
+            except Exception as exc:  # a simulated EA never gives up; it counts what it saw
+                self.stats.errors[type(exc).__name__] += 1
             # Jitter, so that a gateway restart is not met by every EA at the same instant.
             await asyncio.sleep(delay * self.rng.uniform(0.5, 1.5))
             delay = min(delay * 2, 2.0)
