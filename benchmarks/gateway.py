@@ -304,8 +304,8 @@ def gateway_section(settings: Settings) -> Section:
             Rate(inbound["ws"], inbound["ws"]), "packets/s",
             note=f"{inbound['ws'] / direct_inbound:.2f}x direct publish"),
         Row("inbound through the gateway, TCP stream (10 connections)",
-            Rate(inbound["tcp"], inbound["tcp"]), "packets/s", note=f"{inbound['tcp'] / direct_inbound:.2f}x direct "
-            "publish"),
+            Rate(inbound["tcp"], inbound["tcp"]), "packets/s",
+            note=f"{inbound['tcp'] / direct_inbound:.2f}x direct publish"),
         Row("baseline: the same frames published straight to JetStream, one client",
             Rate(direct_inbound, direct_inbound), "packets/s", target_text="baseline"),
     ]
