@@ -48,7 +48,8 @@ def _accounts(first: int, count: int) -> list[SimAccount]:
     return [SimAccount(uuid.UUID(int=first + i), KEY) for i in range(count)]
 
 
-def serve(nats_url: str, ws_port: int, tcp_port: int, accounts_file: str) -> None:
+def serve(nats_url: str, ws_port: int, tcp_port: int, accounts_file: str,
+          metrics_port: int) -> None:
     """The gateway process of the benchmark (``python -c 'from benchmarks.gateway import
     serve; serve(...)'``): static accounts, no database."""
     import logging
@@ -60,7 +61,8 @@ def serve(nats_url: str, ws_port: int, tcp_port: int, accounts_file: str) -> Non
     accounts = {uuid.UUID(a): (TENANT, KEY) for a in json.loads(Path(accounts_file).read_text())}
 
     async def main() -> None:
-        gw = Gateway(GatewayConfig(host="127.0.0.1", ws_port=ws_port, tcp_port=tcp_port),
+        gw = Gateway(GatewayConfig(host="127.0.0.1", ws_port=ws_port, tcp_port=tcp_port,
+                                   metrics_port=metrics_port),
                      nats_url=nats_url, authenticator=StaticAuthenticator(accounts))
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -69,6 +71,32 @@ def serve(nats_url: str, ws_port: int, tcp_port: int, accounts_file: str) -> Non
         await gw.stop()
 
     asyncio.run(main())
+
+
+def _hop_quantiles(metrics_port: int) -> dict[str, tuple[float, float]]:
+    """hop -> (p50, p99) upper bucket bounds in ms, from the gateway's own histogram."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10
+                                  ).read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for line in text.splitlines():
+        if line.startswith("suho_gateway_signal_hop_seconds_bucket{"):
+            labels, value = line[len("suho_gateway_signal_hop_seconds_bucket{"):].split("} ")
+            parts = dict(p.split("=") for p in labels.split(","))
+            le = parts["le"].strip('"')
+            buckets.setdefault(parts["hop"].strip('"'), []).append(
+                (float("inf") if le == "+Inf" else float(le), float(value)))
+    out = {}
+    for hop, points in buckets.items():
+        total = points[-1][1] or 1.0
+
+        def bound(q: float, points: list[tuple[float, float]] = points,
+                  total: float = total) -> float:
+            return next(le for le, n in points if n >= q * total) * 1000
+
+        out[hop] = (bound(0.5), bound(0.99))
+    return out
 
 
 def _free_port() -> int:
@@ -258,11 +286,13 @@ def gateway_section(settings: Settings) -> Section:
         every = _accounts(1, n_eas) + inbound_accounts["ws"] + inbound_accounts["tcp"]
         accounts_file = workdir / "accounts.json"
         accounts_file.write_text(json.dumps([str(a.account_id) for a in every]))
-        ws_port, tcp_port = _free_port(), _free_port()
+        ws_port, tcp_port, metrics_port = _free_port(), _free_port(), _free_port()
         proc = subprocess.Popen(
             [sys.executable, "-c", "from benchmarks.gateway import serve; import sys; "
-             "serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])",
-             nats_server.url, str(ws_port), str(tcp_port), str(accounts_file)],
+             "serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], "
+             "int(sys.argv[5]))",
+             nats_server.url, str(ws_port), str(tcp_port), str(accounts_file),
+             str(metrics_port)],
             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         )
         _wait_port(tcp_port, proc)
@@ -273,6 +303,7 @@ def gateway_section(settings: Settings) -> Section:
         import psutil
 
         rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
+        hops = _hop_quantiles(metrics_port)
         inbound = {t: asyncio.run(_gateway_inbound(
             f"{t}://127.0.0.1:{ws_port if t == 'ws' else tcp_port}", inbound_accounts[t],
             inbound_s)) for t in ("ws", "tcp")}
@@ -300,6 +331,9 @@ def gateway_section(settings: Settings) -> Section:
             None, "ms", measured=d50,
             note=f"p99 {d99:.2f} ms, p99.9 {d999:.2f} ms; gateway p99 = {p99 / d99:.1f}x"),
         Row("gateway process RSS with the EAs connected", None, "MB", measured=rss_mb),
+        *(Row(f"gateway's own histogram, hop {hop}: p99 at most", None, "ms",
+              measured=p99_bound, note=f"p50 at most {p50_bound:g} ms")
+          for hop, (p50_bound, p99_bound) in hops.items()),
         Row("inbound through the gateway, WebSocket (10 connections, 100-packet messages)",
             Rate(inbound["ws"], inbound["ws"]), "packets/s",
             note=f"{inbound['ws'] / direct_inbound:.2f}x direct publish"),
