@@ -21,13 +21,14 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
 from nats.js.api import DeliverPolicy, StreamConfig
 
 from suho_mt5._subjects import account_subject, message_id, outbound_subject
-from suho_mt5.gateway import open_connection
+from suho_mt5.gateway import open_connection, run_fast
 from suho_mt5.gateway.simulator import Rates, SimAccount, SimulatedEA
 from suho_mt5.protocol import AckPacket, BrokerQuotePacket, SignalPacket, WireAction, encode
 
@@ -55,7 +56,7 @@ def serve(nats_url: str, ws_port: int, tcp_port: int, accounts_file: str,
     import logging
     import signal
 
-    from suho_mt5.gateway import Gateway, GatewayConfig, StaticAuthenticator
+    from suho_mt5.gateway import Gateway, GatewayConfig, StaticAuthenticator, tune_gc
 
     logging.basicConfig(level=logging.WARNING)
     accounts = {uuid.UUID(a): (TENANT, KEY) for a in json.loads(Path(accounts_file).read_text())}
@@ -67,10 +68,11 @@ def serve(nats_url: str, ws_port: int, tcp_port: int, accounts_file: str,
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await gw.start()
+        tune_gc()  # as suho-mt5 gateway run does
         await stop.wait()
         await gw.stop()
 
-    asyncio.run(main())
+    run_fast(main())
 
 
 def _hop_quantiles(metrics_port: int) -> dict[str, tuple[float, float]]:
@@ -97,6 +99,12 @@ def _hop_quantiles(metrics_port: int) -> dict[str, tuple[float, float]]:
 
         out[hop] = (bound(0.5), bound(0.99))
     return out
+
+
+def _loop_name() -> str:
+    import importlib.util
+
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
 def _free_port() -> int:
@@ -156,15 +164,28 @@ async def _direct_latency(nats_url: str, count: int, rate: float) -> list[float]
     return got
 
 
+@dataclass
+class _Fleet:
+    latency: list[float]
+    connected: int
+    sessions: int
+    numbered: int
+    stored_once: int
+    stored_twice_or_more: int
+    signals: int
+    executed_once: int
+    consumers_settled: int
+
+
 async def _gateway_latency(nats_url: str, ws_port: int, tcp_port: int, n_eas: int,
-                           count: int, rate: float) -> tuple[list[float], int]:
-    """SIGNALs published round-robin to ``n_eas`` connected simulated EAs (half WebSocket,
-    half TCP, streaming at the seed's rates): publish -> receipt on the EA's socket."""
+                           count: int, rate: float, stream_s: float) -> _Fleet:
+    """``n_eas`` simulated EAs (half WebSocket, half TCP) stream at the seed's rates for
+    ``stream_s`` while SIGNALs are published round-robin: publish -> receipt on the EA's
+    socket; then every packet and signal is counted on the bus."""
     accounts = _accounts(1, n_eas)
     eas = [SimulatedEA(a, f"ws://127.0.0.1:{ws_port}" if i % 2 else
                        f"tcp://127.0.0.1:{tcp_port}", Rates()) for i, a in enumerate(accounts)]
-    duration = count / rate + 10
-    run = asyncio.gather(*(ea.run(duration, drain_s=5) for ea in eas))
+    run = asyncio.gather(*(ea.run(stream_s, drain_s=15) for ea in eas))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 120
     while not all(ea.connected.is_set() for ea in eas) and loop.time() < deadline:
@@ -172,20 +193,54 @@ async def _gateway_latency(nats_url: str, ws_port: int, tcp_port: int, n_eas: in
     connected = sum(ea.connected.is_set() for ea in eas)
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
+    published: list[uuid.UUID] = []
     for i in range(count):
         account = accounts[i % n_eas].account_id
-        await js.publish(outbound_subject("signal", TENANT, account), _signal(account))
+        packet = _signal(account)
+        published.append(uuid.UUID(bytes=packet[40:56]))
+        await js.publish(outbound_subject("signal", TENANT, account), packet)
         await asyncio.sleep(1 / rate)
-    end = loop.time() + 15
-    while sum(len(ea.stats.signals) for ea in eas) < count and loop.time() < end:
-        await asyncio.sleep(0.1)
-    for ea in eas:
-        ea.stop_producing.set()
-    await nc.close()
-    run.cancel()
-    await asyncio.gather(run, return_exceptions=True)
+    await run
     latency = [(recv - ts * 1000) / 1e6 for ea in eas for _, _, ts, recv in ea.stats.signals]
-    return latency, connected
+    stored, executions = await _read_bus(js)
+    numbered = {(ea.account.account_id.bytes, seq) for ea in eas for seq in ea.stats.data_sent}
+    settled = 0
+    for a in accounts:
+        info = await js.consumer_info("MT5_SIGNALS", f"gw_signal_{a.account_id.hex}")
+        settled += not (info.num_pending or info.num_ack_pending)
+    await nc.close()
+    return _Fleet(
+        latency, connected, sum(ea.stats.sessions for ea in eas), len(numbered),
+        sum(1 for k in numbered if stored.get(k) == 1),
+        sum(1 for n in stored.values() if n > 1), len(published),
+        sum(1 for sid in published if executions.get(sid) == 1), settled)
+
+
+async def _read_bus(js: object) -> tuple[dict[tuple[bytes, int], int],
+                                         dict[uuid.UUID, int]]:
+    """(account, sequence) -> times stored, and signal_id -> EXECUTION_REPORTs stored."""
+    from collections import Counter
+
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    stored: Counter[tuple[bytes, int]] = Counter()
+    executions: Counter[uuid.UUID] = Counter()
+    info = await js.stream_info("MT5_ACCOUNTS")  # type: ignore[attr-defined]
+    total = info.state.messages
+    sub = await js.pull_subscribe(  # type: ignore[attr-defined]
+        ">", stream="MT5_ACCOUNTS", config=ConsumerConfig(ack_policy=AckPolicy.NONE))
+    seen = 0
+    while seen < total:
+        for msg in await sub.fetch(min(1000, total - seen), timeout=10):
+            seen += 1
+            data = msg.data
+            for off in range(0, len(data), 144):
+                stored[(data[off + 24:off + 40], int.from_bytes(data[off + 8:off + 16],
+                                                                "little"))] += 1
+                if data[off + 5] == 0x05:  # EXECUTION_REPORT
+                    executions[uuid.UUID(bytes=data[off + 40:off + 56])] += 1
+    await sub.unsubscribe()
+    return stored, executions
 
 
 async def _gateway_inbound(url: str, accounts: list[SimAccount], seconds: float) -> float:
@@ -276,6 +331,7 @@ def gateway_section(settings: Settings) -> Section:
     n_eas = 100 if quick else 500
     n_signals = 500 if quick else 3000
     rate = 200.0
+    stream_s = 10.0 if quick else 60.0
     inbound_s = 2.0 if quick else 5.0
     workdir = Path(tempfile.mkdtemp(prefix="suho-bench-gw-"))
     nats_server = NatsServer(workdir).start()
@@ -297,17 +353,18 @@ def gateway_section(settings: Settings) -> Section:
         )
         _wait_port(tcp_port, proc)
         _wait_port(ws_port, proc)
-        direct = asyncio.run(_direct_latency(nats_server.url, min(n_signals, 1000), rate))
-        latency, connected = asyncio.run(
-            _gateway_latency(nats_server.url, ws_port, tcp_port, n_eas, n_signals, rate))
+        direct = run_fast(_direct_latency(nats_server.url, min(n_signals, 1000), rate))
+        fleet = run_fast(_gateway_latency(nats_server.url, ws_port, tcp_port, n_eas,
+                                          n_signals, rate, stream_s))
+        latency, connected = fleet.latency, fleet.connected
         import psutil
 
         rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
         hops = _hop_quantiles(metrics_port)
-        inbound = {t: asyncio.run(_gateway_inbound(
+        inbound = {t: run_fast(_gateway_inbound(
             f"{t}://127.0.0.1:{ws_port if t == 'ws' else tcp_port}", inbound_accounts[t],
             inbound_s)) for t in ("ws", "tcp")}
-        direct_inbound = asyncio.run(_direct_inbound(nats_server.url, inbound_s))
+        direct_inbound = run_fast(_direct_inbound(nats_server.url, inbound_s))
     finally:
         if proc is not None:
             proc.terminate()
@@ -330,7 +387,18 @@ def gateway_section(settings: Settings) -> Section:
         Row("baseline: JetStream publish -> nats-py push consumer, no gateway, p50 / p99",
             None, "ms", measured=d50,
             note=f"p99 {d99:.2f} ms, p99.9 {d999:.2f} ms; gateway p99 = {p99 / d99:.1f}x"),
-        Row("gateway process RSS with the EAs connected", None, "MB", measured=rss_mb),
+        Row(f"{n_eas} EAs streaming {stream_s:g} s: sessions opened (1 each: none dropped)",
+            None, "sessions", measured=fleet.sessions, target=n_eas,
+            target_text=f"{n_eas}", note=f"{connected} connected at once"),
+        Row("packets the EAs numbered that are on JetStream exactly once", None, "fraction",
+            measured=fleet.stored_once / max(1, fleet.numbered), target=1.0,
+            target_text="1", note=f"{fleet.stored_once} of {fleet.numbered}; "
+            f"{fleet.stored_twice_or_more} stored more than once"),
+        Row("signals executed exactly once (one EXECUTION_REPORT on the bus)", None,
+            "fraction", measured=fleet.executed_once / max(1, fleet.signals), target=1.0,
+            target_text="1", note=f"{fleet.executed_once} of {fleet.signals}; "
+            f"{fleet.consumers_settled} of {n_eas} consumers with nothing pending or unacked"),
+        Row(f"gateway process RSS after serving the {n_eas} EAs", None, "MB", measured=rss_mb),
         *(Row(f"gateway's own histogram, hop {hop}: p99 at most", None, "ms",
               measured=p99_bound, note=f"p50 at most {p50_bound:g} ms")
           for hop, (p50_bound, p99_bound) in hops.items()),
@@ -349,7 +417,8 @@ def gateway_section(settings: Settings) -> Section:
         f"round-robin at {rate:g}/s. Latency is the SIGNAL's timestamp (set just before the "
         "JetStream publish) to its arrival in the EA's process, on one clock; it includes "
         "JetStream's store, the gateway, both sockets and the simulated EAs' event loop, all on "
-        f"the same two cores. Latencies in ms; `median` is the measured value. "
+        f"the same two cores. Event loop: {_loop_name()} (gateway and EAs). "
+        "Latencies in ms; `median` is the measured value. "
         f"Signals: {statistics.fmean(latency) if latency else 0:.2f} ms mean."
     )
     return Section("EA gateway (suho_mt5.gateway)", intro, rows)

@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Sequence
 
-from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig
+from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, run_fast, tune_gc
 from suho_mt5.gateway.simulator import (
     Rates,
     SimAccount,
@@ -34,6 +34,7 @@ async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await gateway.start()
+    tune_gc()
     try:
         await stop.wait()
     finally:
@@ -45,7 +46,7 @@ def run_gateway(config: GatewayConfig, url: str, nats_url: str) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    asyncio.run(_serve(config, url, nats_url))
+    run_fast(_serve(config, url, nats_url))
 
 
 def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
@@ -63,4 +64,4 @@ def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
 def run_simulation(gateway_url: str, accounts: Sequence[SimAccount], duration_s: float,
                    rates: Rates) -> SimulationReport:
     """Run the simulated EAs for ``duration_s`` and return what they saw."""
-    return asyncio.run(simulate(gateway_url, accounts, duration_s, rates))
+    return run_fast(simulate(gateway_url, accounts, duration_s, rates))

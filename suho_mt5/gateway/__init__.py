@@ -8,7 +8,7 @@ simulator for tests, demos and benchmarks. This package never imports ``suho_mt5
 from ._auth import Authenticator, DatabaseAuthenticator, LoginLimiter, StaticAuthenticator
 from ._config import GatewayConfig
 from ._metrics import HOPS, GatewayMetrics
-from ._server import Gateway
+from ._server import Gateway, run_fast, tune_gc
 from ._session import CHANNELS, INBOUND_KINDS
 from .client import EAConnection, Resume, open_connection
 
@@ -26,4 +26,6 @@ __all__ = [
     "Resume",
     "StaticAuthenticator",
     "open_connection",
+    "run_fast",
+    "tune_gc",
 ]

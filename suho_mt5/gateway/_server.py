@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import ssl
 import uuid
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -24,9 +26,35 @@ from ._metrics import GatewayMetrics
 from ._session import Session
 from ._transport import StreamTransport, WebSocketTransport, enable_tcp_keepalive
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "run_fast", "tune_gc"]
 
 log = logging.getLogger("suho_mt5.gateway")
+T = TypeVar("T")
+
+
+def run_fast(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, on uvloop when it is installed (the ``gateway`` extra on
+    Linux): its event loop is written in C and cuts the gateway's latency tail."""
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def tune_gc() -> None:
+    """Collect garbage less often, and never scan what exists at start-up again.
+
+    A gateway holds hundreds of long-lived sessions; CPython's default thresholds make the
+    oldest generation's collections (tens of ms with many objects) land in the middle of a
+    signal's way to its EA. Call once, after start-up, in a process that runs only the gateway.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 class Gateway:

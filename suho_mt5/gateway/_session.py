@@ -24,7 +24,7 @@ import struct
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -352,6 +352,7 @@ class Session:
         sub = await self.gw.nc.subscribe(inbox, cb=deliver,
                                          pending_msgs_limit=self.cfg.max_in_flight * 4)
         channel.sid = sub
+        self._channels[name] = channel  # from here on, _finish unsubscribes it
         try:
             await jsm.add_consumer(stream, ConsumerConfig(
                 durable_name=channel.durable,
@@ -368,7 +369,6 @@ class Session:
             ))
         except Exception as exc:
             raise BusUnavailableError(f"consumer {channel.durable}: {exc}") from exc
-        self._channels[name] = channel
 
     def _on_outbound(self, channel: _Channel, msg: Msg) -> None:
         if self._close is not None:
@@ -585,18 +585,21 @@ class Session:
                 items = list(self._sendq)
                 self._sendq.clear()
                 data = b"".join(d for d, _ in items)
+                # Stamped before the await: the bytes reach the socket at once, and the EA's
+                # ACK may be handled before this task runs again.
+                now = time.time()
+                for _, entries in items:
+                    for entry in entries or ():
+                        entry.written = now
                 try:
                     await asyncio.wait_for(self.transport.send(data), self.cfg.ack_timeout_s)
                 except TimeoutError:
                     raise _Closing(CloseCode.SLOW_CONSUMER, "socket write timed out") from None
                 except Exception:
                     raise _Closing(CloseCode.NORMAL, "connection lost") from None
-                now = time.time()
                 self._last_write = time.monotonic()
-                for packet, entries in items:
+                for packet, _ in items:
                     out.labels(MessageType(packet[5]).name).inc()
-                    for entry in entries or ():
-                        entry.written = now
 
     async def _watchdog(self) -> None:
         cfg = self.cfg
@@ -669,5 +672,3 @@ class Session:
             self.transport.abort()
         self._done.set()
 
-
-Callback = Callable[[Msg], Awaitable[None]]
