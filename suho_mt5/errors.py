@@ -47,6 +47,7 @@ __all__ = [
     "SessionRefusedError",
     "SuhoError",
     "TenantError",
+    "TimescaleNotPreloadedError",
     "TrailingDataError",
     "TruncatedPacketError",
     "UnknownMessageTypeError",
@@ -95,6 +96,11 @@ class AuthenticationError(SuhoError):
 
 class MigrationError(SuhoError):
     """A migration or a custom Alembic operation was refused or failed."""
+
+
+class TimescaleNotPreloadedError(EditionError, MigrationError):
+    """TimescaleDB is installed on the server but not in ``shared_preload_libraries``, so
+    ``CREATE EXTENSION timescaledb`` would fail ("must be preloaded")."""
 
 
 class IngestError(SuhoError):

@@ -18,7 +18,13 @@ from sqlalchemy.pool import NullPool
 from suho_mt5.db._single_backend import SingleBackendConnection
 from suho_mt5.errors import ConfigError
 
-__all__ = ["DATABASE_URL_ENV", "database_url_from_env", "make_engine", "normalize_url"]
+__all__ = [
+    "DATABASE_URL_ENV",
+    "database_url_from_env",
+    "is_single_backend",
+    "make_engine",
+    "normalize_url",
+]
 
 #: Environment variable every entry point reads the database URL from.
 DATABASE_URL_ENV = "SUHO_DATABASE_URL"
@@ -54,6 +60,9 @@ def database_url_from_env() -> str:
             f"{DATABASE_URL_ENV}=postgresql://user:password@localhost:5432/suho"
         )
     return url
+
+
+_SINGLE = "suho_single_backend"
 
 
 def make_engine(url: str | URL, *, single_backend: bool | None = None, **kwargs: Any) -> Engine:
@@ -94,4 +103,12 @@ def make_engine(url: str | URL, *, single_backend: bool | None = None, **kwargs:
     kwargs.setdefault("poolclass", NullPool)
     # Keep multi-row INSERT statements well under the engine's message-size limit.
     kwargs.setdefault("insertmanyvalues_page_size", 100)
+    # The URL's flag is consumed above; remember it where is_single_backend() can see it.
+    kwargs["execution_options"] = {**kwargs.get("execution_options", {}), _SINGLE: True}
     return sa.create_engine(parsed, creator=creator, **kwargs)
+
+
+def is_single_backend(engine: Engine) -> bool:
+    """Whether ``engine`` was made by :func:`make_engine` for a single-backend server
+    (one connection at a time, no logins of its own: the PGlite TimescaleDB engine)."""
+    return bool(engine.get_execution_options().get(_SINGLE, False))

@@ -8,8 +8,8 @@ The specification is ``docs/protocol.md``; golden vectors are in ``tests/vectors
 >>> packet = encode(quote)
 >>> len(packet)
 144
->>> decode(packet) == quote, decode(packet).to_row("tenant_demo")["bid"]
-(True, Decimal('1.09531000'))
+>>> decode(packet) == quote, decode(packet).bid
+(True, 109531000)
 """
 
 from ._codec import Buffer, decode, encode, encode_frame
@@ -35,6 +35,7 @@ from ._enums import (
     SessionResult,
     WireAction,
     WireDealType,
+    WireMarginMode,
     WireOrderState,
     WireOrderType,
 )
@@ -56,7 +57,6 @@ from ._messages import (
     SignalPacket,
     WelcomePacket,
 )
-from ._rows import TABLES, heartbeat_status, message_to_row
 
 RECORD_TYPES: dict[MessageType, type[Packet]] = {
     t: lay.record for t, lay in LAYOUT_BY_TYPE.items()
@@ -76,7 +76,6 @@ __all__ = [
     "PRICE_SCALE",
     "PROTOCOL_VERSION",
     "RECORD_TYPES",
-    "TABLES",
     "AccountSnapshotPacket",
     "AckPacket",
     "BrokerQuotePacket",
@@ -102,13 +101,12 @@ __all__ = [
     "WelcomePacket",
     "WireAction",
     "WireDealType",
+    "WireMarginMode",
     "WireOrderState",
     "WireOrderType",
     "decode",
     "decode_frame",
     "encode",
     "encode_frame",
-    "heartbeat_status",
     "iter_frame",
-    "message_to_row",
 ]

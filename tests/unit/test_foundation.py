@@ -89,3 +89,17 @@ def test_edition_follows_the_license(license_: str | None, edition: Edition) -> 
 
 def test_engine_limit_error_is_a_database_error() -> None:
     assert issubclass(EngineLimitError, suho_mt5.DatabaseError)
+
+
+def test_an_engine_remembers_that_its_server_has_a_single_backend() -> None:
+    from suho_mt5.db import is_single_backend, make_engine
+
+    single = make_engine("postgresql+psycopg://u:p@127.0.0.1:1/d?single_backend=true")
+    plain = make_engine("postgresql+psycopg://u:p@127.0.0.1:1/d")
+    try:
+        assert "single_backend" not in str(single.url)  # consumed, not sent to the server
+        assert is_single_backend(single) is True
+        assert is_single_backend(plain) is False
+    finally:
+        single.dispose()
+        plain.dispose()

@@ -15,8 +15,11 @@ with its entities), so a revision only needs::
         op.drop_hypertable("mt5_fills")
 
 Each operation builds what the server's edition supports (``timescale`` / ``apache`` /
-``postgresql``, see :func:`migration_edition`) and has a ``reverse()``. Revisions never
-import ORM models.
+``postgresql``, see :func:`migration_edition`) and has a ``reverse()``. The objects they
+create and drop are entities (:class:`Hypertable`, :class:`TenantRLS`,
+:class:`ContinuousAggregate`, :class:`RetentionPolicy`, :class:`RefreshPolicy`) that declare
+their parameters once; ``op.create_entity(entity)`` and ``op.drop_entity(entity)`` take
+them directly. Revisions never import ORM models.
 
 >>> from suho_mt5.db import Edition
 >>> tenant_predicate()
@@ -41,6 +44,18 @@ from suho_mt5.migrations.operations._edition import (
     migration_edition,
     remember_edition,
 )
+from suho_mt5.migrations.operations._entities import (
+    MAINTENANCE_ROLE,
+    OWNER_ROLE,
+    AggregateRefresh,
+    ContinuousAggregate,
+    Entity,
+    Hypertable,
+    RefreshPolicy,
+    RetentionPolicy,
+    TenantRLS,
+)
+from suho_mt5.migrations.operations._health import health_check_sql
 from suho_mt5.migrations.operations._offline import (
     SCHEMA_FILES,
     SchemaFile,
@@ -48,16 +63,17 @@ from suho_mt5.migrations.operations._offline import (
     render_sql,
 )
 from suho_mt5.migrations.operations._ops import (
-    MAINTENANCE_ROLE,
-    OWNER_ROLE,
     AddRefreshPolicyOp,
     AddRetentionPolicyOp,
     CreateContinuousAggregateOp,
+    CreateEntityOp,
     CreateHypertableOp,
     DisableTenantRLSOp,
     DropContinuousAggregateOp,
+    DropEntityOp,
     DropHypertableOp,
     EnableTenantRLSOp,
+    EntityOp,
     RefreshContinuousAggregateOp,
     RemoveRefreshPolicyOp,
     RemoveRetentionPolicyOp,
@@ -77,6 +93,11 @@ from suho_mt5.migrations.operations._sql import (
     tenant_default,
     tenant_predicate,
 )
+from suho_mt5.migrations.operations._tenant_views import (
+    TENANT_SCHEMA,
+    create_tenant_view_sql,
+    replace_tenant_view_sql,
+)
 
 __all__ = [
     "ALL_ROLES",
@@ -91,25 +112,38 @@ __all__ = [
     "READONLY_ROLE",
     "SCHEMA_FILES",
     "TENANT_ROLES",
+    "TENANT_SCHEMA",
     "TENANT_SETTING",
     "AddRefreshPolicyOp",
     "AddRetentionPolicyOp",
+    "AggregateRefresh",
+    "ContinuousAggregate",
     "CreateContinuousAggregateOp",
+    "CreateEntityOp",
     "CreateHypertableOp",
     "DisableTenantRLSOp",
     "DropContinuousAggregateOp",
+    "DropEntityOp",
     "DropHypertableOp",
     "EnableTenantRLSOp",
+    "Entity",
+    "EntityOp",
+    "Hypertable",
     "IntervalLike",
     "RawSQL",
     "RefreshContinuousAggregateOp",
+    "RefreshPolicy",
     "RemoveRefreshPolicyOp",
     "RemoveRetentionPolicyOp",
+    "RetentionPolicy",
     "SchemaFile",
+    "TenantRLS",
     "bucket_expr",
     "choose_install_edition",
+    "create_tenant_view_sql",
     "execute_sql",
     "first_expr",
+    "health_check_sql",
     "ident",
     "interval_sql",
     "last_expr",
@@ -119,6 +153,7 @@ __all__ = [
     "remember_edition",
     "render_schema_files",
     "render_sql",
+    "replace_tenant_view_sql",
     "tenant_default",
     "tenant_predicate",
 ]
