@@ -1,5 +1,5 @@
-"""Gateway test fixtures: one migrated database per module (plain PostgreSQL until the native
-TimescaleDB fixture lands: switch ``make_pg_database`` below), fresh streams per test."""
+"""Gateway test fixtures: one database on native TimescaleDB for the whole session (the
+tests use disjoint accounts), fresh JetStream streams per test."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from suho_mt5.db import Edition
 from tests.support.servers import NatsServer
 
 from ._support import GatewayDb, create_streams, delete_streams, prepare_database
@@ -15,9 +16,11 @@ from ._support import GatewayDb, create_streams, delete_streams, prepare_databas
 N_ACCOUNTS = 60
 
 
-@pytest.fixture(scope="module")
-def gw_db(make_pg_database: Callable[[], str]) -> GatewayDb:
-    return prepare_database(make_pg_database(), N_ACCOUNTS)
+@pytest.fixture(scope="session")
+def gw_db(make_ts_database: Callable[[], str]) -> GatewayDb:
+    """Accounts and a gateway login in mt5_app, on native TimescaleDB (``make_pg_database``
+    and ``Edition.POSTGRESQL`` run the same tests on plain PostgreSQL)."""
+    return prepare_database(make_ts_database(), N_ACCOUNTS, Edition.TIMESCALE)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from suho_mt5.db import Edition, make_engine
 from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, GatewayMetrics
 from suho_mt5.gateway.simulator import SimAccount
 from suho_mt5.protocol import PACKET_SIZE
-from tests.integration.schema._support import alembic
+from tests.db.schema._support import alembic
 from tests.support.servers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -50,13 +50,13 @@ class GatewayDb:
     other_tenant_account: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
-def prepare_database(url: str, n_accounts: int) -> GatewayDb:
-    """Migrate ``url`` (plain PostgreSQL edition), create a gateway login and accounts that
+def prepare_database(url: str, n_accounts: int, edition: Edition) -> GatewayDb:
+    """Migrate ``url`` to ``edition``, create a gateway login and accounts that
     share :data:`KEY` (one bcrypt hash for all: hashing costs ~170 ms)."""
     engine = make_engine(url)
     role = f"gw_{uuid.uuid4().hex[:10]}"
     try:
-        alembic(engine, "upgrade", "head", edition=Edition.POSTGRESQL)
+        alembic(engine, "upgrade", "head", edition=edition)
         db = GatewayDb(url, str(sa.make_url(url).set(username=role, password="gw-pass")
                                 .render_as_string(hide_password=False)))
         with engine.begin() as conn:
