@@ -4,6 +4,7 @@ the 500-EA run is in benchmarks/gateway.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -169,3 +170,65 @@ def test_a_client_that_stops_reading_is_closed_and_memory_stays_bounded(
         assert "suho_gateway_slow_clients_dropped_total 1.0" in text
     assert used < bound, f"gateway RSS {used / 2**20:.0f} MB"
     print(f"gateway RSS after the flood: {used / 2**20:.1f} MB")
+
+
+def test_commands_and_config_arrive_on_their_channels_and_bad_messages_are_never_sent(
+    gw_db: GatewayDb, nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """COMMAND and CONFIG have their own channels (and sequences); a message that is not a
+    packet of the channel's type for this account is logged and terminated, never sent."""
+    from suho_mt5._subjects import outbound_subject
+    from suho_mt5.protocol import CommandCode, CommandPacket, ConfigPacket, encode
+
+    from ._support import TENANT, signal_packet
+
+    account = gw_db.accounts[12]
+    acc = account.account_id.bytes
+    stranger = gw_db.accounts[13].account_id
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url) as gw:
+            js = gw.js
+            conn = await open_connection(f"tcp://127.0.0.1:{gw.tcp_port}")
+            await conn.hello(account.account_id, account.api_key)
+            subject = {k: outbound_subject(k, TENANT, account.account_id)
+                       for k in ("signal", "command", "config")}
+            await js.publish(subject["signal"], signal_packet(stranger))  # wrong account
+            await js.publish(subject["command"], b"not a packet")
+            await js.publish(subject["config"], encode(CommandPacket(
+                0, 0, acc, 0, 0, "", CommandCode.SEND_SNAPSHOT)))  # wrong type
+            await js.publish(subject["command"], encode(CommandPacket(
+                0, 0, acc, 0, 0, "", CommandCode.PAUSE_TRADING)))
+            await js.publish(subject["config"], encode(ConfigPacket(
+                0, 0, acc, "max_spread_pts", 30, 0)))
+            got: list[object] = []
+            while len(got) < 2:
+                got += [p for p in await conn.recv(5)
+                        if isinstance(p, CommandPacket | ConfigPacket)]
+            command, config = sorted(got, key=lambda p: p.MESSAGE_TYPE)  # type: ignore[attr-defined]
+            assert isinstance(command, CommandPacket) and isinstance(config, ConfigPacket)
+            assert command.command is CommandCode.PAUSE_TRADING
+            assert config.key == "max_spread_pts" and config.value == 30
+            await conn.send(
+                AckPacket(1, 0, acc, command.sequence, MessageType.COMMAND),
+                AckPacket(2, 0, acc, config.sequence, MessageType.CONFIG))
+            for kind, stream in (("command", "MT5_COMMANDS"), ("config", "MT5_COMMANDS"),
+                                 ("signal", "MT5_SIGNALS")):
+                name = f"gw_{kind}_{account.account_id.hex}"
+
+                async def settled(stream: str = stream, name: str = name) -> bool:
+                    info = await js.consumer_info(stream, name)
+                    return not (info.num_pending or info.num_ack_pending)
+
+                assert await wait_for(settled, 10), kind
+            with pytest.raises(TimeoutError):
+                await conn.recv(0.3)
+            assert metric(gw, "suho_gateway_outbound_acked_total", channel="command") == 1
+            assert metric(gw, "suho_gateway_outbound_acked_total", channel="config") == 1
+            await conn.close()
+
+    with caplog.at_level(logging.ERROR, "suho_mt5.gateway"):
+        asyncio.run(scenario())
+    refused = [r for r in caplog.records if "refused (wrong type or account)" in r.getMessage()
+               or "is not a packet" in r.getMessage()]
+    assert len(refused) >= 3
