@@ -163,6 +163,8 @@ class SimulatedEA:
             welcome = await conn.hello(self.account.account_id, self.account.api_key, resume)
             self.stats.sessions += 1
             last = welcome.last_accepted_sequence
+            # An EA that lost its counter continues after what the backend has stored.
+            self.next_sequence = max(self.next_sequence, last + 1)
             while self.outbox and self.outbox[0][0] <= last:
                 self.outbox.popleft()
             if self.outbox:

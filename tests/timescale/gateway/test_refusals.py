@@ -239,3 +239,29 @@ def test_a_second_connection_supersedes_the_first(gw_db: GatewayDb, nats_url: st
             await second.close()
 
     asyncio.run(scenario())
+
+
+def test_an_ea_that_lost_its_counter_continues_after_the_welcome(
+    gw_db: GatewayDb, nats_url: str
+) -> None:
+    """A reinstalled EA restarts at sequence 1: refused as replayed until it numbers after
+    WELCOME's last_accepted_sequence, which the simulator does."""
+    from suho_mt5.gateway.simulator import Rates, SimulatedEA
+
+    me = gw_db.accounts[6]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url) as gw:
+            url = f"tcp://127.0.0.1:{gw.tcp_port}"
+            first = SimulatedEA(me, url, Rates(speed=50))
+            await first.run(0.5, drain_s=5)
+            assert first.stats.data_sent and not first.outbox
+            reinstalled = SimulatedEA(me, url, Rates(speed=50))  # counter back at 1
+            await reinstalled.run(0.5, drain_s=5)
+            assert reinstalled.stats.data_sent[0] > first.stats.data_sent[-1]
+            assert not reinstalled.stats.errors and not reinstalled.outbox
+            counts, _ = await stored_packets(gw.js)
+            assert set(counts.values()) == {1}
+            assert len(counts) == len(first.stats.data_sent) + len(reinstalled.stats.data_sent)
+
+    asyncio.run(scenario())
