@@ -22,7 +22,6 @@ from websockets.exceptions import ConnectionClosed
 
 from suho_mt5.errors import GatewayError, ProtocolError, SessionClosedError, SessionRefusedError
 from suho_mt5.protocol import (
-    PACKET_SIZE,
     GoodbyePacket,
     HelloPacket,
     Packet,
@@ -202,5 +201,3 @@ async def open_connection(url: str, *, ssl_context: ssl.SSLContext | None = None
     await conn.open()
     return conn
 
-
-PACKET = PACKET_SIZE
