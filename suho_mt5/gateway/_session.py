@@ -88,6 +88,8 @@ _ERROR_CODES: dict[str, ErrorCode] = {
 }
 _SEQ = struct.Struct("<Q")
 _EA_CLOSED = "the EA closed the connection"
+#: cumulative ACKs of EA packets are sent at most this often (the latest sequence each time)
+ACK_EVERY_S = 0.05
 _CRC = struct.Struct("<I")
 
 
@@ -171,6 +173,8 @@ class Session:
         self._done = asyncio.Event()
         self._authenticated = False
         self._background: set[asyncio.Future[None]] = set()
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._last_ack = 0.0
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -540,9 +544,29 @@ class Session:
                 self.last_stored, self.last_stored_type = run[-1][0], mtype
                 self.metrics.packets_published.inc(len(run))
                 start = stop
-            ack = AckPacket(0, _now_us(), self.account_bytes, self.last_stored,
-                            self.last_stored_type)
+            self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        """Send the cumulative ACK, at most one per ``ACK_EVERY_S``: an EA streaming a quote
+        at a time would otherwise get an ACK per quote, doubling the packets both ways."""
+        if self._ack_timer is not None:
+            return  # one is due already; it will carry the latest sequence
+        wait = self._last_ack + ACK_EVERY_S - time.monotonic()
+        if wait > 0:
+            self._ack_timer = asyncio.get_running_loop().call_later(wait, self._send_ack)
+        else:
+            self._send_ack()
+
+    def _send_ack(self) -> None:
+        self._ack_timer = None
+        self._last_ack = time.monotonic()
+        ack = AckPacket(0, _now_us(), self.account_bytes, self.last_stored,
+                        self.last_stored_type)
+        try:
             self._enqueue(encode(ack))
+        except _Closing as closing:  # from a timer callback: hand it to the session
+            self._close = self._close or closing
+            self._closed.set()
 
     async def _publish(self, kind: str, first_sequence: int, frame: bytes) -> None:
         assert self.account is not None
@@ -649,6 +673,8 @@ class Session:
                         closing.detail)
         else:
             log.info("session %s closed: %s", self._who(), closing.detail)
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
         for channel in self._channels.values():
             with contextlib.suppress(Exception):
                 await channel.sid.unsubscribe()
