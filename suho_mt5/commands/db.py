@@ -17,6 +17,7 @@ is not PostgreSQL (:class:`ConfigError`), a server that cannot be reached
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -196,17 +197,41 @@ def server_info(url: str) -> ServerInfo:
 info = server_info
 
 
-def maintain(url: str, *, batch_size: int | None = None, role: str | None = None) -> None:
+#: SQLSTATE of "could not refresh continuous aggregate ... due to a concurrent refresh".
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def maintain(
+    url: str,
+    *,
+    batch_size: int | None = None,
+    role: str | None = None,
+    attempts: int = 50,
+    pause: float = 0.2,
+) -> None:
     """``CALL mt5_maintain()``: refresh the aggregates and apply retention (docs/schema.md,
     "Maintenance"). It commits between steps, so it runs outside a transaction block;
-    ``role`` (e.g. ``mt5_maintenance``) is set for the session first."""
-    with _connection(url, autocommit=True) as conn:
-        if role is not None:
-            conn.exec_driver_sql("SET ROLE " + '"' + role.replace('"', '""') + '"')
-        if batch_size is None:
-            conn.execute(text("CALL mt5_maintain()"))
-        else:
-            conn.execute(text("CALL mt5_maintain(batch_size => :n)"), {"n": batch_size})
+    ``role`` (e.g. ``mt5_maintenance``) is set for the session first.
+
+    On the timescale edition TimescaleDB's scheduler runs the same refresh jobs; one that
+    finds a refresh of its window in progress fails with SQLSTATE 55P03 and is tried again
+    after ``pause`` seconds, up to ``attempts`` times (the steps before it were committed and
+    are cheap to run again)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with _connection(url, autocommit=True) as conn:
+                if role is not None:
+                    conn.exec_driver_sql("SET ROLE " + '"' + role.replace('"', '""') + '"')
+                if batch_size is None:
+                    conn.execute(text("CALL mt5_maintain()"))
+                else:
+                    conn.execute(text("CALL mt5_maintain(batch_size => :n)"), {"n": batch_size})
+            return
+        except DatabaseError as exc:
+            orig = getattr(exc.__cause__, "orig", None)
+            if getattr(orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE or attempt == attempts:
+                raise
+            time.sleep(pause)
 
 
 def health(url: str) -> list[HealthRow]:

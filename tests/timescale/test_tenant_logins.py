@@ -426,3 +426,40 @@ def test_session_helpers_are_tenant_scoped(db: Schema) -> None:
             assert s.scalar(sa.text("SHOW search_path")) == "public"
     finally:
         app.dispose()
+
+
+def _notices_of_a_leaky_function(db: Schema, tenant: str) -> list[str]:
+    """What a tenant login's own cheap function sees when asked to filter the tenant view:
+    a temporary function that reports every value it is given (the classic leak past a view
+    that is not a security barrier)."""
+    seen: list[str] = []
+    with _connect_as(db, "mt5_app") as conn:
+        conn.add_notice_handler(lambda diag: seen.append(diag.message_primary or ""))
+        conn.execute("SELECT set_config('app.current_tenant_id', %s, false), "
+                     "set_config('search_path', 'mt5_tenant, public', false)", (tenant,))
+        conn.execute(
+            "CREATE FUNCTION pg_temp.peek(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001"
+            " AS $f$ BEGIN RAISE NOTICE 'saw %', $1; RETURN true; END $f$")
+        conn.execute("SELECT count(*) FROM mt5_trade_orders WHERE pg_temp.peek(comment)")
+    return seen
+
+
+def test_a_leaky_function_sees_only_the_tenants_rows_through_the_barrier(
+    db: Schema, two_tenants: tuple[str, str, str]
+) -> None:
+    """Protection: security_barrier. With row security and the barrier off, the planner runs
+    the caller's cheap function before the view's tenant filter and it sees tenant B."""
+    a, _, marker = two_tenants
+    assert not any(marker in n for n in _notices_of_a_leaky_function(db, a))
+    table = "mt5_trade_orders"
+    with db.engine.connect() as admin:
+        try:
+            admin.execute(sa.text(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL SECURITY"))
+            admin.execute(sa.text(f"ALTER VIEW mt5_tenant.{table} SET (security_barrier = false)"))
+            admin.commit()
+            assert any(marker in n for n in _notices_of_a_leaky_function(db, a))
+        finally:
+            admin.rollback()
+            admin.execute(sa.text(f"ALTER TABLE public.{table} FORCE ROW LEVEL SECURITY"))
+            admin.execute(sa.text(f"ALTER VIEW mt5_tenant.{table} SET (security_barrier = true)"))
+            admin.commit()

@@ -25,6 +25,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from suho_mt5.commands import db as db_commands
 from suho_mt5.db import Edition, make_engine
 from suho_mt5.db import is_single_backend as engine_is_single_backend
 
@@ -374,10 +375,16 @@ def maintain(engine: Engine, *, attempts: int = 100) -> None:
     refreshes the aggregates (and applies retention) on every edition.
 
     On native TimescaleDB the scheduler runs the same refresh jobs in the background, and a
-    refresh that finds one in progress fails with SQLSTATE 55P03 (lock not available): it is
-    tried again, as ``suho-mt5 db maintain`` does."""
+    refresh that finds one in progress fails with SQLSTATE 55P03 (lock not available): on a
+    native server this goes through ``suho_mt5.commands.db.maintain`` as the maintenance
+    login, which tries again; the PGlite engine has no scheduler."""
     import time
 
+    if not is_single_backend(engine):
+        ensure_login(engine, "mt5_maintenance")
+        url = login_url(engine.url, "mt5_maintenance").render_as_string(hide_password=False)
+        db_commands.maintain(url)
+        return
     for attempt in range(attempts):
         try:
             with role_connection(engine, "mt5_maintenance") as conn:
