@@ -11,6 +11,7 @@ import click
 
 from suho_mt5 import __version__
 from suho_mt5.cli.db import db
+from suho_mt5.cli.gateway import gateway, simulate
 from suho_mt5.cli.ingest import ingest, streams
 
 __all__ = ["main"]
@@ -25,3 +26,5 @@ def main() -> None:
 main.add_command(db)
 main.add_command(ingest)
 main.add_command(streams)
+main.add_command(gateway)
+main.add_command(simulate)

@@ -50,7 +50,7 @@ from suho_mt5.ingest.writer import (
     Writer,
     WriteResult,
 )
-from suho_mt5.protocol import PACKET_SIZE, decode, decode_frame
+from suho_mt5.protocol import PACKET_SIZE, AccountSnapshotPacket, decode, decode_frame
 
 __all__ = ["Bridge", "BridgeSettings"]
 
@@ -354,7 +354,8 @@ class Bridge:
                         f"{packet.MESSAGE_TYPE.name} packet on a {kind!r} subject",
                         off, PACKET_SIZE))
                     continue
-                if kind == "snapshot" and (mode := snapshot_margin_mode(packet)) is not None:
+                if (packet.__class__ is AccountSnapshotPacket
+                        and (mode := snapshot_margin_mode(packet)) is not None):
                     self._reported_modes[account_id] = mode
                 _, row = packet_row(packet, tenant, account_id, reference)
                 problem = check(row)

@@ -43,6 +43,7 @@ from suho_mt5.protocol import (
     Packet,
     WireAction,
     WireDealType,
+    WireMarginMode,
     WireOrderState,
     WireOrderType,
 )
@@ -81,9 +82,9 @@ ORDER_STATES: Final[dict[WireOrderState, OrderStatus]] = {
     WireOrderState.REJECTED: OrderStatus.REJECTED,
 }
 ACTIONS: Final[dict[WireAction, SignalAction]] = {w: SignalAction[w.name] for w in WireAction}
-#: ``WireMarginMode`` value (MQL5 ``ACCOUNT_MARGIN_MODE`` + 1; 0: unknown) -> column text.
-MARGIN_MODES: Final[dict[int, MarginMode | None]] = {
-    0: None, 1: MarginMode.NETTING, 2: MarginMode.EXCHANGE, 3: MarginMode.HEDGING,
+#: ``WireMarginMode`` (MQL5 ``ACCOUNT_MARGIN_MODE`` + 1) -> column text; UNKNOWN -> None.
+MARGIN_MODES: Final[dict[WireMarginMode, MarginMode | None]] = {
+    w: None if w is WireMarginMode.UNKNOWN else MarginMode[w.name] for w in WireMarginMode
 }
 #: Column text -> wire enum, for the signal publisher.
 WIRE_ACTIONS: Final[dict[SignalAction, WireAction]] = {v: k for k, v in ACTIONS.items()}
@@ -146,16 +147,16 @@ def heartbeat_status(hb: HeartbeatPacket) -> HeartbeatStatus:
     return HeartbeatStatus.ONLINE if hb.trade_allowed else HeartbeatStatus.DEGRADED
 
 
-def snapshot_margin_mode(packet: object) -> MarginMode | None:
-    """The margin mode an ACCOUNT_SNAPSHOT reports, or None (unknown, or a protocol version
-    whose snapshot does not carry it yet: then the account row's ``margin_mode`` counts).
+def snapshot_margin_mode(packet: AccountSnapshotPacket) -> MarginMode | None:
+    """The margin mode an ACCOUNT_SNAPSHOT reports, or None when it says UNKNOWN (an EA
+    older than the field): then the account row's ``margin_mode`` counts.
 
-    >>> from types import SimpleNamespace
-    >>> snapshot_margin_mode(SimpleNamespace(margin_mode=3)), snapshot_margin_mode(object())
+    >>> snap = AccountSnapshotPacket(1, 0, bytes(16), 0, 0, 0, 0, 0, 100, "USD",
+    ...                              WireMarginMode.HEDGING)
+    >>> snapshot_margin_mode(snap), snapshot_margin_mode(snap._replace(margin_mode=0))
     (<MarginMode.HEDGING: 'hedging'>, None)
     """
-    value = getattr(packet, "margin_mode", None)
-    return None if value is None else MARGIN_MODES.get(int(value))
+    return MARGIN_MODES[WireMarginMode(packet.margin_mode)]
 
 
 def packet_row(

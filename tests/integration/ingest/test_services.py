@@ -18,6 +18,7 @@ from suho_mt5.protocol import (
     OrderEventPacket,
     Packet,
     WireDealType,
+    WireMarginMode,
     WireOrderState,
     WireOrderType,
     encode_frame,
@@ -141,15 +142,18 @@ def test_silent_eas_are_marked_offline_seed_connectivity_query(ingest_db: Ingest
 
 
 def _snap(acc: uuid.UUID, seq: int, minute: int, equity: str, margin: str = "0",
-          level: str = "0") -> AccountSnapshotPacket:
+          level: str = "0",
+          mode: WireMarginMode = WireMarginMode.UNKNOWN) -> AccountSnapshotPacket:
     return AccountSnapshotPacket(
         seq, _us(BASE_TIME + timedelta(minutes=minute)), acc.bytes, 1_000_000_000,
-        int(D(equity) * 10_000), int(D(margin) * 10_000), 0, int(D(level) * 10_000), 100, "USD")
+        int(D(equity) * 10_000), int(D(margin) * 10_000), 0, int(D(level) * 10_000), 100, "USD",
+        mode)
 
 
 def test_risk_limits_by_hand_netting_and_hedging(ingest_db: IngestDb, nats: NatsServer) -> None:
     (netting,) = ingest_db.add_accounts(1, tenants=("acme",), margin_mode="netting")
-    (hedging,) = ingest_db.add_accounts(1, tenants=("acme",), margin_mode="hedging")
+    # Its row says netting; its snapshots say hedging, and what the EA reports wins.
+    (hedging,) = ingest_db.add_accounts(1, tenants=("acme",), margin_mode="netting")
     limits = RiskLimits(max_drawdown_pct=D(20), min_margin_level_pct=D(150),
                         stop_out_level_pct=D(50), max_daily_loss_pct=D(5),
                         max_symbol_exposure_lots=D("1.0"))
@@ -177,7 +181,8 @@ def test_risk_limits_by_hand_netting_and_hedging(ingest_db: IngestDb, nats: Nats
             await _send(js, "acme", hedging, "order", orders(hedging))
             await _wait(ingest_db, "mt5_trade_orders", 4)
             await _send(js, "acme", netting, "snapshot", snaps)
-            await _send(js, "acme", hedging, "snapshot", [_snap(hedging, 1, 0, "10000")])
+            await _send(js, "acme", hedging, "snapshot", [_snap(hedging, 1, 0, "10000",
+                                                           mode=WireMarginMode.HEDGING)])
             await _wait(ingest_db, "mt5_account_balance_history", 6)
             # The same snapshots again (another message id): duplicates, no new events.
             await _send(js, "acme", netting, "snapshot", snaps, tag="-again")

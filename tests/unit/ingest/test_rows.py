@@ -151,14 +151,15 @@ def test_good_rows_pass_and_packets_without_a_table_are_refused() -> None:
             packet_row(p, "t", ACC)
 
 
-def test_margin_mode_of_a_snapshot_when_the_protocol_carries_it() -> None:
-    from types import SimpleNamespace
-
+def test_margin_mode_of_a_snapshot() -> None:
     from suho_mt5.ingest.rows import MARGIN_MODES, snapshot_margin_mode
     from suho_mt5.models import MarginMode
+    from suho_mt5.protocol import AccountSnapshotPacket, WireMarginMode
 
-    assert {MARGIN_MODES[v] for v in range(4)} == {None, *MarginMode}
-    assert snapshot_margin_mode(SimpleNamespace(margin_mode=1)) is MarginMode.NETTING
-    assert snapshot_margin_mode(SimpleNamespace(margin_mode=0)) is None
-    # Until AccountSnapshotPacket carries margin_mode, the account row's value counts.
-    assert snapshot_margin_mode(packet_row) is None
+    assert {MARGIN_MODES[w] for w in WireMarginMode} == {None, *MarginMode}
+    assert all(MARGIN_MODES[w] is None or MARGIN_MODES[w].name == w.name  # type: ignore[union-attr]
+               for w in WireMarginMode)
+    snap = AccountSnapshotPacket(1, 0, ACC.bytes, 0, 0, 0, 0, 0, 100, "USD")
+    assert snapshot_margin_mode(snap) is None  # UNKNOWN: the account row counts
+    assert snapshot_margin_mode(snap._replace(margin_mode=WireMarginMode.NETTING)) is (
+        MarginMode.NETTING)
