@@ -39,10 +39,15 @@ class OutageDb(IngestDb):
     pytest.param("postgresql", marks=pytest.mark.integration),
     pytest.param("timescaledb", marks=pytest.mark.timescale),
 ])
-def db_lane(request: pytest.FixtureRequest) -> tuple[str, Any, Edition]:
-    """``(lane, server, edition)``: native PostgreSQL, then native TimescaleDB."""
-    fixture, edition = LANES[request.param]
-    return request.param, request.getfixturevalue(fixture), edition
+def db_lane(request: pytest.FixtureRequest, pg_server: PgServer,
+            ts_server: PgServer) -> tuple[str, Any, Edition]:
+    """``(lane, server, edition)``: native PostgreSQL, then native TimescaleDB.
+
+    Both servers are plain arguments, not getfixturevalue() calls: a session fixture fetched
+    dynamically is finalized with this parametrised one, stopping a server under later tests.
+    """
+    server = pg_server if request.param == "postgresql" else ts_server
+    return request.param, server, LANES[request.param][1]
 
 
 def _migrate(server: Any, name: str, edition: Edition) -> None:
@@ -101,12 +106,12 @@ _outage_ts_proc = factories.postgresql_proc(
 
 
 @pytest.fixture
-def outage_db(request: pytest.FixtureRequest,
-              db_lane: tuple[str, Any, Edition]) -> Iterator[OutageDb]:
-    """An :class:`IngestDb` on a server the test may stop and start (``.executor``)."""
+def outage_db(db_lane: tuple[str, Any, Edition], _outage_pg_proc: Any,
+              _outage_ts_proc: Any) -> Iterator[OutageDb]:
+    """An :class:`IngestDb` on a server the test may stop and start (``.executor``).
+    (Both servers as plain arguments, for the reason given at :func:`db_lane`.)"""
     lane, _, edition = db_lane
-    executor = request.getfixturevalue("_outage_pg_proc" if lane == "postgresql"
-                                       else "_outage_ts_proc")
+    executor = _outage_pg_proc if lane == "postgresql" else _outage_ts_proc
     server = PgServer(host=executor.host, port=int(executor.port), user=executor.user,
                       password=executor.password or "")
     name = server.create_database()
