@@ -10,7 +10,9 @@ from __future__ import annotations
 import click
 
 from suho_mt5 import __version__
+from suho_mt5.cli.account import account
 from suho_mt5.cli.db import db
+from suho_mt5.cli.monitor import monitor
 
 __all__ = ["main"]
 
@@ -22,3 +24,5 @@ def main() -> None:
 
 
 main.add_command(db)
+main.add_command(account)
+main.add_command(monitor)
