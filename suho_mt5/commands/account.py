@@ -160,39 +160,44 @@ def list_accounts(url: str, tenant_id: str, *, active_only: bool = False) -> lis
 
 
 def _update(url: str, account_id: uuid.UUID | str, tenant_id: str | None, assignments: str,
-            params: dict[str, Any], action: str) -> Row[Any]:
+            action: str, *, new_key: bool = False) -> tuple[Row[Any], str | None]:
+    """UPDATE one account (``:key`` in ``assignments`` is a new key, made in the same
+    transaction); an account that is not there, or not of ``tenant_id``, is unknown."""
     account = _account_uuid(account_id)
     with _connection(url, prefix=f"cannot {action}: ") as conn:
         where = "account_id = :account_id"
+        params: dict[str, Any] = {"account_id": account}
         if tenant_id is not None:
-            _tenant(conn, tenant_id)
+            params["tenant"] = _tenant(conn, tenant_id)
             where += " AND tenant_id = :tenant"
-            params = {**params, "tenant": tenant_id}
+        key = str(conn.execute(text("SELECT generate_api_key()")).scalar_one()) \
+            if new_key else None
+        if key is not None:
+            params["key"] = key
         row = conn.execute(
             text(f"UPDATE public.mt5_user_accounts SET {assignments}, updated_at = now() "
                  f"WHERE {where} RETURNING {_COLUMNS}").bindparams(
                 bindparam("account_id", type_=UUID(as_uuid=True))),
-            {**params, "account_id": account},
+            params,
         ).first()
         if row is None:
             of = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
             raise DatabaseError(f"unknown account{of}: {account}")
         conn.commit()
-    return row
+    return row, key
 
 
 def rotate_key(url: str, account_id: uuid.UUID | str, *, tenant_id: str | None = None) -> NewKey:
     """Give the account a new API key and return it; the old key stops verifying at once.
     With ``tenant_id``, an account of another tenant is unknown."""
-    with _connection(url, prefix="cannot rotate the key: ") as conn:
-        key = str(conn.execute(text("SELECT generate_api_key()")).scalar_one())
-    row = _update(url, account_id, tenant_id, "api_key_hash = hash_api_key(:key)",
-                  {"key": key}, "rotate the key")
+    row, key = _update(url, account_id, tenant_id, "api_key_hash = hash_api_key(:key)",
+                       "rotate the key", new_key=True)
+    assert key is not None
     return NewKey(Account._from_row(row), key)
 
 
 def deactivate(url: str, account_id: uuid.UUID | str, *, tenant_id: str | None = None) -> Account:
     """Mark the account inactive: its EA no longer authenticates (``mt5_authenticate()``
     refuses inactive accounts); its rows stay. Deactivating twice is harmless."""
-    row = _update(url, account_id, tenant_id, "is_active = false", {}, "deactivate the account")
+    row, _ = _update(url, account_id, tenant_id, "is_active = false", "deactivate the account")
     return Account._from_row(row)
