@@ -16,7 +16,11 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── TruncatedPacketError, BadMagicError, UnsupportedVersionError,
     │   ├── UnknownMessageTypeError, ChecksumMismatchError, FieldRangeError,
     │   └── InvalidSymbolError, TrailingDataError
-    └── IngestError            the Data Bridge could not store or acknowledge data
+    ├── IngestError            the Data Bridge could not store or acknowledge data
+    └── GatewayError           the EA gateway or its simulator
+        ├── SessionRefusedError    the gateway answered HELLO with anything but ACCEPTED
+        ├── SessionClosedError     the connection was closed (carries the close code)
+        └── BusUnavailableError    NATS JetStream did not answer or refused a request
 
 Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visible.
 """
@@ -26,17 +30,21 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "BadMagicError",
+    "BusUnavailableError",
     "ChecksumMismatchError",
     "ConfigError",
     "DatabaseError",
     "EditionError",
     "EngineLimitError",
     "FieldRangeError",
+    "GatewayError",
     "IngestError",
     "InvalidSymbolError",
     "MigrationError",
     "ProtocolError",
     "ReadOnlyModelError",
+    "SessionClosedError",
+    "SessionRefusedError",
     "SuhoError",
     "TenantError",
     "TimescaleNotPreloadedError",
@@ -146,3 +154,34 @@ class InvalidSymbolError(ProtocolError):
 
 class TrailingDataError(ProtocolError):
     """More bytes than one packet were given where exactly one packet was expected."""
+
+
+class GatewayError(SuhoError):
+    """The EA gateway (``suho_mt5.gateway``) or its EA simulator failed or refused."""
+
+
+class SessionRefusedError(GatewayError):
+    """The gateway answered a HELLO with a WELCOME whose result is not ``ACCEPTED``.
+
+    ``result`` is the :class:`~suho_mt5.protocol.SessionResult` name and ``retry_after_ms``
+    how long the gateway asks the EA to wait before it tries again.
+    """
+
+    def __init__(self, result: str, retry_after_ms: int = 0) -> None:
+        super().__init__(f"session refused: {result} (retry after {retry_after_ms} ms)")
+        self.result = result
+        self.retry_after_ms = retry_after_ms
+
+
+class SessionClosedError(GatewayError):
+    """The connection to or from an EA was closed; ``code`` is the close code
+    (:class:`~suho_mt5.protocol.CloseCode` value, or a WebSocket code), 0 when unknown."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"connection closed with code {code}: {reason or 'no reason given'}")
+        self.code = code
+        self.reason = reason
+
+
+class BusUnavailableError(GatewayError):
+    """NATS JetStream did not answer, or refused a publish or a consumer."""

@@ -83,6 +83,9 @@ static const suho_enum_value SUHO_ENUM_MessageType[] = {
     {67, "CONFIG"},
     {126, "ACK"},
     {127, "ERROR"},
+    {16, "HELLO"},
+    {80, "WELCOME"},
+    {81, "GOODBYE"},
 };
 
 static const suho_enum_value SUHO_ENUM_ErrorCode[] = {
@@ -97,6 +100,28 @@ static const suho_enum_value SUHO_ENUM_ErrorCode[] = {
     {9, "SIGNAL_EXPIRED"},
     {10, "TRADE_REJECTED"},
     {11, "INTERNAL"},
+    {12, "WRONG_DIRECTION"},
+    {13, "SEQUENCE_REPLAYED"},
+};
+
+static const suho_enum_value SUHO_ENUM_SessionResult[] = {
+    {1, "ACCEPTED"},
+    {2, "REFUSED"},
+    {3, "RATE_LIMITED"},
+    {4, "UNAVAILABLE"},
+};
+
+static const suho_enum_value SUHO_ENUM_CloseCode[] = {
+    {1000, "NORMAL"},
+    {1001, "GOING_AWAY"},
+    {4001, "AUTH_FAILED"},
+    {4002, "RATE_LIMITED"},
+    {4003, "PROTOCOL_VIOLATION"},
+    {4004, "AUTH_TIMEOUT"},
+    {4005, "SUPERSEDED"},
+    {4006, "SLOW_CONSUMER"},
+    {4007, "IDLE_TIMEOUT"},
+    {4008, "BACKEND_UNAVAILABLE"},
 };
 
 static const suho_field SUHO_FIELDS_ACCOUNT_SNAPSHOT[] = {
@@ -206,7 +231,7 @@ static const suho_field SUHO_FIELDS_ACK[] = {
     {.name = "timestamp_us", .offset = 16, .size = 8, .type = SUHO_U64, .checked = 1, .min_u = UINT64_C(0), .max_u = UINT64_C(253402300799999999)},
     {.name = "account_id", .offset = 24, .size = 16, .type = SUHO_UUID},
     {.name = "acked_sequence", .offset = 40, .size = 8, .type = SUHO_U64},
-    {.name = "acked_type", .offset = 48, .size = 1, .type = SUHO_ENUM, .values = SUHO_ENUM_MessageType, .nvalues = 10},
+    {.name = "acked_type", .offset = 48, .size = 1, .type = SUHO_ENUM, .values = SUHO_ENUM_MessageType, .nvalues = 13},
 };
 
 static const suho_field SUHO_FIELDS_ERROR[] = {
@@ -214,7 +239,36 @@ static const suho_field SUHO_FIELDS_ERROR[] = {
     {.name = "timestamp_us", .offset = 16, .size = 8, .type = SUHO_U64, .checked = 1, .min_u = UINT64_C(0), .max_u = UINT64_C(253402300799999999)},
     {.name = "account_id", .offset = 24, .size = 16, .type = SUHO_UUID},
     {.name = "ref_sequence", .offset = 40, .size = 8, .type = SUHO_U64},
-    {.name = "code", .offset = 48, .size = 2, .type = SUHO_ENUM, .values = SUHO_ENUM_ErrorCode, .nvalues = 11},
+    {.name = "code", .offset = 48, .size = 2, .type = SUHO_ENUM, .values = SUHO_ENUM_ErrorCode, .nvalues = 13},
+    {.name = "detail", .offset = 50, .size = 64, .type = SUHO_TEXT, .text_low = 0x20, .text_min = 0},
+};
+
+static const suho_field SUHO_FIELDS_HELLO[] = {
+    {.name = "sequence", .offset = 8, .size = 8, .type = SUHO_U64},
+    {.name = "timestamp_us", .offset = 16, .size = 8, .type = SUHO_U64, .checked = 1, .min_u = UINT64_C(0), .max_u = UINT64_C(253402300799999999)},
+    {.name = "account_id", .offset = 24, .size = 16, .type = SUHO_UUID},
+    {.name = "last_signal_sequence", .offset = 40, .size = 8, .type = SUHO_U64},
+    {.name = "last_command_sequence", .offset = 48, .size = 8, .type = SUHO_U64},
+    {.name = "last_config_sequence", .offset = 56, .size = 8, .type = SUHO_U64},
+    {.name = "api_key", .offset = 64, .size = 64, .type = SUHO_TEXT, .text_low = 0x21, .text_min = 1},
+};
+
+static const suho_field SUHO_FIELDS_WELCOME[] = {
+    {.name = "sequence", .offset = 8, .size = 8, .type = SUHO_U64},
+    {.name = "timestamp_us", .offset = 16, .size = 8, .type = SUHO_U64, .checked = 1, .min_u = UINT64_C(0), .max_u = UINT64_C(253402300799999999)},
+    {.name = "account_id", .offset = 24, .size = 16, .type = SUHO_UUID},
+    {.name = "last_accepted_sequence", .offset = 40, .size = 8, .type = SUHO_U64},
+    {.name = "heartbeat_interval_ms", .offset = 48, .size = 4, .type = SUHO_U32, .checked = 1, .min_u = UINT64_C(0), .max_u = UINT64_C(2147483647)},
+    {.name = "retry_after_ms", .offset = 52, .size = 4, .type = SUHO_U32, .checked = 1, .min_u = UINT64_C(0), .max_u = UINT64_C(2147483647)},
+    {.name = "result", .offset = 56, .size = 1, .type = SUHO_ENUM, .values = SUHO_ENUM_SessionResult, .nvalues = 4},
+};
+
+static const suho_field SUHO_FIELDS_GOODBYE[] = {
+    {.name = "sequence", .offset = 8, .size = 8, .type = SUHO_U64},
+    {.name = "timestamp_us", .offset = 16, .size = 8, .type = SUHO_U64, .checked = 1, .min_u = UINT64_C(0), .max_u = UINT64_C(253402300799999999)},
+    {.name = "account_id", .offset = 24, .size = 16, .type = SUHO_UUID},
+    {.name = "ref_sequence", .offset = 40, .size = 8, .type = SUHO_U64},
+    {.name = "code", .offset = 48, .size = 2, .type = SUHO_ENUM, .values = SUHO_ENUM_CloseCode, .nvalues = 10},
     {.name = "detail", .offset = 50, .size = 64, .type = SUHO_TEXT, .text_low = 0x20, .text_min = 0},
 };
 
@@ -229,8 +283,11 @@ static const suho_layout SUHO_LAYOUTS[] = {
     {0x43, "CONFIG", SUHO_FIELDS_CONFIG, 6, 25},
     {0x7E, "ACK", SUHO_FIELDS_ACK, 5, 9},
     {0x7F, "ERROR", SUHO_FIELDS_ERROR, 6, 74},
+    {0x10, "HELLO", SUHO_FIELDS_HELLO, 7, 88},
+    {0x50, "WELCOME", SUHO_FIELDS_WELCOME, 7, 17},
+    {0x51, "GOODBYE", SUHO_FIELDS_GOODBYE, 6, 74},
 };
-#define SUHO_LAYOUT_COUNT 10
+#define SUHO_LAYOUT_COUNT 13
 /* suho.h's record must hold the longest layout (a negative array size fails). */
 typedef char suho_fields_fit[SUHO_MAX_FIELDS >= 17 ? 1 : -1];
 

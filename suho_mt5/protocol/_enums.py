@@ -5,10 +5,12 @@ from __future__ import annotations
 from enum import IntEnum, IntFlag, unique
 
 __all__ = [
+    "CloseCode",
     "CommandCode",
     "ErrorCode",
     "HeaderFlag",
     "MessageType",
+    "SessionResult",
     "WireAction",
     "WireDealType",
     "WireMarginMode",
@@ -38,6 +40,10 @@ class MessageType(IntEnum):
     CONFIG = 0x43
     ACK = 0x7E
     ERROR = 0x7F
+    # The session (docs/protocol.md, "Session"): opened by the EA, answered by the backend.
+    HELLO = 0x10
+    WELCOME = 0x50
+    GOODBYE = 0x51
 
 
 class HeaderFlag(IntFlag):
@@ -160,3 +166,36 @@ class ErrorCode(IntEnum):
     SIGNAL_EXPIRED = 9
     TRADE_REJECTED = 10
     INTERNAL = 11
+    WRONG_DIRECTION = 12
+    SEQUENCE_REPLAYED = 13
+
+
+@unique
+class SessionResult(IntEnum):
+    """The backend's answer to a HELLO (WELCOME ``result``).
+
+    A wrong API key, an unknown account and an inactive account all get ``REFUSED``.
+    """
+
+    ACCEPTED = 1
+    REFUSED = 2
+    RATE_LIMITED = 3
+    UNAVAILABLE = 4
+
+
+@unique
+class CloseCode(IntEnum):
+    """Why the backend closes a connection: the WebSocket close code, and the GOODBYE
+    ``code`` that precedes the close on both transports (1000-1011 are RFC 6455's,
+    4000-4999 this protocol's)."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    AUTH_FAILED = 4001
+    RATE_LIMITED = 4002
+    PROTOCOL_VIOLATION = 4003
+    AUTH_TIMEOUT = 4004
+    SUPERSEDED = 4005
+    SLOW_CONSUMER = 4006
+    IDLE_TIMEOUT = 4007
+    BACKEND_UNAVAILABLE = 4008

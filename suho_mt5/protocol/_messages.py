@@ -12,9 +12,11 @@ from decimal import Decimal
 from typing import Annotated, ClassVar, NamedTuple, Protocol
 
 from ._enums import (
+    CloseCode,
     CommandCode,
     ErrorCode,
     MessageType,
+    SessionResult,
     WireAction,
     WireDealType,
     WireMarginMode,
@@ -47,6 +49,7 @@ from ._kinds import (
     VERSION_TEXT,
     enum_kind,
     micros_to_datetime,
+    text_kind,
 )
 
 __all__ = [
@@ -57,10 +60,13 @@ __all__ = [
     "ConfigPacket",
     "ErrorPacket",
     "ExecutionReportPacket",
+    "GoodbyePacket",
     "HeartbeatPacket",
+    "HelloPacket",
     "OrderEventPacket",
     "Packet",
     "SignalPacket",
+    "WelcomePacket",
 ]
 
 # The header fields every record starts with (packet bytes 8..39).
@@ -374,6 +380,95 @@ class ErrorPacket(_ErrorMessage, _MessageBase):
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ERROR
 
 
+# --- the session (docs/protocol.md, "Session") ---------------------------------------------
+
+#: An API key as ``generate_api_key()`` makes them (64 hex digits), or any other printable one.
+_API_KEY = text_kind("key", 64)
+
+
+class _Hello(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    last_signal_sequence: Annotated[
+        int, SEQUENCE("highest SIGNAL sequence the EA has handled; 0: none yet")
+    ]
+    last_command_sequence: Annotated[
+        int, SEQUENCE("highest COMMAND sequence the EA has handled; 0: none yet")
+    ]
+    last_config_sequence: Annotated[
+        int, SEQUENCE("highest CONFIG sequence the EA has handled; 0: none yet")
+    ]
+    api_key: Annotated[str, _API_KEY("the account's API key")]
+
+
+class HelloPacket(_Hello, _MessageBase):
+    """HELLO (EA -> backend): the first packet of every connection; opens the session.
+
+    ``sequence`` is 0 (session packets are outside the numbered stream), ``timestamp_us``
+    the EA's UTC clock, ``account_id`` the account the key belongs to.
+
+    >>> hello = HelloPacket(0, 0, bytes(16), 12, 3, 0, "0123abcd" * 8)
+    >>> hello.last_signal_sequence, len(hello.api_key)
+    (12, 64)
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.HELLO
+
+
+class _Welcome(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    last_accepted_sequence: Annotated[
+        int,
+        SEQUENCE("highest EA sequence the backend has stored; the EA resends what follows"),
+    ]
+    heartbeat_interval_ms: Annotated[
+        int, MILLISECONDS("send at least one packet this often; 0 when refused")
+    ]
+    retry_after_ms: Annotated[
+        int, MILLISECONDS("when refused: wait at least this long before reconnecting")
+    ]
+    result: Annotated[SessionResult, enum_kind(SessionResult)("accepted, or why not")]
+
+
+class WelcomePacket(_Welcome, _MessageBase):
+    """WELCOME (backend -> EA): the answer to HELLO. Any result but ``ACCEPTED`` is followed
+    by the close of the connection; ``timestamp_us`` is the backend's UTC clock.
+
+    >>> WelcomePacket(0, 0, bytes(16), 41, 30_000, 0, SessionResult.ACCEPTED).result.name
+    'ACCEPTED'
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.WELCOME
+
+
+class _Goodbye(NamedTuple):
+    sequence: Annotated[int, _SEQ]
+    timestamp_us: Annotated[int, _TS]
+    account_id: Annotated[bytes, _ACC]
+    ref_sequence: Annotated[int, SEQUENCE("sequence of the packet that caused it; 0: none")]
+    code: Annotated[CloseCode, enum_kind(CloseCode, "H")("why the connection is closed")]
+    detail: Annotated[str, DETAIL("human-readable detail, printable ASCII; may be empty")]
+
+
+class GoodbyePacket(_Goodbye, _MessageBase):
+    """GOODBYE (backend -> EA): the backend closes the connection right after this packet.
+
+    ``code`` is the WebSocket close code of the same reason, so a plain TCP/TLS stream learns
+    what a WebSocket client reads from its close frame.
+
+    >>> GoodbyePacket(0, 0, bytes(16), 0, CloseCode.SLOW_CONSUMER, "send queue full").code
+    <CloseCode.SLOW_CONSUMER: 4006>
+    """
+
+    __slots__ = ()
+    MESSAGE_TYPE: ClassVar[MessageType] = MessageType.GOODBYE
+
+
 Packet = (
     AccountSnapshotPacket
     | BrokerQuotePacket
@@ -385,6 +480,9 @@ Packet = (
     | ConfigPacket
     | AckPacket
     | ErrorPacket
+    | HelloPacket
+    | WelcomePacket
+    | GoodbyePacket
 )
 """Any decoded packet."""
 
@@ -399,4 +497,7 @@ RECORD_CLASSES: tuple[type[Packet], ...] = (
     ConfigPacket,
     AckPacket,
     ErrorPacket,
+    HelloPacket,
+    WelcomePacket,
+    GoodbyePacket,
 )

@@ -1,0 +1,86 @@
+"""``suho-mt5 gateway run`` and ``suho-mt5 simulate``."""
+
+from __future__ import annotations
+
+import click
+
+from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
+
+# The gateway's libraries (websockets, nats-py, prometheus-client) are the `gateway` extra:
+# they are imported when a gateway command runs, so the other commands work without them.
+
+__all__ = ["gateway", "simulate"]
+
+
+@click.group()
+def gateway() -> None:
+    """The EA gateway (WebSocket and TCP/TLS endpoints for MT5 EAs)."""
+
+
+@gateway.command("run")
+@url_option
+@nats_url_option
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--ws-port", type=int, default=8000, show_default=True,
+              help="WebSocket port (-1: none).")
+@click.option("--tcp-port", type=int, default=8001, show_default=True,
+              help="TCP/TLS stream port (-1: none).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM certificate chain: both endpoints then speak TLS.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM private key of --tls-cert.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics here.")
+@click.option("--heartbeat", type=float, default=30.0, show_default=True,
+              help="Heartbeat interval in seconds (idle timeout: three of them).")
+@click.option("--ack-timeout", type=float, default=30.0, show_default=True,
+              help="Seconds an EA may take to ACK a packet before SLOW_CONSUMER.")
+@reports_errors
+def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
+                tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
+                heartbeat: float, ack_timeout: float) -> None:
+    """Accept EA connections, authenticate them, relay packets to and from NATS."""
+    from suho_mt5.commands.gateway import run_gateway
+    from suho_mt5.db import database_url_from_env
+    from suho_mt5.gateway import GatewayConfig
+
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    config = GatewayConfig(
+        host=host,
+        ws_port=None if ws_port < 0 else ws_port,
+        tcp_port=None if tcp_port < 0 else tcp_port,
+        metrics_port=metrics_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        heartbeat_interval_s=heartbeat,
+        idle_timeout_s=3 * heartbeat,
+        ack_timeout_s=ack_timeout,
+    )
+    run_gateway(config, url or database_url_from_env(), nats_url)
+
+
+@click.command("simulate")
+@click.option("--gateway", "gateway_url", required=True,
+              help="ws://, wss://, tcp:// or tls:// host:port (a bare host:port uses "
+                   "--transport).")
+@click.option("--accounts", required=True,
+              help="JSON file [{account_id, api_key}, ...], or N demo accounts to create "
+                   "(needs --url).")
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option("--transport", type=click.Choice(["ws", "tcp"]), default="ws",
+              show_default=True)
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Multiply the seed's per-account rates.")
+@url_option
+@reports_errors
+def simulate(gateway_url: str, accounts: str, duration: float, transport: str, speed: float,
+             url: str | None) -> None:
+    """Simulated EAs: stream, execute signals, reconnect and resume; print a report."""
+    from suho_mt5.commands.gateway import resolve_accounts, run_simulation
+    from suho_mt5.gateway.simulator import Rates
+
+    if "://" not in gateway_url:
+        gateway_url = f"{transport}://{gateway_url}"
+    sims = resolve_accounts(accounts, url)
+    report = run_simulation(gateway_url, sims, duration, Rates(speed=speed))
+    click.echo(report.summary())

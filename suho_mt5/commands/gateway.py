@@ -1,0 +1,67 @@
+"""Gateway commands: run the EA gateway, run the EA simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+
+from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, run_fast, tune_gc
+from suho_mt5.gateway.simulator import (
+    Rates,
+    SimAccount,
+    SimulationReport,
+    load_accounts,
+    provision_accounts,
+    simulate,
+)
+
+__all__ = ["resolve_accounts", "run_gateway", "run_simulation"]
+
+
+async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
+    gateway = Gateway(
+        config,
+        nats_url=nats_url,
+        authenticator=DatabaseAuthenticator(url, workers=config.auth_workers,
+                                            cache_ttl_s=config.auth_cache_ttl_s),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    tune_gc()
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()
+
+
+def run_gateway(config: GatewayConfig, url: str, nats_url: str) -> None:
+    """Run the gateway until SIGINT or SIGTERM; sessions are closed with GOING_AWAY."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    run_fast(_serve(config, url, nats_url))
+
+
+def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
+    """``accounts`` is a JSON file of accounts and keys, or a number of demo accounts to
+    create in the database at ``url``."""
+    if accounts.isdigit():
+        from suho_mt5.errors import ConfigError
+
+        if url is None:
+            raise ConfigError("--accounts N creates demo accounts: give --url of the database")
+        return provision_accounts(url, int(accounts))
+    return load_accounts(accounts)
+
+
+def run_simulation(gateway_url: str, accounts: Sequence[SimAccount], duration_s: float,
+                   rates: Rates) -> SimulationReport:
+    """Run the simulated EAs for ``duration_s`` and return what they saw."""
+    return run_fast(simulate(gateway_url, accounts, duration_s, rates))

@@ -1,0 +1,92 @@
+"""The gateway's Prometheus metrics, in a registry of their own (one per gateway)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["HOPS", "GatewayMetrics"]
+
+#: The hops of a signal's journey, as the ``hop`` label of ``suho_gateway_signal_hop_seconds``.
+HOPS = (
+    "created_to_published",  # SIGNAL timestamp -> stored in JetStream
+    "published_to_received",  # stored -> delivered to the gateway
+    "received_to_written",  # delivered -> written to the EA's socket
+    "written_to_acked",  # written -> the EA's ACK arrived
+    "created_to_acked",  # the whole way
+)
+_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+
+
+class GatewayMetrics:
+    """Everything ``/metrics`` shows (names in ``docs/gateway.md``)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.connected = Gauge(
+            "suho_gateway_connected_eas", "Authenticated EA connections", ["transport"],
+            registry=r,
+        )
+        self.connections = Counter(
+            "suho_gateway_connections_total", "Connections opened", ["transport"], registry=r
+        )
+        self.clock_skew = Gauge(
+            "suho_gateway_clock_skew_seconds",
+            "Arrival time minus the packet's timestamp (HELLO, HEARTBEAT), per connected account",
+            ["tenant", "account"],
+            registry=r,
+        )
+        self.sequence_gaps = Counter(
+            "suho_gateway_sequence_gaps_total",
+            "EA sequence numbers skipped (packets the EA numbered but never sent)",
+            registry=r,
+        )
+        self.auth_failures = Counter(
+            "suho_gateway_auth_failures_total",
+            "Refused HELLOs: refused (bad account or key), rate_limited, unavailable",
+            ["reason"],
+            registry=r,
+        )
+        self.slow_clients = Counter(
+            "suho_gateway_slow_clients_dropped_total",
+            "Connections closed with SLOW_CONSUMER",
+            registry=r,
+        )
+        self.closes = Counter(
+            "suho_gateway_closes_total", "Connections closed, by close code", ["code"],
+            registry=r,
+        )
+        self.packets_in = Counter(
+            "suho_gateway_packets_in_total", "Valid EA packets, by type", ["type"], registry=r
+        )
+        self.packets_rejected = Counter(
+            "suho_gateway_packets_rejected_total",
+            "EA packets answered with ERROR and not forwarded, by error code",
+            ["code"],
+            registry=r,
+        )
+        self.frames_published = Counter(
+            "suho_gateway_frames_published_total", "Frames published to JetStream", registry=r
+        )
+        self.packets_published = Counter(
+            "suho_gateway_packets_published_total", "Packets published to JetStream", registry=r
+        )
+        self.packets_out = Counter(
+            "suho_gateway_packets_out_total", "Packets written to EAs, by type", ["type"],
+            registry=r,
+        )
+        self.outbound_acked = Counter(
+            "suho_gateway_outbound_acked_total",
+            "Backend -> EA messages acknowledged by the EA, by channel",
+            ["channel"],
+            registry=r,
+        )
+        self.signal_hops = Histogram(
+            "suho_gateway_signal_hop_seconds",
+            "Latency of each hop of a SIGNAL's way to the EA",
+            ["hop"],
+            buckets=_BUCKETS,
+            registry=r,
+        )

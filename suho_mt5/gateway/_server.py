@@ -1,0 +1,207 @@
+"""The gateway process: endpoints, the NATS connection, the sessions, ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import ssl
+import uuid
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from prometheus_client import start_http_server
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from suho_mt5.errors import BusUnavailableError, GatewayError
+from suho_mt5.protocol import CloseCode
+
+from ._auth import Authenticator, LoginLimiter
+from ._config import GatewayConfig
+from ._metrics import GatewayMetrics
+from ._session import Session
+from ._transport import StreamTransport, WebSocketTransport, enable_tcp_keepalive
+
+__all__ = ["Gateway", "run_fast", "tune_gc"]
+
+log = logging.getLogger("suho_mt5.gateway")
+T = TypeVar("T")
+
+
+def run_fast(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, on uvloop when it is installed (the ``gateway`` extra on
+    Linux): its event loop is written in C and cuts the gateway's latency tail."""
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def tune_gc() -> None:
+    """Collect garbage less often, and never scan what exists at start-up again.
+
+    A gateway holds hundreds of long-lived sessions; CPython's default thresholds make the
+    oldest generation's collections (tens of ms with many objects) land in the middle of a
+    signal's way to its EA. Call once, after start-up, in a process that runs only the gateway.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
+class Gateway:
+    """The EA gateway: WebSocket and TCP/TLS endpoints over one session layer.
+
+    ``await start()`` connects to NATS and opens the endpoints (ports 0 pick free ones; read
+    :attr:`ws_port` and :attr:`tcp_port` after), ``await stop()`` closes every session with
+    ``GOING_AWAY`` and releases everything.
+    """
+
+    def __init__(self, config: GatewayConfig, *, nats_url: str,
+                 authenticator: Authenticator, metrics: GatewayMetrics | None = None) -> None:
+        self.config = config
+        self.nats_url = nats_url
+        self.authenticator = authenticator
+        self.metrics = metrics or GatewayMetrics()
+        self.limiter = LoginLimiter(config.max_failed_logins, config.failed_login_window_s,
+                                    config.max_tracked_addresses)
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._sessions: dict[uuid.UUID, Session] = {}
+        self._all: set[asyncio.Task[None]] = set()
+        self._ws_server: Server | None = None
+        self._tcp_server: asyncio.Server | None = None
+        self._metrics_server: Any = None
+        self.ws_port: int | None = None
+        self.tcp_port: int | None = None
+        self.metrics_port: int | None = None
+        self._stopping = False
+
+    @property
+    def nc(self) -> NatsClient:
+        assert self._nc is not None, "the gateway is not started"
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "the gateway is not started"
+        return self._js
+
+    @property
+    def sessions(self) -> dict[uuid.UUID, Session]:
+        """The authenticated sessions, by account."""
+        return self._sessions
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        try:
+            self._nc = await nats.connect(self.nats_url, connect_timeout=5,
+                                          max_reconnect_attempts=-1, name="suho-mt5-gateway")
+        except Exception as exc:
+            raise BusUnavailableError(f"cannot connect to NATS at {self.nats_url}: {exc}") \
+                from exc
+        self._js = self._nc.jetstream()
+        tls = self._tls_context()
+        if cfg.ws_port is not None:
+            self._ws_server = await serve(
+                self._on_websocket, cfg.host, cfg.ws_port, ssl=tls,
+                ping_interval=cfg.ws_ping_interval_s, ping_timeout=cfg.ws_ping_timeout_s,
+                close_timeout=2, max_size=cfg.ws_max_message, max_queue=4,
+                compression=None,
+            )
+            self.ws_port = self._ws_server.sockets[0].getsockname()[1]
+        if cfg.tcp_port is not None:
+            self._tcp_server = await asyncio.start_server(
+                self._on_stream, cfg.host, cfg.tcp_port, ssl=tls, limit=64 * 1024,
+            )
+            self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
+        if cfg.metrics_port is not None:
+            server, _thread = start_http_server(cfg.metrics_port, addr=cfg.host,
+                                                registry=self.metrics.registry)
+            self._metrics_server = server
+            self.metrics_port = server.server_port
+        log.info("gateway listening: ws %s, %s %s, metrics %s", self.ws_port,
+                 "tls" if tls else "tcp", self.tcp_port, self.metrics_port)
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        cfg = self.config
+        if cfg.tls_cert is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise GatewayError(f"cannot load the TLS certificate {cfg.tls_cert}: {exc}") \
+                from exc
+        return context
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._ws_server is not None:
+            self._ws_server.close(close_connections=False)
+        if self._tcp_server is not None:
+            self._tcp_server.close()
+        sessions = list(self._sessions.values())
+        await asyncio.gather(*(s.close(CloseCode.GOING_AWAY, "gateway shutting down")
+                               for s in sessions), return_exceptions=True)
+        for task in list(self._all):
+            task.cancel()
+        await asyncio.gather(*self._all, return_exceptions=True)
+        if self._ws_server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws_server.wait_closed(), 5)
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        self.authenticator.close()
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def register(self, session: Session) -> None:
+        """Make ``session`` its account's one session, closing an older one first."""
+        assert session.account is not None
+        old = self._sessions.get(session.account)
+        if old is not None and old is not session:
+            await old.close(CloseCode.SUPERSEDED, "another connection opened for the account")
+        self._sessions[session.account] = session
+
+    def unregister(self, session: Session) -> None:
+        if session.account is not None and self._sessions.get(session.account) is session:
+            del self._sessions[session.account]
+
+    async def _serve(self, session: Session) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._all.add(task)
+        try:
+            await session.run()
+        finally:
+            self._all.discard(task)
+
+    async def _on_websocket(self, ws: ServerConnection) -> None:
+        if self._stopping:
+            await ws.close(int(CloseCode.GOING_AWAY), "gateway shutting down")
+            return
+        await self._serve(Session(self, WebSocketTransport(ws)))
+
+    async def _on_stream(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        if self._stopping:
+            writer.close()
+            return
+        enable_tcp_keepalive(writer)
+        await self._serve(Session(self, StreamTransport(reader, writer,
+                                                        tls=self.config.tls)))
