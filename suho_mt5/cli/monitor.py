@@ -21,7 +21,7 @@ _TITLES = {
     "aggregates": "Continuous aggregates",
     "chunks": "Chunks",
     "connectivity": "EA connectivity (latest heartbeat per account)",
-    "consumer_lag": "Consumer lag",
+    "consumer_lag": "Consumer lag (JetStream)",
     "dead_letters": "Dead letters",
 }
 
@@ -46,9 +46,11 @@ def _cell(value: Any) -> str:
 @click.command("monitor")
 @url_option
 @click.option("--role", help="SET ROLE to this role first (e.g. mt5_maintenance).")
+@click.option("--nats-url", envvar="SUHO_NATS_URL",
+              help="NATS server whose JetStream consumers' lag to show [env: SUHO_NATS_URL].")
 @click.option("--json", "as_json", is_flag=True, help="Print the same data as JSON.")
 @reports_errors
-def monitor(url: str | None, role: str | None, as_json: bool) -> None:
+def monitor(url: str | None, role: str | None, nats_url: str | None, as_json: bool) -> None:
     """Show hypertables, aggregates, chunks, EA connectivity, consumer lag and dead letters.
 
     The views span every tenant: run it as a superuser or a member of mt5_maintenance.
@@ -57,9 +59,10 @@ def monitor(url: str | None, role: str | None, as_json: bool) -> None:
     \b
     Example:
       suho-mt5 monitor --url postgresql://postgres@localhost/suho
+      suho-mt5 monitor --nats-url nats://127.0.0.1:4222
       suho-mt5 monitor --json | jq '.sections[] | select(.name == "connectivity")'
     """
-    report = commands.monitor(url or database_url_from_env(), role=role)
+    report = commands.monitor(url or database_url_from_env(), role=role, nats_url=nats_url)
     if as_json:
         click.echo(json.dumps({
             "edition": report.edition,
@@ -89,6 +92,6 @@ def monitor(url: str | None, role: str | None, as_json: bool) -> None:
         for row in section.rows:
             table.add_row(*(_cell(row[c]) for c in section.columns))
         if not section.rows:
-            table.caption = "no rows"
+            table.caption = section.note or "no rows"
         console.print()
         console.print(table)

@@ -8,7 +8,9 @@ a table another layer has not created yet) says why instead of failing the whole
 * ``chunks``: ``v_chunk_summary``;
 * ``connectivity``: the spec's EA connectivity query: the latest heartbeat status of every
   account, counted (``online``, ``offline``, ``degraded``, ``total``);
-* ``consumer_lag``: not available from the database (JetStream keeps it);
+* ``consumer_lag``: every JetStream consumer of the NATS server at ``nats_url`` with its
+  pending and unacknowledged messages (needs ``nats-py``, the ``nats`` extra); without a
+  NATS URL, not available;
 * ``dead_letters``: counts by reason of ``public.mt5_dead_letters`` when that table exists
   (the Data Bridge creates it), else not available.
 
@@ -21,6 +23,7 @@ False
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from suho_mt5.commands.db import _cause, _connection
 from suho_mt5.errors import DatabaseError
 
-__all__ = ["DEAD_LETTER_TABLE", "MonitorReport", "Section", "monitor"]
+__all__ = ["DEAD_LETTER_TABLE", "NATS_TIMEOUT", "MonitorReport", "Section", "consumer_lag",
+           "monitor"]
 
 #: The Data Bridge's dead-letter table, shown when it exists.
 DEAD_LETTER_TABLE = "public.mt5_dead_letters"
@@ -111,8 +115,66 @@ def _dead_letters(conn: Connection) -> Section:
     return _read(conn, "dead_letters", _DEAD_LETTERS if has_time else _DEAD_LETTERS_NO_TIME)
 
 
-def monitor(url: str, *, role: str | None = None) -> MonitorReport:
-    """Read every section of the report from the database at ``url``.
+#: How long reading JetStream's consumers may take, connecting included.
+NATS_TIMEOUT = 5.0
+
+
+async def _jetstream_consumers(nats_url: str) -> list[dict[str, Any]]:
+    import nats
+
+    async def ignore(_: Exception) -> None:  # the failure is raised; no log line besides
+        return None
+
+    client = await nats.connect(servers=[nats_url], connect_timeout=2, allow_reconnect=False,
+                                max_reconnect_attempts=0, error_cb=ignore)
+    try:
+        manager = client.jsm()
+        rows: list[dict[str, Any]] = []
+        for stream in await manager.streams_info():
+            name = str(stream.config.name)
+            for consumer in await manager.consumers_info(name):
+                rows.append({
+                    "stream": name,
+                    "consumer": consumer.name,
+                    "pending": consumer.num_pending,
+                    "ack_pending": consumer.num_ack_pending,
+                    "redelivered": consumer.num_redelivered,
+                    "delivered_seq": consumer.delivered.stream_seq if consumer.delivered
+                    else None,
+                    "last_seq": stream.state.last_seq,
+                })
+        return sorted(rows, key=lambda r: (r["stream"], r["consumer"]))
+    finally:
+        await client.close()
+
+
+def consumer_lag(nats_url: str | None) -> Section:
+    """The ``consumer_lag`` section: JetStream's consumers at ``nats_url``, or why not."""
+    if not nats_url:
+        return Section("consumer_lag", available=False,
+                       note="not available: no NATS URL (--nats-url or SUHO_NATS_URL); "
+                            "consumer lag lives in NATS JetStream, not in the database")
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        return Section("consumer_lag", available=False,
+                       note="not available: nats-py is not installed "
+                            "(pip install 'suho-mt5[nats]')")
+    try:
+        rows = asyncio.run(asyncio.wait_for(_jetstream_consumers(nats_url), NATS_TIMEOUT))
+    except Exception as exc:  # any failure of the NATS client: say it, keep the report
+        reason = str(exc) or type(exc).__name__
+        return Section("consumer_lag", available=False,
+                       note=f"not available: cannot read JetStream at {nats_url}: {reason}")
+    columns = ["stream", "consumer", "pending", "ack_pending", "redelivered",
+               "delivered_seq", "last_seq"]
+    return Section("consumer_lag", columns=columns, rows=rows,
+                   note="" if rows else "no JetStream consumers")
+
+
+def monitor(url: str, *, role: str | None = None, nats_url: str | None = None) -> MonitorReport:
+    """Read every section of the report from the database at ``url`` (and consumer lag
+    from the NATS server at ``nats_url``).
 
     Raises :class:`~suho_mt5.errors.DatabaseError` when the server cannot be reached or the
     database is not migrated; a section that cannot be read is marked not available."""
@@ -125,9 +187,6 @@ def monitor(url: str, *, role: str | None = None) -> MonitorReport:
                                 "run suho-mt5 db upgrade")
         edition = str(conn.execute(text("SELECT mt5_schema_edition()")).scalar_one())
         sections = [_read(conn, name, sql) for name, sql in _QUERIES]
-        sections.append(Section(
-            "consumer_lag", available=False,
-            note="not available: consumer lag lives in NATS JetStream, not in the database "
-                 "(nats consumer report MT5_ACCOUNTS)"))
         sections.append(_dead_letters(conn))
+    sections.insert(len(sections) - 1, consumer_lag(nats_url))
     return MonitorReport(edition, sections)

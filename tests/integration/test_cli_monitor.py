@@ -4,9 +4,11 @@ login of mt5_maintenance (not a superuser) sees."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import nats
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -18,6 +20,7 @@ from suho_mt5.commands import monitor as commands
 from suho_mt5.db import make_engine
 from suho_mt5.errors import DatabaseError
 from tests.db.schema._support import ensure_login, login_url
+from tests.support.servers import NatsServer
 
 
 @pytest.fixture
@@ -25,6 +28,11 @@ def url(pg_url: str) -> str:
     """A migrated database (switch to another server's fixture here)."""
     db_commands.upgrade(pg_url, edition="postgresql")
     return pg_url
+
+
+@pytest.fixture(autouse=True)
+def _no_nats_url_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SUHO_NATS_URL", raising=False)
 
 
 def run(*args: str) -> Result:
@@ -86,7 +94,7 @@ def test_every_section_as_json_and_as_tables(url: str) -> None:
     text = run("monitor", "--url", url)
     assert text.exit_code == 0, text.output
     for title in ("Hypertables", "Continuous aggregates", "Chunks", "EA connectivity",
-                  "Consumer lag: not available", "Dead letters: not available"):
+                  "Consumer lag (JetStream): not available", "Dead letters: not available"):
         assert title in text.output
     assert "mt5_ea_heartbeat" in text.output and "edition postgresql" in text.output
 
@@ -128,3 +136,34 @@ def test_an_unmigrated_database_is_one_line(pg_url: str) -> None:
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         "error: the database is not migrated (no monitoring views): run suho-mt5 db upgrade"]
+
+
+async def _stream_with_a_lagging_consumer(nats_url: str) -> None:
+    """Stream MONITOR_TEST with 5 messages; consumer "bridge" fetched 3 and acked 2."""
+    client = await nats.connect(nats_url)
+    try:
+        js = client.jetstream()
+        await js.add_stream(name="MONITOR_TEST", subjects=["monitor.test.>"])
+        for n in range(5):
+            await js.publish("monitor.test.quotes", str(n).encode())
+        subscription = await js.pull_subscribe("monitor.test.>", durable="bridge",
+                                               stream="MONITOR_TEST")
+        messages = await subscription.fetch(3, timeout=5)
+        for message in messages[:2]:
+            await message.ack()
+    finally:
+        await client.close()
+
+
+def test_consumer_lag_from_jetstream(url: str, nats_server: NatsServer) -> None:
+    asyncio.run(_stream_with_a_lagging_consumer(nats_server.url))
+    result = run("monitor", "--url", url, "--nats-url", nats_server.url, "--json")
+    lag = sections(result)["consumer_lag"]
+    assert lag["available"] is True, lag
+    [row] = [r for r in lag["rows"] if r["stream"] == "MONITOR_TEST"]
+    assert (row["consumer"], row["pending"], row["ack_pending"], row["delivered_seq"],
+            row["last_seq"]) == ("bridge", 2, 1, 3, 5)
+    text = run("monitor", "--url", url)
+    assert "Consumer lag (JetStream): not available: no NATS URL" in text.output
+    table = run("monitor", "--url", url, "--nats-url", nats_server.url)
+    assert table.exit_code == 0 and "MONITOR_TEST" in table.output, table.output

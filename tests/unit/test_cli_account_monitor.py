@@ -72,3 +72,13 @@ def test_bad_options_are_usage_errors(extra: list[str]) -> None:
 def test_missing_required_options_are_usage_errors() -> None:
     result = run("account", "create", "--tenant", "t")
     assert result.exit_code == 2 and "Missing option '--user'" in result.output
+
+
+def test_consumer_lag_says_why_it_is_not_available() -> None:
+    from suho_mt5.commands.monitor import consumer_lag
+
+    missing = consumer_lag(None)
+    assert not missing.available and missing.note.startswith("not available: no NATS URL")
+    down = consumer_lag("nats://127.0.0.1:" + refused_url().rsplit(":", 1)[1].split("/")[0])
+    assert not down.available
+    assert down.note.startswith("not available: cannot read JetStream at nats://127.0.0.1:")
