@@ -127,6 +127,12 @@ def test_a_maintenance_login_reads_it_and_a_tenant_login_is_told_why_not(url: st
     # The views span every tenant: a tenant role may not read them, and is told so.
     assert refused["hypertables"]["available"] is False
     assert "permission denied" in refused["hypertables"]["note"]
+    # --role: a superuser session that takes the role on (what an operator's login may do).
+    as_role = sections(run("monitor", "--url", url, "--role", "mt5_maintenance", "--json"))
+    assert as_role["hypertables"]["available"] is True
+    result = run("monitor", "--url", url, "--role", "no_such_role")
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        'error: role "no_such_role" does not exist'], result.output
 
 
 def test_an_unmigrated_database_is_one_line(pg_url: str) -> None:
