@@ -123,6 +123,7 @@ def create(
     if account_type not in ACCOUNT_TYPES:
         raise ConfigError(f"account type must be one of {', '.join(ACCOUNT_TYPES)}, "
                           f"not {account_type!r}")
+    validate_tenant_id(tenant_id)  # before connecting: a typo is named as such
     with _connection(url, prefix="cannot create the account: ") as conn:
         tenant = _tenant(conn, tenant_id)
         key = conn.execute(text("SELECT generate_api_key()")).scalar_one()
@@ -146,6 +147,7 @@ def create(
 def list_accounts(url: str, tenant_id: str, *, active_only: bool = False) -> list[Account]:
     """The accounts of ``tenant_id``, oldest first. A tenant with no account at all is
     unknown (:class:`TenantError`): tenants exist through their accounts."""
+    validate_tenant_id(tenant_id)
     with _connection(url, prefix="cannot list the accounts: ") as conn:
         tenant = _tenant(conn, tenant_id)
         rows = conn.execute(
@@ -164,6 +166,8 @@ def _update(url: str, account_id: uuid.UUID | str, tenant_id: str | None, assign
     """UPDATE one account (``:key`` in ``assignments`` is a new key, made in the same
     transaction); an account that is not there, or not of ``tenant_id``, is unknown."""
     account = _account_uuid(account_id)
+    if tenant_id is not None:
+        validate_tenant_id(tenant_id)
     with _connection(url, prefix=f"cannot {action}: ") as conn:
         where = "account_id = :account_id"
         params: dict[str, Any] = {"account_id": account}

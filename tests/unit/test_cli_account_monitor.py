@@ -56,6 +56,9 @@ def test_the_url_comes_from_the_environment(args: list[str],
 def test_a_malformed_account_id_is_refused_before_connecting() -> None:
     one_error_line(run("account", "rotate-key", "nope", "--url", refused_url()),
                    "not an account id (a UUID): 'nope'")
+    for args in (["list", "bad tenant"], ["deactivate", ACCOUNT_ID, "--tenant", "bad tenant"],
+                 ["create", *CREATE[4:], "--tenant", "bad tenant"]):
+        one_error_line(run("account", *args, "--url", refused_url()), "tenant")
     with pytest.raises(ConfigError, match="account type must be one of demo, real, contest"):
         accounts.create(refused_url(), tenant_id="t", user_id="u", broker_name="B",
                         broker_server="S", mt5_login=1, mt5_account_number="1",
