@@ -10,9 +10,11 @@ from __future__ import annotations
 import click
 
 from suho_mt5 import __version__
+from suho_mt5.cli.account import account
 from suho_mt5.cli.db import db
 from suho_mt5.cli.gateway import gateway, simulate
 from suho_mt5.cli.ingest import ingest, streams
+from suho_mt5.cli.monitor import monitor
 
 __all__ = ["main"]
 
@@ -26,5 +28,7 @@ def main() -> None:
 main.add_command(db)
 main.add_command(ingest)
 main.add_command(streams)
+main.add_command(account)
+main.add_command(monitor)
 main.add_command(gateway)
 main.add_command(simulate)

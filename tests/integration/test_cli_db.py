@@ -66,10 +66,11 @@ def test_upgrade_check_maintain_health_and_downgrade(url: str) -> None:
     assert {row["component"]: row["status"] for row in health}["row_level_security"] == "ok"
     assert run("db", "health", "--url", url).exit_code == 0
 
-    execute(url, "ALTER TABLE mt5_trade_orders DROP COLUMN comment")
+    # (a column added by hand: dropping one would first need its tenant view dropped)
+    execute(url, "ALTER TABLE mt5_user_accounts ADD COLUMN nickname text")
     result = run("db", "check", "--url", url, "--json")
     assert result.exit_code == 1
-    assert [d["kind"] for d in json.loads(result.output)] == ["add_column"]
+    assert [d["kind"] for d in json.loads(result.output)] == ["remove_column"]
 
     result = run("db", "downgrade", "--url", url, "-q", "base")
     assert result.exit_code == 0, result.output

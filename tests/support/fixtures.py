@@ -51,8 +51,11 @@ _ts_proc = factories.postgresql_proc(
     postgres_options=(
         "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
         "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off "
-        "-c max_connections=200 -c max_worker_processes=24 "
-        "-c timescaledb.max_background_workers=16"
+        # Every database with the extension gets a scheduler of its own, a background worker
+        # for as long as the database exists, and a test session creates dozens: room for
+        # them, or the jobs of the scheduler test find no worker to run in.
+        "-c max_connections=300 -c max_worker_processes=160 "
+        "-c timescaledb.max_background_workers=150"
     ),
 )
 
