@@ -16,7 +16,13 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── TruncatedPacketError, BadMagicError, UnsupportedVersionError,
     │   ├── UnknownMessageTypeError, ChecksumMismatchError, FieldRangeError,
     │   └── InvalidSymbolError, TrailingDataError
-    └── IngestError            the Data Bridge could not store or acknowledge data
+    ├── IngestError            the Data Bridge could not store or acknowledge data
+    └── ComplianceError        audit trail, reports, GDPR, ML feedback export
+        ├── AuditChainError    ``audit verify`` found a chain broken (first broken position)
+        ├── DigestError        a chain-head digest file that cannot be read or used
+        ├── ReportError        a compliance report that cannot be generated or exported
+        ├── ErasureError       a GDPR erasure that was refused
+        └── ExportError        an ML feedback export that failed (nothing was marked)
 
 Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visible.
 """
@@ -24,19 +30,25 @@ Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visi
 from __future__ import annotations
 
 __all__ = [
+    "AuditChainError",
     "AuthenticationError",
     "BadMagicError",
     "ChecksumMismatchError",
+    "ComplianceError",
     "ConfigError",
     "DatabaseError",
+    "DigestError",
     "EditionError",
     "EngineLimitError",
+    "ErasureError",
+    "ExportError",
     "FieldRangeError",
     "IngestError",
     "InvalidSymbolError",
     "MigrationError",
     "ProtocolError",
     "ReadOnlyModelError",
+    "ReportError",
     "SuhoError",
     "TenantError",
     "TrailingDataError",
@@ -91,6 +103,35 @@ class MigrationError(SuhoError):
 
 class IngestError(SuhoError):
     """The ingest layer could not store or acknowledge a batch; nothing acknowledged is lost."""
+
+
+class ComplianceError(SuhoError):
+    """The compliance layer (audit trail, reports, GDPR, ML feedback export) failed or
+    refused a request."""
+
+
+class AuditChainError(ComplianceError):
+    """An audit chain failed verification; ``problems`` says where each chain first broke."""
+
+    def __init__(self, message: str, problems: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class DigestError(ComplianceError):
+    """A chain-head digest file is unreadable, malformed or altered."""
+
+
+class ReportError(ComplianceError):
+    """A compliance report could not be generated or exported."""
+
+
+class ErasureError(ComplianceError):
+    """A GDPR erasure was refused (unknown user, missing privilege, ...)."""
+
+
+class ExportError(ComplianceError):
+    """The ML feedback export failed; no row was marked as exported."""
 
 
 class ProtocolError(SuhoError):

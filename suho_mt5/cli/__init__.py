@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from suho_mt5 import __version__
+from suho_mt5.cli.compliance import audit, feedback, gdpr, report
 from suho_mt5.cli.db import db
 
 __all__ = ["main"]
@@ -22,3 +23,5 @@ def main() -> None:
 
 
 main.add_command(db)
+for _group in (audit, report, gdpr, feedback):
+    main.add_command(_group)

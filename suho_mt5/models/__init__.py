@@ -19,6 +19,9 @@ mt5_audit_log                  :class:`AuditEvent`         ``compliance``
 mt5_risk_events                :class:`RiskEvent`          ``compliance``
 mt5_user_consents              :class:`UserConsent`        ``compliance``
 mt5_compliance_reports         :class:`ComplianceReport`   ``compliance``
+mt5_audit_chain_heads          :class:`AuditChainHead`     ``compliance``
+mt5_gdpr_subject_keys          :class:`GdprSubjectKey`     ``compliance``
+mt5_account_settings           :class:`AccountSetting`     ``compliance``
 mt5_timeseries_catalog         :class:`TimeseriesCatalogEntry`  ``catalog``
 mt5_balance_hourly (view)      :class:`BalanceHourly`      ``aggregates``
 mt5_pnl_daily (view)           :class:`PnlDaily`           ``aggregates``
@@ -56,7 +59,15 @@ from suho_mt5.models.base import (
     view_metadata,
 )
 from suho_mt5.models.catalog import TimeseriesCatalogEntry
-from suho_mt5.models.compliance import AuditEvent, ComplianceReport, RiskEvent, UserConsent
+from suho_mt5.models.compliance import (
+    AccountSetting,
+    AuditChainHead,
+    AuditEvent,
+    ComplianceReport,
+    GdprSubjectKey,
+    RiskEvent,
+    UserConsent,
+)
 from suho_mt5.models.enums import (
     AccountType,
     CatalogKind,
@@ -77,7 +88,9 @@ from suho_mt5.models.market import BalanceHistory, BrokerQuote, Heartbeat
 from suho_mt5.models.trading import SignalExecution, TradeOrder, TradingSignal
 
 __all__ = [
+    "AccountSetting",
     "AccountType",
+    "AuditChainHead",
     "AuditEvent",
     "BalanceHistory",
     "BalanceHourly",
@@ -89,6 +102,7 @@ __all__ = [
     "DealEntry",
     "DealType",
     "FeedbackStatus",
+    "GdprSubjectKey",
     "Heartbeat",
     "HeartbeatStatus",
     "HypertableSpec",
