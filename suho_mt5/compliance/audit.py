@@ -214,7 +214,9 @@ def _snapshot(bind: Connection | Engine) -> Iterator[Connection]:
 
 
 class _Walk:
-    """The state of one chain's walk: stops at the first problem."""
+    """The state of one chain's walk. A gap (positions missing) does not stop it, since a
+    retention checkpoint later in the chain may cover it; anything else does. The problem
+    reported is the one at the lowest position."""
 
     def __init__(self, tenant_id: str, head: ChainHead | None,
                  digest_head: ChainHead | None) -> None:
@@ -222,18 +224,28 @@ class _Walk:
         self.head = head
         self.digest_head = digest_head
         self.prev_hash: str | None = None
-        self.first_prev_hash: str | None = None
-        self.checkpoints: list[tuple[int, int, str]] = []  # (position, through, hash)
+        self.stopped = False
+        #: (first missing, last missing, prev_hash of the row after the gap)
+        self.gaps: list[tuple[int, int, str]] = []
+        #: the positions retention may remove, with their hashes (from checkpoints)
+        self.removable: dict[int, str] = {}
+        self.through = 0
+        self.checkpoints: list[tuple[int, dict[int, str]]] = []
         self.corrections: list[tuple[int, int, str, str]] = []  # (pos, seq, id, hash)
         if digest_head is not None:
             self.report.digest_position = digest_head.chain_seq
 
     def fail(self, position: int, kind: str, detail: str) -> None:
-        if self.report.problem is None:
+        known = self.report.problem
+        if known is None or position < known.position:
             self.report.problem = ChainProblem(self.report.tenant_id, position, kind, detail)
 
+    def stop(self, position: int, kind: str, detail: str) -> None:
+        self.fail(position, kind, detail)
+        self.stopped = True
+
     def add(self, row: Any) -> None:
-        if self.report.problem is not None:
+        if self.stopped:
             return
         r = self.report
         seq = int(row.chain_seq)
@@ -242,82 +254,84 @@ class _Walk:
             event_id=row.event_id, time=row.time, recorded_at=row.recorded_at,
             event_type=row.event_type, actor=row.actor, account_id=row.account_id,
             payload_text=row.payload_text, app_user=row.app_user)
-        if r.last is None:
-            r.first = seq
-            self.first_prev_hash = row.prev_hash
-            if seq == 1 and row.prev_hash != ZERO_HASH:
-                return self.fail(seq, "link", "the first event does not start from the zero hash")
-        elif seq == r.last:
-            return self.fail(seq, "duplicate", "two rows hold this position")
-        elif seq != r.last + 1:
-            return self.fail(r.last + 1, "missing",
-                             f"positions {r.last + 1}..{seq - 1} are missing (rows deleted)")
+        expected = 1 if r.last is None else r.last + 1
+        if seq < expected:
+            return self.stop(seq, "duplicate", "two rows hold this position")
         if computed != row.row_hash:
-            return self.fail(seq, "edited", "the row's hash does not match its contents"
+            return self.stop(seq, "edited", "the row's hash does not match its contents"
                              " (a field was changed)")
-        if r.last is not None and row.prev_hash != self.prev_hash:
-            return self.fail(seq, "link", "the row does not follow the previous position"
+        if seq > expected:
+            self.gaps.append((expected, seq - 1, row.prev_hash))
+        elif row.prev_hash != (self.prev_hash or ZERO_HASH):
+            return self.stop(seq, "link", "the row does not follow the previous position"
                              " (rows swapped or replaced)")
         dh = self.digest_head
         if dh is not None and dh.chain_seq == seq and dh.row_hash != row.row_hash:
-            return self.fail(seq, "digest", f"the hash differs from the digest taken at"
+            return self.stop(seq, "digest", f"the hash differs from the digest taken at"
                              f" {dh.recorded_at.isoformat()}: the chain up to this position"
                              " was rewritten")
         special = row.special
         if row.event_type == "audit.checkpoint" and isinstance(special, Mapping):
-            self.checkpoints.append(
-                (seq, int(special["through_seq"]), str(special["through_hash"])))
+            covers: dict[int, str] = {}
+            if special.get("through_seq") is not None:
+                through = int(special["through_seq"])
+                covers[through] = str(special["through_hash"])
+                self.through = max(self.through, through)
+            for extra_seq, extra_hash in special.get("extra") or ():
+                covers[int(extra_seq)] = str(extra_hash)
+            self.checkpoints.append((seq, covers))
+            self.removable.update(covers)
         elif row.event_type == "audit.correction" and isinstance(special, Mapping):
             corrects = special.get("corrects") or {}
             self.corrections.append((seq, int(corrects.get("chain_seq", 0)),
                                      str(corrects.get("event_id")),
                                      str(corrects.get("row_hash"))))
+        if r.first is None:
+            r.first = seq
         r.events += 1
         r.last = seq
         self.prev_hash = row.row_hash
 
-    def finish(self, lookup: Lookup) -> ChainReport:
-        r = self.report
-        if r.problem is None:
-            self._check_start(lookup)
-        if r.problem is None:
-            self._check_references(lookup)
-        if r.problem is None:
-            self._check_head()
-        if r.problem is None and self.digest_head is not None:
-            self._check_digest()
-        return r
+    def covered(self, position: int) -> bool:
+        return position <= self.through or position in self.removable
 
-    def _check_start(self, lookup: Lookup) -> None:
-        r = self.report
-        if r.first is None or r.first == 1:
-            return
-        for _, through, through_hash in self.checkpoints:
-            if through == r.first - 1 and through_hash == self.first_prev_hash:
-                r.starts_after_checkpoint = through
-                return
-            found = lookup(through) if through >= r.first else None
-            if found is not None and found[0] == through_hash:
-                r.starts_after_checkpoint = through
-                return
-        self.fail(1, "missing", f"positions 1..{r.first - 1} are missing and no retention"
-                  " checkpoint covers them (rows deleted)")
+    def finish(self, lookup: Lookup) -> ChainReport:
+        self._check_gaps()
+        self._check_references(lookup)
+        if not self.stopped:
+            self._check_head()
+        if self.digest_head is not None:
+            self._check_digest()
+        return self.report
+
+    def _check_gaps(self) -> None:
+        for first, last, linked_hash in self.gaps:
+            beyond = range(max(first, self.through + 1), last + 1)
+            if any(p not in self.removable for p in beyond):
+                return self.fail(first, "missing", f"positions {first}..{last} are missing"
+                                 " and no retention checkpoint covers them (rows deleted)")
+            recorded = self.removable.get(last)
+            if recorded is not None and recorded != linked_hash:
+                return self.fail(last + 1, "link", f"the row after the removed positions"
+                                 f" {first}..{last} does not follow the checkpoint's hash")
+            if first == 1 and self.report.starts_after_checkpoint is None:
+                self.report.starts_after_checkpoint = last
+        return None
 
     def _check_references(self, lookup: Lookup) -> None:
-        r = self.report
-        first = r.first or 1
-        for position, through, through_hash in self.checkpoints:
-            found = lookup(through) if through >= first else None
-            if through >= position or (through >= first and (
-                    found is None or found[0] != through_hash)):
-                return self.fail(position, "checkpoint",
-                                 f"the checkpoint names position {through} with a hash the"
-                                 " chain does not hold")
+        first = self.report.first or 1
+        for position, covers in self.checkpoints:
+            for seq, hash_ in covers.items():
+                found = lookup(seq) if seq >= first else None
+                if seq >= position or (found is not None and found[0] != hash_):
+                    return self.fail(position, "checkpoint", f"the checkpoint names position"
+                                     f" {seq} with a hash the chain does not hold")
         for position, seq, event_id, hash_ in self.corrections:
             if seq >= position:
                 return self.fail(position, "correction", "a correction must follow the event"
                                  " it corrects")
-            if seq >= first and lookup(seq) != (hash_, event_id):
+            found = lookup(seq)  # None: removed (the gap check judges that)
+            if found is not None and found != (hash_, event_id):
                 return self.fail(position, "correction", f"the corrected event at position"
                                  f" {seq} is not the one the correction names")
         return None
@@ -346,10 +360,6 @@ class _Walk:
             self.fail((r.last or 0) + 1, "truncated", f"the digest taken at"
                       f" {dh.recorded_at.isoformat()} names position {dh.chain_seq}; the"
                       f" chain ends at {r.last or 0}")
-        elif r.first is not None and dh.chain_seq < r.first and (
-                r.starts_after_checkpoint is None or r.starts_after_checkpoint < dh.chain_seq):
-            self.fail(dh.chain_seq, "missing", "the digest's position is gone and no"
-                      " retention checkpoint covers it")
 
 
 def verify(bind: Connection | Engine, *, tenant: str | None = None,

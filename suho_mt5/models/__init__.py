@@ -33,7 +33,7 @@ Use them in a :func:`~suho_mt5.db.tenant_session`, which scopes every transactio
 tenant (see ``docs/models.md``).
 
 >>> sorted(metadata.tables)[:2]
-['mt5_account_balance_history', 'mt5_audit_log']
+['mt5_account_balance_history', 'mt5_account_settings']
 >>> hypertables()["mt5_broker_quotes"].chunk_time_interval
 '1 day'
 """

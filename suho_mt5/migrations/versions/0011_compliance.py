@@ -367,10 +367,12 @@ CHECKPOINT_SQL = """CREATE FUNCTION mt5_audit_checkpoint() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $fn$
--- For every tenant: the longest prefix of its chain that is past the audit log's retention
--- period. When that reaches past the last checkpoint, an audit.checkpoint event records its
--- last position, hash and time: retention may then remove exactly that prefix, and a
--- verifier accepts a chain that starts right after it.
+-- For every tenant, an audit.checkpoint event naming what retention may remove from its
+-- chain, with the hashes a verifier needs to check the chain across the hole: the longest
+-- prefix of events older than the cutoff (through_seq, through_hash), and the few later
+-- events a writer dated that far back (extra: [[position, hash], ...]). The cutoff looks
+-- 7 days ahead of the retention period, so that retention running on its own schedule
+-- (TimescaleDB drops whole chunks) in that window removes only covered events.
 DECLARE
     keep interval;
     cutoff timestamptz;
@@ -378,7 +380,9 @@ DECLARE
     young bigint;
     through bigint;
     done bigint;
-    final record;
+    through_hash text;
+    through_time timestamptz;
+    extra jsonb;
     written integer := 0;
 BEGIN
     SELECT c.retention INTO keep FROM mt5_timeseries_catalog c
@@ -386,21 +390,34 @@ BEGIN
     IF keep IS NULL THEN
         RETURN 0;
     END IF;
-    cutoff := now() - keep;
+    cutoff := now() - keep + interval '7 days';
     FOR head IN SELECT h.tenant_id, h.chain_seq FROM mt5_audit_chain_heads h ORDER BY 1 LOOP
         SELECT min(a.chain_seq) INTO young FROM mt5_audit_log a
         WHERE a.tenant_id = head.tenant_id AND a.time >= cutoff;
         through := coalesce(young - 1, head.chain_seq);
         SELECT max((a.payload ->> 'through_seq')::bigint) INTO done FROM mt5_audit_log a
         WHERE a.tenant_id = head.tenant_id AND a.event_type = 'audit.checkpoint';
-        CONTINUE WHEN through < 1 OR through <= coalesce(done, 0);
-        SELECT a.row_hash, a.time INTO final FROM mt5_audit_log a
-        WHERE a.tenant_id = head.tenant_id AND a.chain_seq = through;
-        CONTINUE WHEN NOT FOUND;
+        through_hash := NULL;
+        IF through > coalesce(done, 0) THEN
+            SELECT a.row_hash, a.time INTO through_hash, through_time FROM mt5_audit_log a
+            WHERE a.tenant_id = head.tenant_id AND a.chain_seq = through;
+        END IF;
+        IF through_hash IS NULL THEN
+            through := greatest(through, coalesce(done, 0));
+        END IF;
+        SELECT jsonb_agg(jsonb_build_array(a.chain_seq, a.row_hash) ORDER BY a.chain_seq)
+        INTO extra FROM mt5_audit_log a
+        WHERE a.tenant_id = head.tenant_id AND a.time < cutoff AND a.chain_seq > through
+          AND NOT EXISTS (
+              SELECT 1 FROM mt5_audit_log c, jsonb_array_elements(c.payload -> 'extra') x
+              WHERE c.tenant_id = head.tenant_id AND c.event_type = 'audit.checkpoint'
+                AND (x ->> 0)::bigint = a.chain_seq);
+        CONTINUE WHEN through_hash IS NULL AND extra IS NULL;
         INSERT INTO mt5_audit_log (time, tenant_id, event_type, payload)
-        VALUES (now(), head.tenant_id, 'audit.checkpoint', jsonb_build_object(
-            'through_seq', through, 'through_hash', final.row_hash,
-            'through_time', final.time, 'cutoff', cutoff, 'retention', keep::text));
+        VALUES (now(), head.tenant_id, 'audit.checkpoint', jsonb_strip_nulls(jsonb_build_object(
+            'through_seq', CASE WHEN through_hash IS NOT NULL THEN through END,
+            'through_hash', through_hash, 'through_time', through_time,
+            'extra', extra, 'cutoff', cutoff, 'retention', keep::text)));
         written := written + 1;
     END LOOP;
     RETURN written;
@@ -428,7 +445,10 @@ BEGIN
         IF keep IS NOT NULL AND OLD.time < now() - keep THEN
             SELECT max((a.payload ->> 'through_seq')::bigint) INTO covered FROM mt5_audit_log a
             WHERE a.tenant_id = OLD.tenant_id AND a.event_type = 'audit.checkpoint';
-            IF OLD.chain_seq <= covered THEN
+            IF OLD.chain_seq <= covered OR EXISTS (
+                SELECT 1 FROM mt5_audit_log c, jsonb_array_elements(c.payload -> 'extra') x
+                WHERE c.tenant_id = OLD.tenant_id AND c.event_type = 'audit.checkpoint'
+                  AND (x ->> 0)::bigint = OLD.chain_seq) THEN
                 RETURN OLD;
             END IF;
             RETURN NULL;
@@ -682,8 +702,8 @@ def downgrade() -> None:
     execute_sql(CHAIN_V1_SQL)
     op.drop_table("mt5_account_settings")
     op.drop_index("mt5_compliance_reports_period_key", table_name="mt5_compliance_reports")
-    for signature, _ in reversed(FUNCTIONS):
-        execute_sql(f"DROP FUNCTION {signature}")
     op.drop_table("mt5_gdpr_subject_keys")
     op.drop_table("mt5_audit_chain_heads")
+    for signature, _ in reversed(FUNCTIONS):
+        execute_sql(f"DROP FUNCTION {signature}")
     op.drop_column("mt5_audit_log", "app_user")
