@@ -1547,28 +1547,20 @@ SET search_path = pg_catalog, public, pg_temp
 AS $fn$
 -- Refuses UPDATE, DELETE and TRUNCATE for every role, owner and superusers included. The one
 -- exception is retention: mt5_maintain() sets suho_mt5.audit_retention for its transaction
--- and may then delete rows older than the retention period recorded for the table that a
--- retention checkpoint (mt5_audit_checkpoint()) covers; expired rows not yet covered stay.
+-- and may then delete rows older than the retention period recorded for the table; each
+-- such DELETE first writes the retention checkpoints that keep the chain verifiable.
 DECLARE
     keep interval;
-    covered bigint;
 BEGIN
     IF TG_OP = 'DELETE' AND current_setting('suho_mt5.audit_retention', true) = 'on' THEN
         IF TG_LEVEL = 'STATEMENT' THEN
+            PERFORM mt5_audit_checkpoint();
             RETURN NULL;
         END IF;
         SELECT c.retention INTO keep FROM mt5_timeseries_catalog c
         WHERE c.relation_schema = 'public' AND c.relation_name = 'mt5_audit_log';
         IF keep IS NOT NULL AND OLD.time < now() - keep THEN
-            SELECT max((a.payload ->> 'through_seq')::bigint) INTO covered FROM mt5_audit_log a
-            WHERE a.tenant_id = OLD.tenant_id AND a.event_type = 'audit.checkpoint';
-            IF OLD.chain_seq <= covered OR EXISTS (
-                SELECT 1 FROM mt5_audit_log c, jsonb_array_elements(c.payload -> 'extra') x
-                WHERE c.tenant_id = OLD.tenant_id AND c.event_type = 'audit.checkpoint'
-                  AND (x ->> 0)::bigint = OLD.chain_seq) THEN
-                RETURN OLD;
-            END IF;
-            RETURN NULL;
+            RETURN OLD;
         END IF;
     END IF;
     RAISE EXCEPTION 'mt5_audit_log is append-only: % refused', TG_OP
@@ -1576,6 +1568,25 @@ BEGIN
               HINT = 'only retention past the recorded period removes audit events';
 END
 $fn$;
+
+CREATE PROCEDURE mt5_audit_checkpoint_job(job_id integer, config jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+BEGIN
+    PERFORM mt5_audit_checkpoint();
+END
+$fn$;
+
+ALTER PROCEDURE mt5_audit_checkpoint_job(integer, jsonb) OWNER TO mt5_owner;
+
+REVOKE ALL ON PROCEDURE mt5_audit_checkpoint_job(integer, jsonb) FROM PUBLIC;
+
+SET LOCAL ROLE mt5_owner;
+
+SELECT add_job('public.mt5_audit_checkpoint_job', INTERVAL '1 day');
+
+RESET ROLE;
 
 CREATE TRIGGER mt5_audit_log_admit BEFORE INSERT ON mt5_audit_log FOR EACH ROW EXECUTE FUNCTION mt5_audit_log_admit();
 

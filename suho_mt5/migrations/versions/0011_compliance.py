@@ -19,8 +19,10 @@
   chain, kept by an AFTER INSERT trigger and only ever moved forward, so a truncated tail
   shows; new events continue after the recorded head.
 * **Retention checkpoints**: ``mt5_audit_checkpoint()`` appends an ``audit.checkpoint``
-  event per tenant naming the last position (and its hash) that retention may remove; a
-  retention DELETE lets a row go only when a checkpoint covers it.
+  event per tenant naming the positions (and their hashes) retention may remove, so the
+  chain still verifies after them. Written before every retention run: by the audit log's
+  retention DELETE (postgresql), by ``mt5_drop_expired_chunks()`` (apache), by a daily
+  TimescaleDB job ahead of the retention job (timescale).
 * **Corrections**: ``mt5_audit_correct()`` appends an ``audit.correction`` event that refers
   to the original event (position, id, hash); nothing is ever edited.
 * **GDPR**: ``mt5_gdpr_subject_keys`` holds one random key per (tenant, user); audit payloads
@@ -42,7 +44,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
-from suho_mt5.migrations.operations import execute_sql, tenant_default
+from suho_mt5.db import Edition
+from suho_mt5.migrations.operations import execute_sql, migration_edition, tenant_default
 
 revision: str = "0011"
 down_revision: str | Sequence[str] | None = "0008"
@@ -430,28 +433,20 @@ SET search_path = pg_catalog, public, pg_temp
 AS $fn$
 -- Refuses UPDATE, DELETE and TRUNCATE for every role, owner and superusers included. The one
 -- exception is retention: mt5_maintain() sets suho_mt5.audit_retention for its transaction
--- and may then delete rows older than the retention period recorded for the table that a
--- retention checkpoint (mt5_audit_checkpoint()) covers; expired rows not yet covered stay.
+-- and may then delete rows older than the retention period recorded for the table; each
+-- such DELETE first writes the retention checkpoints that keep the chain verifiable.
 DECLARE
     keep interval;
-    covered bigint;
 BEGIN
     IF TG_OP = 'DELETE' AND current_setting('suho_mt5.audit_retention', true) = 'on' THEN
         IF TG_LEVEL = 'STATEMENT' THEN
+            PERFORM mt5_audit_checkpoint();
             RETURN NULL;
         END IF;
         SELECT c.retention INTO keep FROM mt5_timeseries_catalog c
         WHERE c.relation_schema = 'public' AND c.relation_name = 'mt5_audit_log';
         IF keep IS NOT NULL AND OLD.time < now() - keep THEN
-            SELECT max((a.payload ->> 'through_seq')::bigint) INTO covered FROM mt5_audit_log a
-            WHERE a.tenant_id = OLD.tenant_id AND a.event_type = 'audit.checkpoint';
-            IF OLD.chain_seq <= covered OR EXISTS (
-                SELECT 1 FROM mt5_audit_log c, jsonb_array_elements(c.payload -> 'extra') x
-                WHERE c.tenant_id = OLD.tenant_id AND c.event_type = 'audit.checkpoint'
-                  AND (x ->> 0)::bigint = OLD.chain_seq) THEN
-                RETURN OLD;
-            END IF;
-            RETURN NULL;
+            RETURN OLD;
         END IF;
     END IF;
     RAISE EXCEPTION 'mt5_audit_log is append-only: % refused', TG_OP
@@ -484,6 +479,71 @@ BEGIN
     RAISE EXCEPTION 'mt5_audit_log is append-only: % refused', TG_OP
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'only retention past the recorded period removes audit events';
+END
+$fn$"""
+
+# apache: retention drops chunks through this function; checkpoints come first.
+DROP_EXPIRED_CHUNKS_V2_SQL = """CREATE OR REPLACE FUNCTION mt5_drop_expired_chunks(target_schema text, target_relation text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- drop_chunks() needs the hypertable's owner: this runs as mt5_owner, and only with the
+-- retention period recorded for the table, so a caller cannot drop anything younger.
+-- Before the audit log loses chunks, its retention checkpoints are written.
+DECLARE
+    keep interval;
+    dropped bigint;
+BEGIN
+    SELECT c.retention INTO keep FROM mt5_timeseries_catalog c
+    WHERE c.relation_schema = target_schema AND c.relation_name = target_relation
+      AND c.kind = 'hypertable';
+    IF keep IS NULL THEN
+        RAISE EXCEPTION '%.% has no retention period recorded', target_schema, target_relation
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF target_schema = 'public' AND target_relation = 'mt5_audit_log' THEN
+        PERFORM mt5_audit_checkpoint();
+    END IF;
+    SELECT count(*) INTO dropped
+    FROM drop_chunks(format('%I.%I', target_schema, target_relation)::regclass, older_than => now() - keep);
+    RETURN dropped;
+END
+$fn$"""
+
+# Revision 0006's version, restored by the downgrade (text kept identical).
+DROP_EXPIRED_CHUNKS_V1_SQL = """CREATE OR REPLACE FUNCTION mt5_drop_expired_chunks(target_schema text, target_relation text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- drop_chunks() needs the hypertable's owner: this runs as mt5_owner, and only with the
+-- retention period recorded for the table, so a caller cannot drop anything younger.
+DECLARE
+    keep interval;
+    dropped bigint;
+BEGIN
+    SELECT c.retention INTO keep FROM mt5_timeseries_catalog c
+    WHERE c.relation_schema = target_schema AND c.relation_name = target_relation
+      AND c.kind = 'hypertable';
+    IF keep IS NULL THEN
+        RAISE EXCEPTION '%.% has no retention period recorded', target_schema, target_relation
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT count(*) INTO dropped
+    FROM drop_chunks(format('%I.%I', target_schema, target_relation)::regclass, older_than => now() - keep);
+    RETURN dropped;
+END
+$fn$"""
+
+# timescale: TimescaleDB's own retention job drops the audit log's chunks on its schedule;
+# a checkpoint a day, looking 7 days ahead, keeps ahead of it.
+CHECKPOINT_JOB_SQL = """CREATE PROCEDURE mt5_audit_checkpoint_job(job_id integer, config jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+BEGIN
+    PERFORM mt5_audit_checkpoint();
 END
 $fn$"""
 
@@ -658,6 +718,17 @@ def upgrade() -> None:
         execute_sql(f"GRANT EXECUTE ON FUNCTION {signature} TO {roles}")
     execute_sql(CHAIN_V2_SQL)
     execute_sql(APPEND_ONLY_V2_SQL)
+    edition = migration_edition()
+    if edition is Edition.APACHE:
+        execute_sql(DROP_EXPIRED_CHUNKS_V2_SQL)
+    if edition is Edition.TIMESCALE:
+        execute_sql(CHECKPOINT_JOB_SQL)
+        execute_sql("ALTER PROCEDURE mt5_audit_checkpoint_job(integer, jsonb) OWNER TO mt5_owner")
+        execute_sql("REVOKE ALL ON PROCEDURE mt5_audit_checkpoint_job(integer, jsonb) FROM PUBLIC")
+        # TimescaleDB makes the current user the job's owner.
+        execute_sql("SET LOCAL ROLE mt5_owner")
+        execute_sql("SELECT add_job('public.mt5_audit_checkpoint_job', INTERVAL '1 day')")
+        execute_sql("RESET ROLE")
 
     # BEFORE INSERT triggers fire in name order: admit (who) before chain (where).
     execute_sql(
@@ -693,6 +764,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    edition = migration_edition()
+    if edition is Edition.TIMESCALE:
+        execute_sql(
+            "SELECT delete_job(job_id) FROM timescaledb_information.jobs"
+            " WHERE proc_schema = 'public' AND proc_name = 'mt5_audit_checkpoint_job'"
+        )
+        execute_sql("DROP PROCEDURE mt5_audit_checkpoint_job(integer, jsonb)")
+    if edition is Edition.APACHE:
+        execute_sql(DROP_EXPIRED_CHUNKS_V1_SQL)
     for table, _ in reversed(AUDITED):
         if table != "mt5_account_settings":
             execute_sql(f"DROP TRIGGER {table}_audit ON {table}")

@@ -216,28 +216,32 @@ def _old_events(conn: Connection, tenant: str, count: int) -> None:
 def test_retention_keeps_the_chain_verifiable_through_a_checkpoint(
     db: Db, login: Callable[[str], Engine]
 ) -> None:
-    covered, uncovered = new_tenant("ret"), new_tenant("ret")
+    tenant, late = new_tenant("ret"), new_tenant("ret")
     compliance, maintenance = login("mt5_compliance"), login("mt5_maintenance")
     with tenant_tx(compliance, None) as conn:
-        _old_events(conn, covered, 3)
-    chain(db.engine, covered, 2)
+        _old_events(conn, tenant, 3)
+    chain(db.engine, tenant, 2)
     with tenant_tx(compliance, None) as conn:  # reported late, dated 8 years back
-        _old_events(conn, covered, 1)
-    chain(db.engine, covered, 1)
+        _old_events(conn, tenant, 1)
+    chain(db.engine, tenant, 1)
     assert audit.write_checkpoints(maintenance) >= 1
     assert audit.write_checkpoints(maintenance) == 0  # nothing new expired
-    with tenant_tx(compliance, None) as conn:  # expired, but after the checkpoint ran
-        _old_events(conn, uncovered, 2)
+    # Expired after that checkpoint: retention writes the next one itself.
+    chain(db.engine, late, 1)
+    with tenant_tx(compliance, None) as conn:
+        _old_events(conn, late, 2)
     _maintain(maintenance)
     # 1-3 and the late 6 are gone; 8 is the checkpoint.
-    assert [r.chain_seq for r in audit_rows(db, covered)] == [4, 5, 7, 8]
-    (report,) = audit.verify(db.engine, tenant=covered).chains
+    assert [r.chain_seq for r in audit_rows(db, tenant)] == [4, 5, 7, 8]
+    (report,) = audit.verify(db.engine, tenant=tenant).chains
     assert (report.ok, report.first, report.starts_after_checkpoint) == (True, 4, 3)
-    checkpoint = audit_rows(db, covered)[-1].payload
+    checkpoint = audit_rows(db, tenant)[-1].payload
     assert (checkpoint["through_seq"], [e[0] for e in checkpoint["extra"]]) == (3, [6])
-    # Retention removes only what a checkpoint covers.
-    assert [r.chain_seq for r in audit_rows(db, uncovered)] == [1, 2]
-    assert problem(db, uncovered) is None
+    rows = audit_rows(db, late)
+    assert [(r.chain_seq, r.event_type) for r in rows] == [(1, "order.note"),
+                                                           (4, "audit.checkpoint")]
+    assert [e[0] for e in rows[-1].payload["extra"]] == [2, 3]
+    assert problem(db, late) is None
 
 
 def test_a_removed_prefix_without_a_checkpoint_is_reported(db: Db) -> None:

@@ -44,8 +44,6 @@ def test_maintain_deletes_expired_rows_in_batches(
     with schema.engine.connect() as conn:
         auto = conn.execution_options(isolation_level="AUTOCOMMIT")
         auto.exec_driver_sql("SET ROLE mt5_maintenance")
-        # Retention removes audit events only up to a checkpoint (docs/compliance.md).
-        auto.exec_driver_sql("SELECT mt5_audit_checkpoint()")
         auto.exec_driver_sql("CALL mt5_maintain(batch_size => 3)")
         auto.exec_driver_sql("RESET ROLE")
     with session(schema.engine, "mt5_maintenance") as conn:
