@@ -10,15 +10,18 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps test test-unit test-integration test-timescale lint bench fuzz sql clean
+.PHONY: help setup system-deps timescaledb test test-unit test-integration test-timescale lint bench fuzz sql clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
 
-setup: system-deps $(VENV)/.installed node_modules/.installed  ## venv, pip, npm, and (as root) apt packages
+setup: system-deps timescaledb $(VENV)/.installed node_modules/.installed  ## venv, pip, npm, (as root) apt packages and TimescaleDB 2.28.3
 
 system-deps:
 	@PYTHON=$(PYTHON) scripts/ensure_system_deps.sh
+
+timescaledb: system-deps  ## build and install TimescaleDB 2.28.3 into PostgreSQL 15 (skipped when installed)
+	@scripts/build_timescaledb.sh
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +46,7 @@ test-unit: setup  ## the tests that need no server
 test-integration: setup  ## native PostgreSQL and nats-server
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-test-timescale: setup  ## the TimescaleDB engine (PGlite + TimescaleDB)
+test-timescale: setup  ## the TimescaleDB engines (PGlite; native TimescaleDB 2.28 smoke)
 	$(BIN)/pytest -m timescale $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks; writes docs/benchmarks.md

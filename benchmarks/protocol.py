@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
 import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from enum import IntEnum
+from pathlib import Path
 
 from suho_mt5.protocol import (
     PACKET_SIZE,
@@ -23,6 +29,7 @@ from suho_mt5.protocol import (
     SignalPacket,
     WireAction,
     WireDealType,
+    WireMarginMode,
     WireOrderState,
     WireOrderType,
     decode,
@@ -86,7 +93,17 @@ def _sample(mtype: MessageType, rng: random.Random, seq: int) -> Packet:
         equity = balance + rng.randrange(-50_000, 50_000) * 100
         level = equity * 100 * 10**4 // margin if margin else 0
         return AccountSnapshotPacket(
-            seq, ts, acc, balance, equity, margin, equity - margin, level // 100 * 100, 100, "USD"
+            seq,
+            ts,
+            acc,
+            balance,
+            equity,
+            margin,
+            equity - margin,
+            level // 100 * 100,
+            100,
+            "USD",
+            WireMarginMode.HEDGING,
         )
     if mtype is MessageType.HEARTBEAT:
         return HeartbeatPacket(seq, ts, acc, "1.0.0", 4410, rng.randrange(5, 200), True, True)
@@ -184,6 +201,60 @@ def _loop(func: Callable[[object], object], items: list[object]) -> Callable[[in
 
 def _row(name: str, rate: Rate, target: float | None, target_text: str, note: str = "") -> Row:
     return Row(name, rate, "msg/s", target, target_text, note)
+
+
+C_DIR = Path(__file__).resolve().parents[1] / "clients" / "c"
+
+
+def _c_rates(packets: list[bytes], settings: Settings) -> tuple[Rate, Rate, Rate, float] | str:
+    """The C reference codec's decode rate on ``packets`` (slicing-by-8 and plain-table CRC),
+    the Python decoder's, and the median ratio C / Python, timed alternately in CPU time:
+    or why not."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return "gcc not found"
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = Path(tmp) / "suho_test"
+        data = Path(tmp) / "packets.bin"
+        subprocess.run(
+            [
+                gcc,
+                "-std=c99",
+                "-O2",
+                "-o",
+                str(binary),
+                str(C_DIR / "suho_test.c"),
+                str(C_DIR / "suho.c"),
+            ],
+            check=True,
+        )
+        data.write_bytes(b"".join(packets))
+        python_loop = _loop(decode, packets)  # type: ignore[arg-type]
+        passes = max(1, int(settings.min_time * 1_000_000 / len(packets)))
+        slice8: list[float] = []
+        table: list[float] = []
+        python: list[float] = []
+        for _ in range(settings.repeats):
+            out = subprocess.run(
+                [str(binary), "--bench", str(data), str(settings.min_time / 2)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            slice8.append(float(out[1]))
+            table.append(float(out[3]))
+            # CPU time on both sides: C99 has no sub-second wall clock, so the C driver times
+            # itself with clock(); timing Python the same way keeps the ratio fair on a busy
+            # machine (wall time would count the time others' processes ran against Python).
+            start = time.process_time()
+            python_loop(passes)
+            python.append(passes * len(packets) / (time.process_time() - start))
+
+    def rate(values: list[float]) -> Rate:
+        return Rate(max(values), statistics.median(values))
+
+    ratio = statistics.median(c / p for c, p in zip(slice8, python, strict=True))
+    return rate(slice8), rate(table), rate(python), ratio
 
 
 @section("Suho Binary Protocol (suho_mt5.protocol)", order=10)
@@ -307,6 +378,38 @@ def protocol_section(settings: Settings) -> Section:
                 1.0,
                 "> 1x",
                 measured=ratio,
+            ),
+        ]
+    c_result = _c_rates(packets, settings)
+    if isinstance(c_result, str):
+        rows.append(Row(f"C reference codec (clients/c): not measured, {c_result}", None, "x"))
+    else:
+        c_slice8, c_table, c_python, c_ratio = c_result
+        rows += [
+            _row(
+                "C reference codec (clients/c, gcc -O2), slicing-by-8 CRC: decode, realistic mix",
+                c_slice8,
+                None,
+                "for information",
+                "every check of the spec, into a record struct; CPU time (clock())",
+            ),
+            _row(
+                "same, plain one-table CRC (what an MQL5 port does)",
+                c_table,
+                None,
+                "for information",
+            ),
+            _row(
+                "the Python decode, CPU time, timed alternately with the C runs",
+                c_python,
+                None,
+                "baseline",
+            ),
+            Row(
+                "C decode (slicing-by-8) / Python decode, CPU time, timed alternately",
+                None,
+                "x",
+                measured=c_ratio,
             ),
         ]
     for mtype in MessageType:

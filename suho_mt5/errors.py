@@ -51,6 +51,7 @@ __all__ = [
     "ReportError",
     "SuhoError",
     "TenantError",
+    "TimescaleNotPreloadedError",
     "TrailingDataError",
     "TruncatedPacketError",
     "UnknownMessageTypeError",
@@ -99,6 +100,11 @@ class AuthenticationError(SuhoError):
 
 class MigrationError(SuhoError):
     """A migration or a custom Alembic operation was refused or failed."""
+
+
+class TimescaleNotPreloadedError(EditionError, MigrationError):
+    """TimescaleDB is installed on the server but not in ``shared_preload_libraries``, so
+    ``CREATE EXTENSION timescaledb`` would fail ("must be preloaded")."""
 
 
 class IngestError(SuhoError):

@@ -1,9 +1,8 @@
 """Database access: engines, edition detection, tenant-scoped sessions, API-key
-authentication, drift check."""
+authentication. (The drift check needs the models: :mod:`suho_mt5.migrations.drift`.)"""
 
 from suho_mt5.db._single_backend import MAX_MESSAGE_BYTES
 from suho_mt5.db.auth import AccountIdentity, authenticate
-from suho_mt5.db.drift import Drift, check_drift
 from suho_mt5.db.edition import Edition, ServerInfo, detect_edition, inspect_server, parse_edition
 from suho_mt5.db.engine import DATABASE_URL_ENV, database_url_from_env, make_engine, normalize_url
 from suho_mt5.db.tenant import (
@@ -21,12 +20,10 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "TENANT_SETTING",
     "AccountIdentity",
-    "Drift",
     "Edition",
     "ServerInfo",
     "TenantSession",
     "authenticate",
-    "check_drift",
     "database_url_from_env",
     "detect_edition",
     "inspect_server",

@@ -1,6 +1,6 @@
 """Guards for single-backend servers (the PGlite TimescaleDB engine).
 
-PGlite runs one PostgreSQL backend for every client (DESIGN.md, "Database engines"):
+PGlite runs one PostgreSQL backend for every client (docs/schema.md, "Engine limits"):
 
 * a second connection does not fail, it *waits* in the socket server's queue until the
   first one closes, so two connections in one process deadlock for a minute;

@@ -1,6 +1,6 @@
 """What the connected server can do: plain PostgreSQL, TimescaleDB Apache, or full TimescaleDB.
 
-Migrations build the best schema the server supports (DESIGN.md, "Database engines"), so
+Migrations build the best schema the server supports (docs/schema.md, "Editions"), so
 they ask this module first. Offline (``--sql``) runs cannot ask a server and name the
 edition with ``-x edition=...`` instead (:func:`parse_edition`).
 """
@@ -45,13 +45,29 @@ class ServerInfo:
     server_version_num: int
     #: Installed TimescaleDB version in this database, or ``None``.
     timescaledb_version: str | None
-    #: Whether ``CREATE EXTENSION timescaledb`` could succeed on this server.
+    #: Whether this server offers the TimescaleDB extension (its files are installed).
     timescaledb_available: bool
     #: ``SHOW timescaledb.license`` when TimescaleDB is installed, else ``None``.
     timescaledb_license: str | None
     pgcrypto_available: bool
     #: PGlite (PostgreSQL compiled to WebAssembly) serves one backend to every client.
     single_backend: bool
+    #: ``timescaledb`` is in ``shared_preload_libraries`` (or already loaded).
+    timescaledb_preloaded: bool = False
+
+    @property
+    def timescaledb_loadable(self) -> bool:
+        """Whether ``CREATE EXTENSION timescaledb`` can succeed here.
+
+        Once its package is installed, every PostgreSQL server on a machine *offers*
+        TimescaleDB, but one that does not preload the library refuses to create it
+        ("must be preloaded"). PGlite loads it as a bundle and needs no preloading.
+        """
+        return self.timescaledb_available and (
+            self.timescaledb_preloaded
+            or self.single_backend
+            or self.timescaledb_version is not None
+        )
 
     @property
     def edition(self) -> Edition:
@@ -77,7 +93,11 @@ def inspect_server(conn: Connection) -> ServerInfo:
                        AS ts_available,
                    EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgcrypto')
                        AS pgcrypto_available,
-                   version() ILIKE '%emscripten%' AS single_backend
+                   version() ILIKE '%emscripten%' AS single_backend,
+                   'timescaledb' = ANY (string_to_array(
+                       replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+                       OR current_setting('timescaledb.license', true) IS NOT NULL
+                       AS ts_preloaded
             """
         )
     ).one()
@@ -97,6 +117,7 @@ def inspect_server(conn: Connection) -> ServerInfo:
         timescaledb_license=license_,
         pgcrypto_available=bool(row.pgcrypto_available),
         single_backend=bool(row.single_backend),
+        timescaledb_preloaded=bool(row.ts_preloaded),
     )
 
 

@@ -4,7 +4,7 @@ Row-level security policies filter on the transaction-local setting
 ``app.current_tenant_id``. It is set with ``set_config(..., true)`` at the start of every
 transaction (SQLAlchemy's ``after_begin``), never with a session-wide ``SET``: a pooled
 connection, or one behind PgBouncer in transaction mode, then cannot carry one tenant's
-context into the next user's transaction (DESIGN.md, trap 6).
+context into the next user's transaction (docs/schema.md, trap 6).
 
 >>> validate_tenant_id("tenant_demo")
 'tenant_demo'

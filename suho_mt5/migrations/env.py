@@ -24,8 +24,8 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.db import Edition, database_url_from_env, make_engine, parse_edition
-from suho_mt5.db.drift import comparison_options
-from suho_mt5.errors import ConfigError
+from suho_mt5.errors import ConfigError, SuhoError
+from suho_mt5.migrations.drift import comparison_options
 
 config = context.config
 x_args = context.get_x_argument(as_dictionary=True)
@@ -119,7 +119,25 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-if context.is_offline_mode():
-    run_migrations_offline()
+class EnvFailure(CommandError):
+    """A :class:`SuhoError` raised by a revision, for alembic's command line: one line."""
+
+
+def _run() -> None:
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()
+
+
+if config.config_file_name is not None and "connection" not in config.attributes:
+    # From the command line a refusal is one "FAILED: ..." line, not a traceback; callers that
+    # hand over a connection (tests, suho_mt5.commands) get the SuhoError itself.
+    try:
+        _run()
+    except CommandError:
+        raise
+    except SuhoError as exc:
+        raise EnvFailure(str(exc)) from None
 else:
-    run_migrations_online()
+    _run()

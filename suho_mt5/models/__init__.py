@@ -1,7 +1,7 @@
 """SQLAlchemy 2.0 models of the suho-mt5 schema.
 
 One mapped class per table, matching the Alembic migrations exactly (names, types,
-nullability, keys, foreign keys, indexes; a test and :func:`suho_mt5.db.check_drift` hold
+nullability, keys, foreign keys, indexes; a test and :func:`suho_mt5.check_drift` hold
 them to it), read-only classes over the aggregates' tenant views, and :data:`metadata`
 for Alembic's ``target_metadata``.
 

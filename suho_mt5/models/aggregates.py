@@ -1,7 +1,7 @@
 """Read-only classes over the aggregates' tenant views.
 
 Each aggregate (a continuous aggregate on TimescaleDB, a materialized view elsewhere) is
-closed to tenant roles: it has no row-level security of its own (DESIGN.md trap 2). These
+closed to tenant roles: it has no row-level security of its own (docs/schema.md, trap 2). These
 classes map the ``security_barrier`` views that keep the current tenant's rows, so a
 :class:`~suho_mt5.db.TenantSession` reads its own tenant's figures only.
 

@@ -247,8 +247,8 @@ def account_fk(table: str) -> ForeignKeyConstraint:
 
 
 def idempotency_key(table: str) -> UniqueConstraint:
-    """The Data Bridge's ``ON CONFLICT DO NOTHING`` key (it must contain ``time``, DESIGN.md
-    trap 8, and ``tenant_id``, the hash dimension)."""
+    """The Data Bridge's ``ON CONFLICT DO NOTHING`` key (it must contain ``time`` and
+    ``tenant_id``, the hash dimension: docs/schema.md, trap 8)."""
     return UniqueConstraint(
         "tenant_id", "account_id", "sequence", "time", name=f"{table}_idempotency_key"
     )

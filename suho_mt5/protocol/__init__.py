@@ -8,8 +8,8 @@ The specification is ``docs/protocol.md``; golden vectors are in ``tests/vectors
 >>> packet = encode(quote)
 >>> len(packet)
 144
->>> decode(packet) == quote, decode(packet).to_row("tenant_demo")["bid"]
-(True, Decimal('1.09531000'))
+>>> decode(packet) == quote, decode(packet).bid
+(True, 109531000)
 """
 
 from ._codec import Buffer, decode, encode, encode_frame
@@ -33,6 +33,7 @@ from ._enums import (
     MessageType,
     WireAction,
     WireDealType,
+    WireMarginMode,
     WireOrderState,
     WireOrderType,
 )
@@ -51,7 +52,6 @@ from ._messages import (
     Packet,
     SignalPacket,
 )
-from ._rows import TABLES, heartbeat_status, message_to_row
 
 RECORD_TYPES: dict[MessageType, type[Packet]] = {
     t: lay.record for t, lay in LAYOUT_BY_TYPE.items()
@@ -71,7 +71,6 @@ __all__ = [
     "PRICE_SCALE",
     "PROTOCOL_VERSION",
     "RECORD_TYPES",
-    "TABLES",
     "AccountSnapshotPacket",
     "AckPacket",
     "BrokerQuotePacket",
@@ -92,13 +91,12 @@ __all__ = [
     "StreamDecoder",
     "WireAction",
     "WireDealType",
+    "WireMarginMode",
     "WireOrderState",
     "WireOrderType",
     "decode",
     "decode_frame",
     "encode",
     "encode_frame",
-    "heartbeat_status",
     "iter_frame",
-    "message_to_row",
 ]

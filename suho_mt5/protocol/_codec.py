@@ -14,24 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from suho_mt5.errors import ProtocolError, TrailingDataError, TruncatedPacketError
-
-from ._constants import CRC_RESIDUE, PACKET_SIZE
-from ._crc import crc32
-from ._enums import MessageType
-from ._layout import (
-    FAST_DECODERS,
-    FAST_ENCODERS,
-    LAYOUT_BY_CLASS,
-    LAYOUT_BY_TYPE,
-    PREFIX_SIZE,
-    build_decode,
-    checksum_error,
-    header_error,
-    slow_decode,
-    slow_encode,
-)
+from ._layout import FAST_ENCODERS, LAYOUT_BY_CLASS, LAYOUT_BY_TYPE, build_decode, slow_encode
 from ._messages import Packet
+from ._rules import build_unchecked, first_violation
 
 Buffer = bytes | bytearray | memoryview
 """What the decoders accept. Anything else is a programming error (``TypeError``)."""
@@ -42,16 +27,6 @@ def as_bytes(buf: object) -> bytes:
     if isinstance(buf, bytes | bytearray | memoryview):
         return bytes(buf)
     raise TypeError(f"expected bytes, bytearray or memoryview, not {type(buf).__name__}")
-
-
-def length_error(size: int) -> ProtocolError:
-    if size < PACKET_SIZE:
-        return TruncatedPacketError(f"{size} bytes; a packet is {PACKET_SIZE}", 0)
-    return TrailingDataError(
-        f"{size} bytes; a packet is {PACKET_SIZE} (decode a frame of several packets with "
-        "decode_frame)",
-        PACKET_SIZE,
-    )
 
 
 def _make_encode() -> Callable[[Packet], bytes]:
@@ -98,19 +73,18 @@ def encode_frame(messages: Iterable[Packet]) -> bytes:
 
 
 def reference_decode(buf: Buffer) -> Packet:
-    """``decode`` through the field-by-field reference path only.
+    """``decode`` through the reference path: the spec's rules one by one, in order.
 
-    The generated :func:`decode` falls back to it for anything unusual, so it alone decides
-    which error is raised; tests and the fuzzer check that both always agree.
+    That is :data:`suho_mt5.protocol._rules.RULES` (section 6 of ``docs/protocol.md``) and
+    then a record built with no further check. The generated :func:`decode` falls back to
+    it for anything unusual, and tests and the fuzzer check that both always agree, so the
+    rule list is complete: a check missing from it would show as a disagreement.
     """
     data = as_bytes(buf)
-    if len(data) != PACKET_SIZE:
-        raise length_error(len(data))
-    if data[:PREFIX_SIZE] not in FAST_DECODERS:
-        raise header_error(data, 0)
-    if crc32(data) != CRC_RESIDUE:
-        raise checksum_error(data, 0)
-    return slow_decode(LAYOUT_BY_TYPE[MessageType(data[5])], data, 0)
+    found = first_violation(data)
+    if found is not None:
+        raise found[1]
+    return build_unchecked(data)
 
 
 decode: Callable[[Buffer], Packet] = build_decode(LAYOUT_BY_TYPE, reference_decode)

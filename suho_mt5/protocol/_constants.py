@@ -35,4 +35,4 @@ CONFIDENCE_SCALE: Final = 4
 """Confidence: uint16 basis points 0..10000, i.e. value x 10^4 (``numeric(5,4)``)."""
 
 SYMBOL_CACHE_SIZE: Final = 4096
-"""Entries per text-field cache (raw bytes -> str); the cache is emptied when full."""
+"""Entries per text-field cache (raw bytes -> str); a full cache drops one entry per new one."""

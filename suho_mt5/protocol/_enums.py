@@ -11,6 +11,7 @@ __all__ = [
     "MessageType",
     "WireAction",
     "WireDealType",
+    "WireMarginMode",
     "WireOrderState",
     "WireOrderType",
 ]
@@ -51,7 +52,7 @@ class HeaderFlag(IntFlag):
 
 @unique
 class WireAction(IntEnum):
-    """What a SIGNAL asks the EA to do (stored upper case, as in the seed)."""
+    """What a SIGNAL asks the EA to do."""
 
     BUY = 1
     SELL = 2
@@ -100,8 +101,29 @@ class WireDealType(IntEnum):
 
 
 @unique
+class WireMarginMode(IntEnum):
+    """How the account holds positions: MQL5 ``ENUM_ACCOUNT_MARGIN_MODE`` value + 1.
+
+    Shifted by one so that 0, what an EA written before the field existed leaves in that
+    padding byte, means "not sent" (``UNKNOWN``) rather than netting. An EA sends
+    ``(uchar)(AccountInfoInteger(ACCOUNT_MARGIN_MODE) + 1)``.
+    """
+
+    UNKNOWN = 0
+    NETTING = 1  # ACCOUNT_MARGIN_MODE_RETAIL_NETTING (0): one position per symbol
+    EXCHANGE = 2  # ACCOUNT_MARGIN_MODE_EXCHANGE (1): netting, exchange margin rules
+    HEDGING = 3  # ACCOUNT_MARGIN_MODE_RETAIL_HEDGING (2): several positions per symbol
+
+
+@unique
 class WireOrderState(IntEnum):
-    """Life-cycle state of an order or position (``mt5_trade_orders.status``)."""
+    """State of the order or position after an ORDER_EVENT.
+
+    Not MQL5's ``ENUM_ORDER_STATE`` numbers (there CANCELED is 2, here OPEN is 2): an EA maps
+    them with the table of ``docs/protocol.md`` section 5. PLACED -> PENDING; PARTIAL and
+    FILLED -> OPEN, or CLOSED when the deal closed the position; CANCELED and EXPIRED ->
+    CANCELLED; REJECTED -> REJECTED; STARTED and the REQUEST_* states are not sent.
+    """
 
     PENDING = 1
     OPEN = 2

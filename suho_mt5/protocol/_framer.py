@@ -14,18 +14,9 @@ from ._codec import Buffer, as_bytes
 from ._constants import CRC_RESIDUE, MAGIC, PACKET_SIZE, PROTOCOL_VERSION
 from ._crc import crc32
 from ._enums import MessageType
-from ._layout import (
-    FAST_DECODERS,
-    FAST_RUNS,
-    FRAME_DECODERS,
-    LAYOUT_BY_TYPE,
-    MIXED_FRAME_DECODERS,
-    PREFIX_SIZE,
-    checksum_error,
-    header_error,
-    slow_decode,
-)
+from ._layout import FAST_DECODERS, FAST_RUNS, FRAME_DECODERS, MIXED_FRAME_DECODERS, PREFIX_SIZE
 from ._messages import Packet
+from ._rules import first_violation
 
 __all__ = ["Skip", "StreamDecoder", "decode_frame", "iter_frame"]
 
@@ -44,16 +35,13 @@ def _frame_bytes(buf: Buffer) -> bytes:
 
 
 def _diagnose(buf: bytes, offset: int) -> ProtocolError:
-    """The error of the (full-length) packet at ``offset``, whatever made the fast path balk."""
-    if buf[offset : offset + PREFIX_SIZE] not in FAST_DECODERS:
-        return header_error(buf, offset)
-    if crc32(memoryview(buf)[offset : offset + PACKET_SIZE]) != CRC_RESIDUE:
-        return checksum_error(buf, offset)
-    try:
-        slow_decode(LAYOUT_BY_TYPE[MessageType(buf[offset + 5])], buf, offset)
-    except ProtocolError as exc:
-        return exc
-    raise AssertionError(f"packet at {offset} is valid")  # pragma: no cover
+    """The error of the (full-length) packet at ``offset``, whatever made the fast path balk:
+    the first rule of the spec it breaks, with the offset counted from the start of ``buf``."""
+    found = first_violation(buf[offset : offset + PACKET_SIZE])
+    if found is None:  # pragma: no cover
+        raise AssertionError(f"packet at {offset} is valid")
+    error = found[1]
+    return type(error)(error.reason, error.offset + offset)
 
 
 def _decode_runs(buf: bytes, start: int, end: int, out: list[Packet]) -> int:
@@ -221,9 +209,11 @@ class StreamDecoder:
 
     :meth:`feed` returns the packets completed by the bytes given. Bytes that are not a valid
     packet are skipped: the decoder scans for the next magic and tries again there, so every
-    valid packet after garbage is recovered. Skips are counted in :attr:`skipped_bytes` and
-    :attr:`skip_count`, and the latest (at most ``max_skips``) are kept in :attr:`skips`.
-    Between calls it holds at most one incomplete packet (< 144 bytes).
+    valid packet after garbage is recovered. Each bad packet is one skip (its reason the
+    error), and so is each run of bytes without a magic, however many feeds it came in.
+    Skips are counted in :attr:`skipped_bytes` and :attr:`skip_count`, and the latest (at
+    most ``max_skips``) are kept in :attr:`skips`. Between calls it holds at most one
+    incomplete packet (< 144 bytes).
 
     >>> from suho_mt5.protocol import AckPacket, MessageType, encode
     >>> packet = encode(AckPacket(1, 0, bytes(16), 7, MessageType.SIGNAL))
@@ -257,7 +247,8 @@ class StreamDecoder:
     def _skip(self, offset: int, length: int, reason: str) -> None:
         self.skipped_bytes += length
         skips = self.skips
-        if skips:
+        if skips and reason == _NO_MAGIC:
+            # A run of garbage is one skip however it was fed; each bad packet is its own.
             last = skips[-1]
             if last.offset + last.length == offset and last.reason == reason:
                 skips[-1] = Skip(last.offset, last.length + length, reason)

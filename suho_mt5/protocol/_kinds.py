@@ -1,16 +1,14 @@
-"""Field kinds: how one field is laid out, validated and turned into a database value.
+"""Field kinds: how one field is laid out and validated.
 
 A kind is declared once and used in ``Annotated`` hints on the record classes; the layout
 compiler (``_layout``) reads them to build the structs, the generated fast paths, the
-reference (slow) validator, the rows and the tables of ``docs/protocol.md``.
+reference (slow) validator, the rules and the tables of ``docs/protocol.md``.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from enum import IntEnum
 
 from ._constants import CONFIDENCE_SCALE, MAX_TIMESTAMP_US, MONEY_SCALE, PRICE_SCALE
@@ -46,7 +44,7 @@ class TextRule:
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """One way of carrying a value: struct code, range, unit and database conversion."""
+    """One way of carrying a value: struct code, range and unit."""
 
     name: str
     code: str
@@ -60,12 +58,10 @@ class Kind:
     boolean: bool = False
     is_uuid: bool = False
     timestamp: bool = False
-    upper: bool = False
 
-    def __call__(self, doc: str, *, column: str | None = None, null_if: int | None = None) -> Spec:
-        """Attach a field's description, its column name (default: the field name, ``""``:
-        not stored) and the raw value that means "none" (stored as ``NULL``)."""
-        return Spec(self, doc, column, null_if)
+    def __call__(self, doc: str) -> Spec:
+        """Attach a field's description."""
+        return Spec(self, doc)
 
     # Derived once: the reference path asks for them on every field it checks.
     category: str = field(init=False, compare=False, repr=False)
@@ -114,8 +110,6 @@ class Spec:
 
     kind: Kind
     doc: str
-    column: str | None = None
-    null_if: int | None = None
 
 
 def _int(
@@ -141,13 +135,11 @@ def _int(
     )
 
 
-def enum_kind(enum: type[IntEnum], code: str = "B", *, upper: bool = False) -> Kind:
+def enum_kind(enum: type[IntEnum], code: str = "B") -> Kind:
     """A kind whose raw values must be members of ``enum``."""
     size = _SIZES[code]
     values = [int(m) for m in enum]
-    return Kind(
-        f"enum {enum.__name__}", code, size, min(values), max(values), enum=enum, upper=upper
-    )
+    return Kind(f"enum {enum.__name__}", code, size, min(values), max(values), enum=enum)
 
 
 def text_kind(name: str, size: int, *, min_len: int = 1, allow_space: bool = False) -> Kind:
@@ -187,28 +179,6 @@ DETAIL = text_kind("text", 64, min_len=0, allow_space=True)
 
 def with_range(kind: Kind, lo: int, hi: int) -> Kind:
     return replace(kind, lo=lo, hi=hi)
-
-
-def to_sql(spec: Spec, value: object) -> object:
-    """The database value of one decoded field (``Decimal`` at the kind's scale, ...)."""
-    if spec.null_if is not None and value == spec.null_if:
-        return None
-    kind = spec.kind
-    if kind.timestamp:
-        assert isinstance(value, int)
-        return _EPOCH + timedelta(microseconds=value)
-    if kind.scale:
-        assert isinstance(value, int)
-        return Decimal(value).scaleb(-kind.scale)
-    if kind.is_uuid:
-        assert isinstance(value, bytes)
-        return uuid.UUID(bytes=value)
-    if kind.enum is not None:
-        assert isinstance(value, IntEnum)
-        return value.name if kind.upper else value.name.lower()
-    if kind.boolean:
-        return bool(value)
-    return value
 
 
 def micros_to_datetime(micros: int) -> datetime:

@@ -20,6 +20,7 @@ Each record class's ``Annotated`` hints are read once, at import, into a :class:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
 import typing
@@ -27,13 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from suho_mt5.errors import (
-    BadMagicError,
     ChecksumMismatchError,
     FieldRangeError,
     InvalidSymbolError,
     ProtocolError,
-    UnknownMessageTypeError,
-    UnsupportedVersionError,
 )
 
 from ._constants import (
@@ -46,7 +44,7 @@ from ._constants import (
     SYMBOL_CACHE_SIZE,
 )
 from ._crc import crc32
-from ._enums import HeaderFlag, MessageType
+from ._enums import MessageType
 from ._kinds import SEQUENCE, TIMESTAMP, UUID, Kind, Spec, TextRule
 from ._messages import RECORD_CLASSES, Packet
 
@@ -68,10 +66,6 @@ class FieldLayout:
     def kind(self) -> Kind:
         return self.spec.kind
 
-    @property
-    def column(self) -> str:
-        return self.name if self.spec.column is None else self.spec.column
-
 
 @dataclass(frozen=True, slots=True)
 class Layout:
@@ -87,10 +81,6 @@ class Layout:
     frame_struct: struct.Struct
     reference_struct: struct.Struct
     encode_struct: struct.Struct
-
-    @property
-    def table(self) -> str | None:
-        return self.record.TABLE
 
 
 # --- text fields -----------------------------------------------------------------------------
@@ -126,10 +116,15 @@ def _fast_key(kind: Kind, raw: bytes) -> object:
 
 
 def _remember(cache: dict[typing.Any, typing.Any], key: object, value: object) -> None:
-    # A full cache drops its oldest entry (dicts keep insertion order): memory stays bounded
-    # whatever the input, and no single decode pays for emptying thousands of entries.
+    # A full cache drops one entry: memory stays bounded whatever the input, and no single
+    # decode pays for emptying thousands of entries. ``popitem`` is one atomic dict operation
+    # (``del cache[next(iter(cache))]`` is three, and another thread can empty the dict or
+    # delete that key in between: KeyError, or RuntimeError from the iterator); it drops the
+    # newest entry, so the symbols that arrived first and are seen most stay cached. With
+    # several threads the cache may briefly hold one entry more per thread.
     if len(cache) >= SYMBOL_CACHE_SIZE:
-        del cache[next(iter(cache))]
+        with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+            cache.popitem()
     cache[key] = value
 
 
@@ -141,13 +136,21 @@ def _text_problem(raw: bytes, rule: TextRule) -> tuple[int, str] | None:
         end = len(raw)
     for i in range(end):
         if not low <= raw[i] <= 0x7E:
-            return i, f"byte 0x{raw[i]:02X} is not printable ASCII"
+            return i, not_printable(raw[i])
     for i in range(end, len(raw)):
         if raw[i]:
-            return i, f"byte 0x{raw[i]:02X} after the terminating NUL"
+            return i, after_nul(raw[i])
     if end < rule.min_len:
         return 0, "empty"
     return None
+
+
+def not_printable(byte: int) -> str:
+    return f"byte 0x{byte:02X} is not printable ASCII"
+
+
+def after_nul(byte: int) -> str:
+    return f"byte 0x{byte:02X} after the terminating NUL"
 
 
 def decode_text(field: FieldLayout, raw: bytes, base: int) -> str:
@@ -189,7 +192,7 @@ def encode_text(field: FieldLayout, value: object) -> bytes:
 # --- the reference path ----------------------------------------------------------------------
 
 
-def _range_error(field: FieldLayout, value: object, base: int) -> FieldRangeError:
+def range_error(field: FieldLayout, value: object, base: int) -> FieldRangeError:
     kind = field.kind
     if kind.enum is not None:
         what = f"not a valid {kind.enum.__name__}"
@@ -213,10 +216,10 @@ def check_decoded(field: FieldLayout, value: object, base: int) -> object:
     if category == "enum":
         member = kind.members().get(value)
         if member is None:
-            raise _range_error(field, value, base)
+            raise range_error(field, value, base)
         return member
     if not kind.lo <= value <= kind.hi:
-        raise _range_error(field, value, base)
+        raise range_error(field, value, base)
     return value == 1 if category == "bool" else value
 
 
@@ -237,9 +240,9 @@ def check_encodable(field: FieldLayout, value: object) -> object:
             f"{field.name} must be an int, not {type(value).__name__}", field.offset
         )
     if category == "enum" and value not in kind.members():
-        raise _range_error(field, value, 0)
+        raise range_error(field, value, 0)
     if not kind.lo <= value <= kind.hi:
-        raise _range_error(field, value, 0)
+        raise range_error(field, value, 0)
     return int(value)
 
 
@@ -259,30 +262,6 @@ def slow_encode(layout: Layout, msg: Packet) -> bytes:
     return body + _CRC.pack(crc32(body))
 
 
-def header_error(buf: bytes, offset: int) -> ProtocolError:
-    """The error for a packet whose 8-byte prefix is not one a decoder accepts."""
-    magic = bytes(buf[offset : offset + 4])
-    if magic != MAGIC:
-        return BadMagicError(f"expected magic {MAGIC!r}, got {magic!r}", offset)
-    version = buf[offset + 4]
-    if version != PROTOCOL_VERSION:
-        return UnsupportedVersionError(
-            f"protocol version {version}; this decoder reads version {PROTOCOL_VERSION}",
-            offset + 4,
-        )
-    mtype = buf[offset + 5]
-    if mtype not in _TYPE_VALUES:
-        return UnknownMessageTypeError(
-            f"message type 0x{mtype:02X} is not defined in version {PROTOCOL_VERSION}",
-            offset + 5,
-        )
-    flags = int.from_bytes(buf[offset + 6 : offset + 8], "little")
-    why = "undefined flag bits set"
-    if flags & HeaderFlag.MAC_TRAILER:
-        why = "MAC_TRAILER is reserved; version 1 cannot verify a per-packet MAC"
-    return FieldRangeError(f"flags = 0x{flags:04X}: {why}", offset + 6)
-
-
 def checksum_error(buf: bytes, offset: int) -> ChecksumMismatchError:
     stored = _CRC.unpack_from(buf, offset + CRC_OFFSET)[0]
     computed = crc32(memoryview(buf)[offset : offset + CRC_OFFSET])
@@ -292,7 +271,6 @@ def checksum_error(buf: bytes, offset: int) -> ChecksumMismatchError:
     )
 
 
-_TYPE_VALUES = frozenset(int(t) for t in MessageType)
 
 
 # --- compilation -----------------------------------------------------------------------------

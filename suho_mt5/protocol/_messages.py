@@ -3,7 +3,7 @@
 Each record is a ``typing.NamedTuple`` (tuple-fast to build straight from
 ``Struct.unpack_from``) whose ``Annotated`` hints *are* the wire layout: fields follow each
 other in declaration order from byte 8 of the packet, after magic, version, type and flags.
-Prices and money are raw fixed-point integers (exact); ``to_row`` scales them to ``Decimal``.
+Prices and money are raw fixed-point integers (exact); the layer that stores them scales them.
 """
 
 import uuid
@@ -17,6 +17,7 @@ from ._enums import (
     MessageType,
     WireAction,
     WireDealType,
+    WireMarginMode,
     WireOrderState,
     WireOrderType,
 )
@@ -64,8 +65,8 @@ __all__ = [
 
 # The header fields every record starts with (packet bytes 8..39).
 _SEQ = SEQUENCE("sender's sequence number: +1 per packet sent; kept across reconnects")
-_TS = TIMESTAMP("UTC time of the event the packet describes", column="time")
-_ACC = UUID("account (mt5_user_accounts.account_id)")
+_TS = TIMESTAMP("UTC time of the event the packet describes")
+_ACC = UUID("the account's id, as the backend issued it")
 
 
 class _Header(Protocol):
@@ -82,8 +83,6 @@ class _MessageBase:
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType]
-    TABLE: ClassVar[str | None]
-    """Table the ingest layer writes this message to; ``None``: the message is not stored."""
 
     @property
     def time(self: _Header) -> datetime:
@@ -95,15 +94,6 @@ class _MessageBase:
         """``account_id`` as a ``uuid.UUID``."""
         return uuid.UUID(bytes=self.account_id)
 
-    def to_row(self, tenant_id: str) -> dict[str, object]:
-        """The row of :attr:`TABLE`, keyed by the column names of ``docs/data-model.md``.
-
-        Raises ``TypeError`` for messages that have no table (COMMAND, CONFIG, ACK, ERROR)
-        and ``suho_mt5.errors.TenantError`` for an empty tenant id.
-        """
-        from ._rows import message_to_row  # _rows needs the compiled layouts: import late
-
-        return message_to_row(self, tenant_id)[1]  # type: ignore[arg-type]
 
 
 class _AccountSnapshot(NamedTuple):
@@ -119,10 +109,17 @@ class _AccountSnapshot(NamedTuple):
     ]
     leverage: Annotated[int, POSITIVE_INT31("account leverage, 1:N")]
     currency: Annotated[str, CURRENCY("account currency, e.g. USD")]
+    margin_mode: Annotated[
+        WireMarginMode,
+        enum_kind(WireMarginMode)("ACCOUNT_MARGIN_MODE + 1; 0: not sent (an older EA)"),
+    ] = WireMarginMode.UNKNOWN
 
 
 class AccountSnapshotPacket(_AccountSnapshot, _MessageBase):
     """ACCOUNT_SNAPSHOT (EA -> backend): balance, equity and margin of the account.
+
+    ``margin_mode`` (netting, exchange or hedging) tells how to read the account's positions;
+    it sits in a byte that version 1.0 packets left as padding, so it defaults to ``UNKNOWN``.
 
     >>> from suho_mt5.protocol import decode, encode
     >>> snap = AccountSnapshotPacket(1, 1_732_492_800_000_000, bytes(16), balance=100_000_0000,
@@ -130,13 +127,12 @@ class AccountSnapshotPacket(_AccountSnapshot, _MessageBase):
     ...     margin_level=5_012_5250, leverage=100, currency="USD")
     >>> decode(encode(snap)) == snap
     True
-    >>> snap.to_row("tenant_demo")["equity"]
-    Decimal('100250.5000')
+    >>> snap.margin_mode  # not given: what an EA older than the field sends
+    <WireMarginMode.UNKNOWN: 0>
     """
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ACCOUNT_SNAPSHOT
-    TABLE: ClassVar[str | None] = "mt5_account_balance_history"
 
 
 class _BrokerQuote(NamedTuple):
@@ -156,14 +152,12 @@ class BrokerQuotePacket(_BrokerQuote, _MessageBase):
 
     >>> q = BrokerQuotePacket(7, 1_732_492_800_123_456, bytes(16), "EURUSD",
     ...     bid=109_531_000, ask=109_533_000, last=0, volume=150_000_000, spread_points=2)
-    >>> row = q.to_row("tenant_demo")
-    >>> row["bid"], row["time"].isoformat()
-    (Decimal('1.09531000'), '2024-11-25T00:00:00.123456+00:00')
+    >>> q.bid, q.time.isoformat()
+    (109531000, '2024-11-25T00:00:00.123456+00:00')
     """
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.BROKER_QUOTE
-    TABLE: ClassVar[str | None] = "mt5_broker_quotes"
 
 
 class _Heartbeat(NamedTuple):
@@ -178,42 +172,39 @@ class _Heartbeat(NamedTuple):
 
 
 class HeartbeatPacket(_Heartbeat, _MessageBase):
-    """HEARTBEAT (EA -> backend), sent every 30 s; the row's ``status`` is derived.
-
-    ``status`` is ``'online'`` when connected and allowed to trade, ``'degraded'`` when
-    connected but trading is not allowed, ``'offline'`` when the terminal has lost its trade
-    server. (An EA that sends nothing is marked offline by the ingest layer, not here.)
+    """HEARTBEAT (EA -> backend), sent every 30 s: the EA is alive, and can it trade?
 
     >>> hb = HeartbeatPacket(3, 0, bytes(16), "1.0.0", 4410, 12, True, False)
-    >>> hb.to_row("tenant_demo")["status"]
-    'degraded'
+    >>> hb.terminal_connected, hb.trade_allowed
+    (True, False)
     """
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.HEARTBEAT
-    TABLE: ClassVar[str | None] = "mt5_ea_heartbeat"
 
 
 class _OrderEvent(NamedTuple):
     sequence: Annotated[int, _SEQ]
     timestamp_us: Annotated[int, _TS]
     account_id: Annotated[bytes, _ACC]
-    ticket: Annotated[int, ID64("order or deal ticket")]
-    position_id: Annotated[int, ID64("position identifier; 0: none", null_if=0)]
+    ticket: Annotated[int, ID64("order ticket; a deal without order: the deal ticket")]
+    position_id: Annotated[int, ID64("POSITION_IDENTIFIER; 0: no position")]
     symbol: Annotated[str, SYMBOL("symbol")]
     volume: Annotated[int, LOTS("volume")]
     price: Annotated[int, PRICE("order or deal price")]
-    stop_loss: Annotated[int, PRICE("stop loss; 0: none", null_if=0)]
-    take_profit: Annotated[int, PRICE("take profit; 0: none", null_if=0)]
+    stop_loss: Annotated[int, PRICE("stop loss; 0: none")]
+    take_profit: Annotated[int, PRICE("take profit; 0: none")]
     profit: Annotated[int, MONEY("profit")]
     commission: Annotated[int, MONEY("commission")]
     swap: Annotated[int, MONEY("swap")]
     magic_number: Annotated[int, UINT32("EA magic number (low 32 bits)")]
     order_type: Annotated[WireOrderType, enum_kind(WireOrderType)("order type")]
     deal_type: Annotated[
-        WireDealType, enum_kind(WireDealType)("deal type; NONE: no deal", null_if=255)
+        WireDealType, enum_kind(WireDealType)("deal type; NONE: no deal")
     ]
-    status: Annotated[WireOrderState, enum_kind(WireOrderState)("state after the event")]
+    status: Annotated[
+        WireOrderState, enum_kind(WireOrderState)("state after the event (not ENUM_ORDER_STATE)")
+    ]
 
 
 class OrderEventPacket(_OrderEvent, _MessageBase):
@@ -222,14 +213,12 @@ class OrderEventPacket(_OrderEvent, _MessageBase):
     >>> ev = OrderEventPacket(9, 0, bytes(16), 5001, 5001, "XAUUSD", 10_000_000,
     ...     265_012_000_000, 0, 0, 0, -7_0000, 0, 42,
     ...     WireOrderType.BUY, WireDealType.BUY, WireOrderState.OPEN)
-    >>> row = ev.to_row("tenant_demo")
-    >>> row["order_type"], row["status"], row["stop_loss"], row["commission"]
-    ('buy', 'open', None, Decimal('-7.0000'))
+    >>> ev.order_type.name, ev.status.name, ev.stop_loss, ev.commission
+    ('BUY', 'OPEN', 0, -70000)
     """
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ORDER_EVENT
-    TABLE: ClassVar[str | None] = "mt5_trade_orders"
 
 
 class _Signal(NamedTuple):
@@ -238,17 +227,17 @@ class _Signal(NamedTuple):
     account_id: Annotated[bytes, _ACC]
     signal_id: Annotated[bytes, UUID("signal identifier")]
     symbol: Annotated[str, SYMBOL("broker symbol to trade")]
-    entry_price: Annotated[int, PRICE("entry price; 0: at market", null_if=0)]
-    stop_loss: Annotated[int, PRICE("stop loss; 0: none", null_if=0)]
-    take_profit: Annotated[int, PRICE("take profit; 0: none", null_if=0)]
+    entry_price: Annotated[int, PRICE("entry price; 0: at market")]
+    stop_loss: Annotated[int, PRICE("stop loss; 0: none")]
+    take_profit: Annotated[int, PRICE("take profit; 0: none")]
     volume: Annotated[int, LOTS("volume")]
     expires_at_us: Annotated[
-        int, TIMESTAMP("signal expiry; 0: never", column="expires_at", null_if=0)
+        int, TIMESTAMP("signal expiry; 0: never")
     ]
     confidence_bp: Annotated[
-        int, BASIS_POINTS("model confidence, 0..10000", column="confidence_score")
+        int, BASIS_POINTS("model confidence, 0..10000")
     ]
-    action: Annotated[WireAction, enum_kind(WireAction, upper=True)("what to do")]
+    action: Annotated[WireAction, enum_kind(WireAction)("what to do")]
 
 
 class SignalPacket(_Signal, _MessageBase):
@@ -257,14 +246,12 @@ class SignalPacket(_Signal, _MessageBase):
     >>> import uuid
     >>> sig = SignalPacket(1, 0, bytes(16), uuid.UUID(int=1).bytes, "EURUSD", 109_530_000,
     ...     109_320_000, 109_820_000, 10_000_000, 0, 8_500, WireAction.BUY)
-    >>> row = sig.to_row("tenant_demo")
-    >>> row["action"], row["confidence_score"], row["expires_at"], str(sig.signal_uuid)
-    ('BUY', Decimal('0.8500'), None, '00000000-0000-0000-0000-000000000001')
+    >>> sig.action.name, sig.confidence_bp, str(sig.signal_uuid)
+    ('BUY', 8500, '00000000-0000-0000-0000-000000000001')
     """
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.SIGNAL
-    TABLE: ClassVar[str | None] = "mt5_trading_signals"
 
     @property
     def signal_uuid(self) -> uuid.UUID:
@@ -289,13 +276,12 @@ class ExecutionReportPacket(_ExecutionReport, _MessageBase):
     >>> import uuid
     >>> rep = ExecutionReportPacket(2, 0, bytes(16), uuid.UUID(int=1).bytes, 777, 109_531_000,
     ...     1_000, 10009)
-    >>> rep.to_row("tenant_demo")["slippage"]
-    Decimal('0.00001000')
+    >>> rep.slippage, rep.result_code
+    (1000, 10009)
     """
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.EXECUTION_REPORT
-    TABLE: ClassVar[str | None] = "mt5_signal_executions"
 
     @property
     def signal_uuid(self) -> uuid.UUID:
@@ -314,28 +300,27 @@ class _Command(NamedTuple):
 
 
 class CommandPacket(_Command, _MessageBase):
-    """COMMAND (backend -> EA): an instruction that is not a signal. Not stored.
+    """COMMAND (backend -> EA): an instruction that is not a signal.
 
-    >>> CommandPacket(5, 0, bytes(16), 0, 0, "", CommandCode.SEND_SNAPSHOT).TABLE is None
-    True
+    >>> CommandPacket(5, 0, bytes(16), 0, 0, "", CommandCode.SEND_SNAPSHOT).command.name
+    'SEND_SNAPSHOT'
     """
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.COMMAND
-    TABLE: ClassVar[str | None] = None
 
 
 class _Config(NamedTuple):
     sequence: Annotated[int, _SEQ]
     timestamp_us: Annotated[int, _TS]
     account_id: Annotated[bytes, _ACC]
-    key: Annotated[str, CONFIG_KEY("setting name, e.g. max_spread_points")]
+    key: Annotated[str, CONFIG_KEY("setting name, e.g. max_spread_pts")]
     value: Annotated[int, INT64("the value, scaled by decimals")]
     decimals: Annotated[int, DECIMALS("decimal places of value, 0..18")]
 
 
 class ConfigPacket(_Config, _MessageBase):
-    """CONFIG (backend -> EA): set one EA setting to ``value x 10^-decimals``. Not stored.
+    """CONFIG (backend -> EA): set one EA setting to ``value x 10^-decimals``.
 
     >>> ConfigPacket(6, 0, bytes(16), "risk_pct", 150, 2).decimal_value
     Decimal('1.50')
@@ -343,7 +328,6 @@ class ConfigPacket(_Config, _MessageBase):
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.CONFIG
-    TABLE: ClassVar[str | None] = None
 
     @property
     def decimal_value(self) -> Decimal:
@@ -368,7 +352,6 @@ class AckPacket(_Ack, _MessageBase):
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ACK
-    TABLE: ClassVar[str | None] = None
 
 
 class _ErrorMessage(NamedTuple):
@@ -381,7 +364,7 @@ class _ErrorMessage(NamedTuple):
 
 
 class ErrorPacket(_ErrorMessage, _MessageBase):
-    """ERROR (either way): a packet could not be handled. Not stored by the codec.
+    """ERROR (either way): a packet could not be handled.
 
     >>> ErrorPacket(9, 0, bytes(16), 4, ErrorCode.SIGNAL_EXPIRED, "expired 3 s ago").code
     <ErrorCode.SIGNAL_EXPIRED: 9>
@@ -389,7 +372,6 @@ class ErrorPacket(_ErrorMessage, _MessageBase):
 
     __slots__ = ()
     MESSAGE_TYPE: ClassVar[MessageType] = MessageType.ERROR
-    TABLE: ClassVar[str | None] = None
 
 
 Packet = (

@@ -1,4 +1,4 @@
-"""alembic/env.py: where the database comes from."""
+"""The migrations' env.py (suho_mt5/migrations/env.py): where the database comes from."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def test_an_engine_can_be_handed_over(pg_url: str) -> None:
     engine = make_engine(pg_url)
     config = Config(str(ALEMBIC_INI))
     config.attributes["connection"] = engine
+    # TimescaleDB is installed on this machine but the plain server does not preload it.
+    config.attributes["suho_edition"] = "postgresql"
     try:
         command.upgrade(config, "0001")
     finally:
@@ -39,7 +41,9 @@ def test_the_url_comes_from_the_environment(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SUHO_DATABASE_URL", pg_url)
-    command.upgrade(Config(str(ALEMBIC_INI)), "0001")
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["suho_edition"] = "postgresql"
+    command.upgrade(config, "0001")
     assert _version(pg_url) == "0001"
 
 
@@ -61,4 +65,30 @@ def test_the_command_line_reports_a_missing_url_in_one_line(tmp_path: Path) -> N
     )
     assert result.returncode != 0  # alembic exits 255 on "FAILED:"
     assert "no database URL: set SUHO_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_timescaledb_installed_but_not_preloaded_is_one_line(pg_url: str, tmp_path: Path) -> None:
+    """The plain test server has TimescaleDB's files (make setup installs them) but does not
+    preload the library: the migration names both ways forward instead of a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SUHO_DATABASE_URL": pg_url}
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), "upgrade", "head"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode != 0
+    message = (
+        "TimescaleDB is installed on this server but not preloaded: add timescaledb "
+        "to shared_preload_libraries in postgresql.conf and restart the server, or build the "
+        "plain PostgreSQL edition with -x edition=postgresql (suho-mt5 db upgrade --edition "
+        "postgresql)"
+    )
+    # alembic's FAILED: line, which alembic.ini's logging prints as "ERROR [...] <message>"
+    failed = [line for line in result.stderr.splitlines() if message in line]
+    assert len(failed) == 1
+    assert failed[0] in (f"FAILED: {message}", f"ERROR [alembic.util.messaging] {message}")
     assert "Traceback" not in result.stderr

@@ -3,6 +3,9 @@
 * ``pg_server`` / ``pg_url`` / ``make_pg_database``: native PostgreSQL 15, started by
   pytest-postgresql as the ``postgres`` system user (or an external server named by
   ``$SUHO_TEST_PG_URL``); every test gets a fresh empty database.
+* ``ts_server`` / ``ts_url`` / ``make_ts_database``: native TimescaleDB 2.28 on PostgreSQL 15
+  (``make setup`` builds it), a cluster of its own that preloads the extension and runs its
+  background workers, or an external server named by ``$SUHO_TEST_TIMESCALE_URL``.
 * ``start_timescale_engine`` / ``timescale_engine``: the PGlite TimescaleDB engine.
 * ``nats_server``: nats-server with JetStream.
 
@@ -26,6 +29,7 @@ from sqlalchemy.engine import make_url
 from tests.support.servers import NatsServer, ServerError, TimescaleEngine, make_workdir
 
 EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
+EXTERNAL_TIMESCALE_ENV = "SUHO_TEST_TIMESCALE_URL"
 PG_CTL_WRAPPER = Path(__file__).with_name("pg_ctl_as_postgres")
 
 # port=None: any free port. The wrapper runs pg_ctl as `postgres` when we are root.
@@ -35,6 +39,21 @@ _pg_proc = factories.postgresql_proc(
     user="postgres",
     password="postgres",
     postgres_options="-c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+)
+
+# The same, preloading TimescaleDB: what users run. Its scheduler runs policies in the
+# background (the tests wait for it); telemetry stays off.
+_ts_proc = factories.postgresql_proc(
+    executable=str(PG_CTL_WRAPPER),
+    port=None,
+    user="postgres",
+    password="postgres",
+    postgres_options=(
+        "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
+        "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off "
+        "-c max_connections=200 -c max_worker_processes=24 "
+        "-c timescaledb.max_background_workers=16"
+    ),
 )
 
 
@@ -74,10 +93,8 @@ class PgServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def pg_server(request: pytest.FixtureRequest) -> PgServer:
-    """Native PostgreSQL: started for the session, or ``$SUHO_TEST_PG_URL`` if set."""
-    external = os.environ.get(EXTERNAL_PG_ENV)
+def _server(request: pytest.FixtureRequest, env: str, proc_fixture: str) -> PgServer:
+    external = os.environ.get(env)
     if external:
         url = make_url(external)
         return PgServer(
@@ -87,7 +104,7 @@ def pg_server(request: pytest.FixtureRequest) -> PgServer:
             password=url.password or "",
             maintenance_db=url.database or "postgres",
         )
-    executor = request.getfixturevalue("_pg_proc")
+    executor = request.getfixturevalue(proc_fixture)
     pid_file = Path(executor.datadir) / "postmaster.pid"
     pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
     return PgServer(
@@ -100,28 +117,60 @@ def pg_server(request: pytest.FixtureRequest) -> PgServer:
 
 
 @pytest.fixture(scope="session")
-def make_pg_database(pg_server: PgServer) -> Iterator[Callable[[], str]]:
-    """Factory: a URL to a fresh empty database; every one is dropped at session end."""
+def pg_server(request: pytest.FixtureRequest) -> PgServer:
+    """Native PostgreSQL: started for the session, or ``$SUHO_TEST_PG_URL`` if set."""
+    return _server(request, EXTERNAL_PG_ENV, "_pg_proc")
+
+
+@pytest.fixture(scope="session")
+def ts_server(request: pytest.FixtureRequest) -> PgServer:
+    """Native TimescaleDB: started for the session, or ``$SUHO_TEST_TIMESCALE_URL`` if set."""
+    return _server(request, EXTERNAL_TIMESCALE_ENV, "_ts_proc")
+
+
+def _database_factory(server: PgServer) -> Iterator[Callable[[], str]]:
     created: list[str] = []
 
     def make() -> str:
-        name = pg_server.create_database()
+        name = server.create_database()
         created.append(name)
-        return pg_server.url(name)
+        return server.url(name)
 
     yield make
     for name in created:
-        pg_server.drop_database(name)
+        server.drop_database(name)
+
+
+def _fresh_database(server: PgServer) -> Iterator[str]:
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def make_pg_database(pg_server: PgServer) -> Iterator[Callable[[], str]]:
+    """Factory: a URL to a fresh empty database; every one is dropped at session end."""
+    yield from _database_factory(pg_server)
+
+
+@pytest.fixture(scope="session")
+def make_ts_database(ts_server: PgServer) -> Iterator[Callable[[], str]]:
+    """Like ``make_pg_database``, on native TimescaleDB."""
+    yield from _database_factory(ts_server)
 
 
 @pytest.fixture
 def pg_url(pg_server: PgServer) -> Iterator[str]:
     """URL of a fresh empty database on native PostgreSQL, dropped after the test."""
-    name = pg_server.create_database()
-    try:
-        yield pg_server.url(name)
-    finally:
-        pg_server.drop_database(name)
+    yield from _fresh_database(pg_server)
+
+
+@pytest.fixture
+def ts_url(ts_server: PgServer) -> Iterator[str]:
+    """URL of a fresh empty database on native TimescaleDB, dropped after the test."""
+    yield from _fresh_database(ts_server)
 
 
 @pytest.fixture(scope="session")

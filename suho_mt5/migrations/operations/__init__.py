@@ -15,8 +15,11 @@ with its entities), so a revision only needs::
         op.drop_hypertable("mt5_fills")
 
 Each operation builds what the server's edition supports (``timescale`` / ``apache`` /
-``postgresql``, see :func:`migration_edition`) and has a ``reverse()``. Revisions never
-import ORM models.
+``postgresql``, see :func:`migration_edition`) and has a ``reverse()``. The objects they
+create and drop are entities (:class:`Hypertable`, :class:`TenantRLS`,
+:class:`ContinuousAggregate`, :class:`RetentionPolicy`, :class:`RefreshPolicy`) that declare
+their parameters once; ``op.create_entity(entity)`` and ``op.drop_entity(entity)`` take
+them directly. Revisions never import ORM models.
 
 >>> from suho_mt5.db import Edition
 >>> tenant_predicate()
@@ -41,6 +44,17 @@ from suho_mt5.migrations.operations._edition import (
     migration_edition,
     remember_edition,
 )
+from suho_mt5.migrations.operations._entities import (
+    MAINTENANCE_ROLE,
+    OWNER_ROLE,
+    AggregateRefresh,
+    ContinuousAggregate,
+    Entity,
+    Hypertable,
+    RefreshPolicy,
+    RetentionPolicy,
+    TenantRLS,
+)
 from suho_mt5.migrations.operations._offline import (
     SCHEMA_FILES,
     SchemaFile,
@@ -48,16 +62,17 @@ from suho_mt5.migrations.operations._offline import (
     render_sql,
 )
 from suho_mt5.migrations.operations._ops import (
-    MAINTENANCE_ROLE,
-    OWNER_ROLE,
     AddRefreshPolicyOp,
     AddRetentionPolicyOp,
     CreateContinuousAggregateOp,
+    CreateEntityOp,
     CreateHypertableOp,
     DisableTenantRLSOp,
     DropContinuousAggregateOp,
+    DropEntityOp,
     DropHypertableOp,
     EnableTenantRLSOp,
+    EntityOp,
     RefreshContinuousAggregateOp,
     RemoveRefreshPolicyOp,
     RemoveRetentionPolicyOp,
@@ -94,18 +109,28 @@ __all__ = [
     "TENANT_SETTING",
     "AddRefreshPolicyOp",
     "AddRetentionPolicyOp",
+    "AggregateRefresh",
+    "ContinuousAggregate",
     "CreateContinuousAggregateOp",
+    "CreateEntityOp",
     "CreateHypertableOp",
     "DisableTenantRLSOp",
     "DropContinuousAggregateOp",
+    "DropEntityOp",
     "DropHypertableOp",
     "EnableTenantRLSOp",
+    "Entity",
+    "EntityOp",
+    "Hypertable",
     "IntervalLike",
     "RawSQL",
     "RefreshContinuousAggregateOp",
+    "RefreshPolicy",
     "RemoveRefreshPolicyOp",
     "RemoveRetentionPolicyOp",
+    "RetentionPolicy",
     "SchemaFile",
+    "TenantRLS",
     "bucket_expr",
     "choose_install_edition",
     "execute_sql",

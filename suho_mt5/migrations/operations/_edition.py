@@ -21,7 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 
 from suho_mt5.db import Edition, inspect_server, parse_edition
-from suho_mt5.errors import EditionError, MigrationError
+from suho_mt5.errors import EditionError, MigrationError, TimescaleNotPreloadedError
 
 __all__ = [
     "EDITION_ATTRIBUTE",
@@ -135,6 +135,14 @@ def migration_edition(context: MigrationContext | None = None) -> Edition:
     return edition
 
 
+#: One line naming both ways forward (docs/schema.md, "Editions").
+NOT_PRELOADED = (
+    "TimescaleDB is installed on this server but not preloaded: add timescaledb to "
+    "shared_preload_libraries in postgresql.conf and restart the server, or build the plain "
+    "PostgreSQL edition with -x edition=postgresql (suho-mt5 db upgrade --edition postgresql)"
+)
+
+
 def choose_install_edition(context: MigrationContext | None = None) -> Edition:
     """The init revision's choice: install TimescaleDB when the server offers it.
 
@@ -163,6 +171,8 @@ def choose_install_edition(context: MigrationContext | None = None) -> Edition:
                 f"the {explicit.value if explicit else 'requested'} edition needs TimescaleDB, "
                 "which this server does not offer"
             )
+        if not info.timescaledb_loadable:
+            raise TimescaleNotPreloadedError(NOT_PRELOADED)
         if info.timescaledb_version is None:
             execute_sql("CREATE EXTENSION IF NOT EXISTS timescaledb")
         info = inspect_server(conn)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
 
 from suho_mt5.db import Edition
+from suho_mt5.migrations._config import alembic_config
 
 __all__ = ["SCHEMA_FILES", "SchemaFile", "render_schema_files", "render_sql"]
 
@@ -44,17 +44,20 @@ SCHEMA_FILES: tuple[SchemaFile, ...] = (
 )
 
 
-def render_sql(alembic_ini: Path, revisions: str, edition: Edition) -> str:
-    """What ``alembic upgrade <revisions> --sql -x edition=<edition>`` prints."""
+def render_sql(alembic_ini: Path | None, revisions: str, edition: Edition) -> str:
+    """What ``alembic upgrade <revisions> --sql -x edition=<edition>`` prints.
+
+    ``alembic_ini=None`` uses the migrations of the installed package, no file needed.
+    """
     buffer = io.StringIO()
-    config = Config(str(alembic_ini), output_buffer=buffer)
+    config = alembic_config(alembic_ini, output_buffer=buffer)
     config.cmd_opts = argparse.Namespace(x=[f"edition={edition.value}"])
     command.upgrade(config, revisions, sql=True)
     return buffer.getvalue()
 
 
 def render_schema_files(
-    alembic_ini: Path, edition: Edition = Edition.TIMESCALE
+    alembic_ini: Path | None = None, edition: Edition = Edition.TIMESCALE
 ) -> dict[str, str]:
     """File name -> content of every ``schemas/`` script, headers included."""
     files: dict[str, str] = {}

@@ -9,7 +9,7 @@ Builds, per edition:
   revision so upgrades and downgrades keep to it;
 * the six roles (created only if missing: roles are shared by every database of a
   cluster), and on TimescaleDB the internal chunk schema closed to everyone but the owner
-  and maintenance roles (DESIGN.md trap 7);
+  and maintenance roles (docs/schema.md, trap 7);
 * ``mt5_timeseries_catalog``: the hypertables and aggregates and their declared policies;
 * ``health_check()``, ``generate_api_key()``, ``hash_api_key()``, ``verify_api_key()``.
 
@@ -444,8 +444,8 @@ def upgrade() -> None:
     )
     execute_sql(_roles_sql(JOB_OWNERS if edition.has_continuous_aggregates else ()))
     if edition.has_hypertables:
-        # Chunks do not inherit the hypertable's row-level security (trap 7, timescaledb
-        # issue 7830) but do inherit its grants: without USAGE on their schema, tenant roles
+        # Chunks do not inherit the hypertable's row-level security (docs/schema.md, trap 7,
+        # timescaledb issue 7830) but do inherit its grants: without USAGE on their schema, tenant roles
         # cannot name them. The owner creates chunk triggers and maintenance refreshes there.
         execute_sql("REVOKE USAGE ON SCHEMA _timescaledb_internal FROM PUBLIC")
         execute_sql("GRANT USAGE ON SCHEMA _timescaledb_internal TO mt5_owner, mt5_maintenance")

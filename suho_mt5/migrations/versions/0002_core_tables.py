@@ -68,7 +68,7 @@ def time_series(table: str) -> list[SchemaItem]:
 def sequence(table: str) -> list[SchemaItem]:
     """The EA's per-connection packet sequence: with account and time, the idempotency key
     the Data Bridge inserts under ``ON CONFLICT DO NOTHING``. A unique index on a hypertable
-    must contain every partitioning column, ``time`` and ``tenant_id`` (DESIGN.md trap 8)."""
+    must contain every partitioning column, ``time`` and ``tenant_id`` (docs/schema.md, trap 8)."""
     return [
         sa.Column("sequence", sa.BigInteger(), nullable=True),
         sa.CheckConstraint("sequence >= 0", name=f"{table}_sequence_check"),

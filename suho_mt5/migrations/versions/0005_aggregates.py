@@ -1,7 +1,7 @@
 """aggregates for the seed's benchmark queries, and their tenant views
 
 One aggregate per benchmark query of the seed, each closed to every tenant role and read
-through a ``security_barrier`` view that keeps the current tenant's rows (DESIGN.md trap 2):
+through a ``security_barrier`` view that keeps the current tenant's rows (docs/schema.md, trap 2):
 
 ===========================  ===========================  ===================================
 aggregate (owner only)       tenant view                  benchmark query
@@ -14,9 +14,9 @@ mt5_agg_quotes_ohlc_1h       mt5_quotes_ohlc_1h           symbol quote OHLC, 1 h
 
 timescale: continuous aggregates with real-time aggregation (``materialized_only = false``:
 the newest, not yet materialized buckets are computed from the raw rows at query time),
-owned by ``mt5_maintenance`` (``BYPASSRLS``) so that refreshes see every tenant (trap 4),
-created while the source's row-level security is briefly off (trap 1), then refreshed
-outside the transaction (trap 5). apache and postgresql: materialized views with a unique
+owned by ``mt5_maintenance`` (``BYPASSRLS``) so that refreshes see every tenant (docs/schema.md,
+trap 4), created while the source's row-level security is briefly off (trap 1), then
+refreshed outside the transaction (trap 5). apache and postgresql: materialized views with a unique
 index, refreshed by ``CALL mt5_maintain()``.
 
 Revision ID: 0005

@@ -8,18 +8,22 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from alembic.config import Config as AlembicConfig
 from pytest_alembic.config import Config as PytestAlembicConfig
 from sqlalchemy.engine import Engine
 
-from suho_mt5.db import TenantSession, tenant_session
+from suho_mt5.db import Edition, TenantSession, tenant_session
 from tests.integration.schema._support import ALEMBIC_INI, schema_engine
 
 __all__ = ["alembic_test_config", "role_engine", "tenant"]
 
 
-def alembic_test_config() -> PytestAlembicConfig:
-    """pytest-alembic's configuration: this repository's ``alembic.ini``."""
-    return PytestAlembicConfig(config_options={"file": str(ALEMBIC_INI)})
+def alembic_test_config(edition: Edition | None = None) -> PytestAlembicConfig:
+    """pytest-alembic's configuration: this repository's ``alembic.ini`` (for ``edition``)."""
+    config = AlembicConfig(str(ALEMBIC_INI))
+    if edition is not None:
+        config.attributes["suho_edition"] = edition
+    return PytestAlembicConfig(alembic_config=config)
 
 
 def role_engine(url: str, role: str, **kwargs: Any) -> Engine:

@@ -10,6 +10,7 @@ from pytest_alembic.config import Config
 from pytest_alembic.tests import test_model_definitions_match_ddl
 from sqlalchemy.engine import Connection
 
+from suho_mt5.db import Edition
 from tests.integration.models._support import alembic_test_config
 from tests.integration.schema._support import schema_engine
 
@@ -18,7 +19,7 @@ __all__ = ["test_model_definitions_match_ddl"]
 
 @pytest.fixture
 def alembic_config() -> Config:
-    return alembic_test_config()
+    return alembic_test_config(Edition.POSTGRESQL)
 
 
 @pytest.fixture

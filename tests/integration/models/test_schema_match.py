@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from suho_mt5.db import Drift, check_drift
 from suho_mt5.errors import DatabaseError
+from suho_mt5.migrations.drift import Drift, check_drift
 from suho_mt5.models import (
     TextEnum,
     TimeseriesCatalogEntry,

@@ -3,7 +3,7 @@
 The expected rows are computed here from the base tables with plain SQL, independently of
 the aggregates' definitions. Run after the refresh (``CALL mt5_maintain()`` as the
 maintenance role, which on timescale runs the refresh jobs): empty aggregates would mean a
-refresh that could not see the tenants' rows (DESIGN.md trap 4). Shared by both lanes.
+refresh that could not see the tenants' rows (docs/schema.md, trap 4). Shared by both lanes.
 """
 
 from __future__ import annotations

@@ -36,8 +36,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def alembic_config() -> dict[str, Any]:
-    return {"file": str(ALEMBIC_INI)}
+def alembic_config(lane_edition: Edition) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["suho_edition"] = lane_edition
+    return config
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """Every SQL snippet of the seed specification, verbatim, returns what the seed promises.
 
-The snippets below are copied character for character from
-``../shared/seed/mt5-ea-integration-README.md`` (a test checks that, when the file is there).
+The snippets below are copied character for character from the seed specification,
+``mt5-ea-integration-README.md``, which is not part of this repository: a test checks that
+when the file is at ``$SUHO_SEED_SPEC`` or in a ``seed/`` directory beside an ancestor of
+the checkout, and is skipped otherwise.
 Three are templates whose placeholders the reader fills in: ``'user_account_id'`` (an
 account id), ``stored_hash`` (a stored hash) and the Python snippet's ``%s`` (a list of
 signal ids); the tests substitute exactly those and nothing else. Each runs as the role the
@@ -17,12 +19,14 @@ Shared by both server lanes.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +37,19 @@ from tests.integration.schema._support import REPO_ROOT, Schema, session
 
 pytestmark = pytest.mark.integration
 
-SEED = REPO_ROOT.parent / "shared" / "seed" / "mt5-ea-integration-README.md"
+SEED_NAME = "mt5-ea-integration-README.md"
+
+
+def _find_seed() -> Path | None:
+    if os.environ.get("SUHO_SEED_SPEC"):
+        return Path(os.environ["SUHO_SEED_SPEC"])
+    for parent in REPO_ROOT.parents:
+        for found in parent.glob(f"*/seed/{SEED_NAME}"):
+            return found
+    return None
+
+
+SEED = _find_seed()
 
 # --------------------------------------------------------------------------- the snippets
 
@@ -149,7 +165,7 @@ WHERE tenant_id = 'tenant_xyz'
 SNIPPETS = {
     name: value
     for name, value in globals().items()
-    if name.isupper() and isinstance(value, str) and name not in ("SEED",)
+    if name.isupper() and isinstance(value, str) and name not in ("SEED", "SEED_NAME")
 }
 
 # --------------------------------------------------------------------------- helpers
@@ -245,8 +261,8 @@ def scenario(schema: Schema) -> Iterator[Scenario]:
 
 
 def test_the_snippets_are_the_seeds_own(request: pytest.FixtureRequest) -> None:
-    if not SEED.exists():
-        pytest.skip(f"the seed specification is not at {SEED}")
+    if SEED is None or not SEED.exists():
+        pytest.skip(f"the seed specification ({SEED_NAME}) was not found: set SUHO_SEED_SPEC")
     seed = SEED.read_text()
     for name, snippet in SNIPPETS.items():
         assert snippet.strip() in seed, name

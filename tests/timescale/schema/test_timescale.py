@@ -1,5 +1,5 @@
 """TimescaleDB specifics: hypertables, jobs, chunks, continuous aggregates and the traps of
-DESIGN.md ("TimescaleDB and RLS: known traps") that only TimescaleDB can show."""
+docs/schema.md ("Known traps") that only TimescaleDB can show."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The custom operations: registration, reverse(), autogenerate rendering, offline SQL."""
+"""The custom operations: generic create/drop over entities, registration, reverse(),
+autogenerate rendering, offline SQL."""
 
 from __future__ import annotations
 
+import inspect
 import io
 from typing import Any
 
@@ -15,13 +17,19 @@ from suho_mt5.errors import MigrationError
 from suho_mt5.migrations.operations import (
     AddRefreshPolicyOp,
     AddRetentionPolicyOp,
+    ContinuousAggregate,
     CreateContinuousAggregateOp,
+    CreateEntityOp,
     CreateHypertableOp,
     DisableTenantRLSOp,
     DropContinuousAggregateOp,
+    DropEntityOp,
     DropHypertableOp,
     EnableTenantRLSOp,
+    Entity,
+    Hypertable,
     RefreshContinuousAggregateOp,
+    RefreshPolicy,
     RemoveRefreshPolicyOp,
     RemoveRetentionPolicyOp,
     migration_edition,
@@ -59,7 +67,7 @@ def offline(edition: Edition | None, build: Any) -> str:
     "create_hypertable", "drop_hypertable", "enable_tenant_rls", "disable_tenant_rls",
     "create_continuous_aggregate", "drop_continuous_aggregate", "refresh_continuous_aggregate",
     "add_retention_policy", "remove_retention_policy", "add_refresh_policy",
-    "remove_refresh_policy",
+    "remove_refresh_policy", "create_entity", "drop_entity",
 ])
 def test_operations_are_registered(name: str) -> None:
     assert callable(getattr(Operations, name))
@@ -74,9 +82,46 @@ def test_reverse_round_trips(op: Any, inverse: type) -> None:
     assert vars(again) == vars(op) or again is op
 
 
+def test_an_operation_holds_an_entity_built_from_its_arguments() -> None:
+    op = CreateHypertableOp("mt5_x", chunk_time_interval="1 day")
+    assert op.entity == Hypertable("mt5_x", "time", chunk_time_interval="1 day")
+    assert CreateHypertableOp(op.entity).entity is op.entity
+    with pytest.raises(MigrationError, match="needs chunk_time_interval"):
+        CreateHypertableOp("mt5_x")
+    with pytest.raises(MigrationError, match="needs definition, source, bucket_width"):
+        CreateContinuousAggregateOp("v", tenant_view=None)
+    with pytest.raises(TypeError):  # a drop of an aggregate must say whether it has a view
+        DropContinuousAggregateOp("v")
+
+
+def test_every_entity_declares_its_parameters_once() -> None:
+    """The op.<name>() functions forward to the entity: no parameter list of their own."""
+    for name in ("create_hypertable", "drop_hypertable", "enable_tenant_rls",
+                 "create_continuous_aggregate", "add_refresh_policy"):
+        assert inspect.signature(getattr(Operations, name)).parameters.keys() == {
+            "self", "args", "kw"}
+    for cls in Entity.__subclasses__():
+        assert cls.__doc__ and cls.create_sql is not Entity.create_sql, cls
+
+
+def test_generic_create_and_drop_take_entities() -> None:
+    entity = RefreshPolicy("mt5_agg_x", schedule_interval="1 hour")
+    sql = offline(Edition.POSTGRESQL, lambda o: (o.create_entity(entity), o.drop_entity(entity)))
+    assert "refresh_schedule = INTERVAL '1 hour'" in sql and "refresh_schedule = NULL" in sql
+    create = CreateEntityOp(entity)
+    assert isinstance(create.reverse(), DropEntityOp)
+    aggregate = ContinuousAggregate("v", tenant_view=None)
+    assert type(CreateEntityOp(RefreshPolicy("v", schedule_interval="1 hour")).reverse()) is (
+        RemoveRefreshPolicyOp)
+    assert DropEntityOp(aggregate).sql(Edition.APACHE)[0] == "DROP MATERIALIZED VIEW public.v"
+    assert "op.create_entity(RefreshPolicy(" in render_python_code(ops.UpgradeOps(ops=[create]))
+
+
 def test_reverse_of_a_bare_drop_is_not_guessed() -> None:
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError, match="definition, source, bucket_width"):
         DropContinuousAggregateOp("v", tenant_view=None).reverse()
+    with pytest.raises(NotImplementedError, match="chunk_time_interval"):
+        DropHypertableOp("t").reverse()
     with pytest.raises(NotImplementedError):
         RemoveRetentionPolicyOp("t").reverse()
     with pytest.raises(NotImplementedError):
@@ -90,7 +135,7 @@ def test_autogenerate_renders_the_operations() -> None:
     assert "op.create_continuous_aggregate('mt5_agg_x', 'SELECT 1', source='mt5_x'" in code
     assert "op.add_retention_policy('mt5_x', '90 days', owner='mt5_owner'" in code
     assert "op.add_refresh_policy('mt5_agg_x', start_offset='1 day'" in code
-    assert "op.refresh_continuous_aggregate('v', schema=None)" in code
+    assert "op.refresh_continuous_aggregate('v', concurrently=False, schema=None)" in code
     compile(code.replace("    ", ""), "<rendered>", "exec")
 
 

@@ -1,4 +1,4 @@
-"""The SQL the custom operations build, per edition, without a server."""
+"""The SQL the custom operations' entities build, per edition, without a server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import pytest
 from suho_mt5.db import Edition
 from suho_mt5.errors import MigrationError
 from suho_mt5.migrations.operations import (
-    _sql,
+    AggregateRefresh,
+    ContinuousAggregate,
+    Hypertable,
+    RefreshPolicy,
+    RetentionPolicy,
+    TenantRLS,
     bucket_expr,
     first_expr,
     ident,
@@ -74,9 +79,7 @@ def test_bucket_first_last_per_edition(edition: Edition) -> None:
 
 @pytest.mark.parametrize("edition", list(Edition))
 def test_hypertables_per_edition(edition: Edition) -> None:
-    sql = "\n".join(_sql.create_hypertable_sql(
-        edition, "mt5_x", "public", time_column="time", chunk_time_interval="1 day",
-        tenant_column="tenant_id", tenant_partitions=4))
+    sql = "\n".join(Hypertable("mt5_x", chunk_time_interval="1 day").create_sql(edition))
     if edition.has_hypertables:
         assert "create_hypertable('public.mt5_x', by_range('time', INTERVAL '1 day'))" in sql
         assert "add_dimension('public.mt5_x', by_hash('tenant_id', 4))" in sql
@@ -84,16 +87,13 @@ def test_hypertables_per_edition(edition: Edition) -> None:
         assert "CREATE INDEX mt5_x_time_idx ON public.mt5_x (time DESC)" in sql
     assert "INSERT INTO mt5_timeseries_catalog" in sql
     with pytest.raises(MigrationError):
-        _sql.create_hypertable_sql(edition, "t", "public", time_column="time",
-                                   chunk_time_interval="1 day", tenant_column="tenant_id",
-                                   tenant_partitions=0)
+        Hypertable("t", chunk_time_interval="1 day", tenant_partitions=0).create_sql(edition)
 
 
 @pytest.mark.parametrize("edition", list(Edition))
 def test_tenant_rls_is_enabled_forced_and_verified(edition: Edition) -> None:
-    sql = "\n".join(_sql.enable_tenant_rls_sql(
-        edition, "mt5_x", "public", tenant_column="tenant_id", setting="app.current_tenant_id",
-        policy_name="tenant_isolation", cross_tenant={"mt5_ingest": ["INSERT"]}))
+    sql = "\n".join(TenantRLS("mt5_x", cross_tenant={"mt5_ingest": ["insert"]}).create_sql(
+        edition))
     assert "ALTER TABLE public.mt5_x ENABLE ROW LEVEL SECURITY" in sql
     assert "ALTER TABLE public.mt5_x FORCE ROW LEVEL SECURITY" in sql
     assert f"USING ({tenant_predicate()}) WITH CHECK ({tenant_predicate()})" in sql
@@ -101,21 +101,17 @@ def test_tenant_rls_is_enabled_forced_and_verified(edition: Edition) -> None:
     assert sql.rstrip().endswith("$suho$") and "relforcerowsecurity" in sql
     assert ("compression_enabled" in sql) is edition.has_hypertables
     with pytest.raises(MigrationError):
-        _sql.enable_tenant_rls_sql(edition, "t", "public", tenant_column="tenant_id",
-                                   setting="app.current_tenant_id", policy_name="p",
-                                   cross_tenant={"r": ["TRUNCATE"]})
+        TenantRLS("t", cross_tenant={"r": ["TRUNCATE"]})
 
 
 @pytest.mark.parametrize("edition", list(Edition))
 def test_aggregates_per_edition(edition: Edition) -> None:
-    sql = "\n".join(_sql.create_aggregate_sql(
-        edition, "mt5_agg_x", "public", definition="SELECT 1 AS bucket", source="mt5_x",
-        bucket_width="1 hour", unique_key=["bucket"], owner="mt5_maintenance",
-        tenant_view="mt5_x_hourly", tenant_column="tenant_id", setting="app.current_tenant_id",
-        reader_roles=["mt5_readonly", "mt5_app"], tenant_view_owner="mt5_owner",
-        materialized_only=False))
+    sql = "\n".join(ContinuousAggregate(
+        "mt5_agg_x", "SELECT 1 AS bucket", source="mt5_x", bucket_width="1 hour",
+        unique_key=["bucket"], tenant_view="mt5_x_hourly",
+        reader_roles=["mt5_readonly", "mt5_app"]).create_sql(edition))
     if edition.has_continuous_aggregates:
-        # trap 1: row security off and on around the CREATE, in the same transaction
+        # docs/schema.md, trap 1: row security off and on around the CREATE, in the same transaction
         assert sql.index("DISABLE ROW LEVEL SECURITY") < sql.index("timescaledb.continuous")
         assert sql.index("timescaledb.continuous") < sql.index("ENABLE ROW LEVEL SECURITY")
         assert "NO FORCE ROW LEVEL SECURITY" in sql and "WITH NO DATA" in sql
@@ -129,9 +125,8 @@ def test_aggregates_per_edition(edition: Edition) -> None:
 
 
 def test_policies_run_as_their_owner_on_timescale_only() -> None:
-    ts = _sql.add_refresh_sql(Edition.TIMESCALE, "v", "public", start_offset="1 day",
-                              end_offset="1 hour", schedule_interval="5 minutes",
-                              owner="mt5_maintenance")
+    ts = RefreshPolicy("v", start_offset="1 day", end_offset="1 hour",
+                       schedule_interval="5 minutes").create_sql(Edition.TIMESCALE)
     assert ts[:3] == [
         "SET LOCAL ROLE mt5_maintenance",
         "SELECT add_continuous_aggregate_policy('public.v', start_offset => INTERVAL '1 day', "
@@ -139,13 +134,13 @@ def test_policies_run_as_their_owner_on_timescale_only() -> None:
         "RESET ROLE",
     ]
     for edition in (Edition.APACHE, Edition.POSTGRESQL):
-        sql = _sql.add_retention_sql(edition, "t", "public", drop_after="90 days", owner="o")
+        sql = RetentionPolicy("t", "90 days", owner="o").create_sql(edition)
         assert len(sql) == 1 and "retention = INTERVAL '90 days'" in sql[0]
         assert "IF NOT FOUND" in sql[0]  # a policy on an unknown relation fails loudly
 
 
 def test_refresh_per_edition() -> None:
-    assert _sql.refresh_aggregate_sql(Edition.TIMESCALE, "v", "public") == [
+    assert AggregateRefresh("v").create_sql(Edition.TIMESCALE) == [
         "CALL refresh_continuous_aggregate('public.v', NULL, NULL)"]
-    pg = _sql.refresh_aggregate_sql(Edition.POSTGRESQL, "v", "public", concurrently=True)
+    pg = AggregateRefresh("v", concurrently=True).create_sql(Edition.POSTGRESQL)
     assert pg[0] == "REFRESH MATERIALIZED VIEW CONCURRENTLY public.v"

@@ -19,11 +19,12 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_protocol_md_holds_the_generated_tables() -> None:
     text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
     assert _spec.render() in text, "run: python -m suho_mt5.protocol._spec"
+    assert _spec.rules_table() in text, "run: python -m suho_mt5.protocol._spec"
 
 
 @pytest.mark.parametrize(
     "module",
-    ["__init__", "_codec", "_enums", "_framer", "_messages", "_rows"],
+    ["__init__", "_codec", "_enums", "_framer", "_messages"],
 )
 def test_docstring_examples_run(module: str) -> None:
     name = "suho_mt5.protocol" + ("" if module == "__init__" else f".{module}")

@@ -15,6 +15,8 @@ from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
 
+import pytest
+
 from suho_mt5.errors import ProtocolError
 from suho_mt5.protocol import (
     MAX_TIMESTAMP_US,
@@ -32,18 +34,33 @@ from suho_mt5.protocol import (
     OrderEventPacket,
     Packet,
     SignalPacket,
+    StreamDecoder,
     WireAction,
     WireDealType,
+    WireMarginMode,
     WireOrderState,
     WireOrderType,
     decode,
+    decode_frame,
     encode,
+    iter_frame,
 )
 from suho_mt5.protocol._layout import LAYOUT_BY_CLASS
+from suho_mt5.protocol._rules import first_violation
+
+from .rule_vectors import (
+    boundary_records,
+    order_cases,
+    padding_cases,
+    single_defect_cases,
+    type_bases,
+)
 
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "vectors"
 VALID_FILE = VECTORS_DIR / "valid.json"
 INVALID_FILE = VECTORS_DIR / "invalid.json"
+FRAMES_FILE = VECTORS_DIR / "frames.json"
+STREAMS_FILE = VECTORS_DIR / "streams.json"
 
 ACC = uuid.UUID("6f1c2a7e-9b1d-4c2e-8a53-2f7b9d0e4c11").bytes
 ACC_MAX = b"\xff" * 16
@@ -55,14 +72,24 @@ I31_MAX, I32_MIN = 2**31 - 1, -(2**31)
 VALID: list[tuple[str, str, Packet]] = [
     (
         "account_snapshot_typical",
-        "a 10,000.00 USD account with one position open",
+        "a 10,000.00 USD hedging account with one position open",
         AccountSnapshotPacket(
-            1, T0, ACC, 10_000_0000, 10_012_3400, 217_5000, 9_794_8400, 4_603_3747, 100, "USD"
+            1,
+            T0,
+            ACC,
+            10_000_0000,
+            10_012_3400,
+            217_5000,
+            9_794_8400,
+            4_603_3747,
+            100,
+            "USD",
+            WireMarginMode.HEDGING,
         ),
     ),
     (
         "account_snapshot_extremes",
-        "int64 extremes, margin level bounds, 8-char currency",
+        "int64 extremes, margin level bounds, 8-char currency, exchange margin mode",
         AccountSnapshotPacket(
             U64_MAX,
             MAX_TIMESTAMP_US,
@@ -74,12 +101,21 @@ VALID: list[tuple[str, str, Packet]] = [
             10**12 - 1,
             I31_MAX,
             "USDTUSDC",
+            WireMarginMode.EXCHANGE,
         ),
     ),
     (
         "account_snapshot_negative_equity",
-        "negative equity: the margin level is sent as 0; leverage 1:1",
+        "negative equity: the margin level is sent as 0; leverage 1:1; an older EA that "
+        "does not send the margin mode (UNKNOWN)",
         AccountSnapshotPacket(2, 0, bytes(16), 1, -50_0000, 100_0000, -150_0000, 0, 1, "X"),
+    ),
+    (
+        "account_snapshot_netting",
+        "a netting account",
+        AccountSnapshotPacket(
+            3, T0, ACC, 500_0000, 500_0000, 0, 500_0000, 0, 500, "EUR", WireMarginMode.NETTING
+        ),
     ),
     (
         "broker_quote_eurusd",
@@ -350,12 +386,13 @@ def _patch(packet: bytes, offset: int, data: bytes, *, fix_crc: bool = True) -> 
 
 
 def invalid_cases() -> list[tuple[str, str, bytes]]:
-    quote = encode(VALID[3][2])
-    hb = encode(VALID[6][2])
-    sig = encode(VALID[12][2])
-    snap = encode(VALID[0][2])
-    order = encode(VALID[9][2])
-    err = encode(VALID[25][2])
+    by_name = {name: msg for name, _, msg in VALID}
+    quote = encode(by_name["broker_quote_eurusd"])
+    hb = encode(by_name["heartbeat_online"])
+    sig = encode(by_name["signal_buy"])
+    snap = encode(by_name["account_snapshot_typical"])
+    order = encode(by_name["order_event_buy_open"])
+    err = encode(by_name["error_signal_expired"])
     return [
         ("empty", "no bytes at all", b""),
         ("truncated", "one byte short", quote[:143]),
@@ -425,63 +462,280 @@ def invalid_cases() -> list[tuple[str, str, bytes]]:
     ]
 
 
+def record_json(msg: Packet) -> dict[str, object]:
+    return {"message_type": msg.MESSAGE_TYPE.name, "fields": fields_json(msg)}
+
+
+def frame_cases() -> list[tuple[str, str, bytes]]:
+    by_name = {name: msg for name, _, msg in VALID}
+    quote = encode(by_name["broker_quote_eurusd"])
+    hb = encode(by_name["heartbeat_online"])
+    snap = encode(by_name["account_snapshot_typical"])
+    bad_field = _patch(snap, 72, (10**12).to_bytes(8, "little"))
+    bad_crc = _patch(hb, 60, b"\x63", fix_crc=False)
+    every_type = b"".join(encode(msg) for _, _, msg in VALID)
+    return [
+        ("frame.empty", "no packets: an empty frame is valid and holds nothing", b""),
+        ("frame.one", "a single packet", quote),
+        ("frame.every_valid_vector", "the hand-written valid vectors in one frame", every_type),
+        (
+            "frame.bad_packet_in_middle",
+            "the second of three packets breaks a field rule: the frame is rejected with the "
+            "offset in the frame; iterating yields the first packet, then the error",
+            quote + bad_field + hb,
+        ),
+        (
+            "frame.bad_crc_last",
+            "the last of three packets has a wrong CRC",
+            quote + snap + bad_crc,
+        ),
+        (
+            "frame.incomplete_tail",
+            "two packets and 100 bytes of a third: the length is checked first, so nothing "
+            "is decoded",
+            quote + hb + quote[:100],
+        ),
+        ("frame.one_byte", "a single byte", quote[:1]),
+        (
+            "frame.unknown_version_first",
+            "the first packet is of version 2",
+            _patch(quote, 4, b"\x02") + hb,
+        ),
+    ]
+
+
+def stream_cases() -> list[tuple[str, str, list[bytes], bool]]:
+    """(name, description, chunks fed one by one, whether close() follows)."""
+    by_name = {name: msg for name, _, msg in VALID}
+    p1 = encode(by_name["broker_quote_eurusd"])
+    p2 = encode(by_name["heartbeat_online"])
+    p3 = encode(by_name["order_event_buy_open"])
+    v2 = _patch(p2, 4, b"\x02")
+    bad_crc = _patch(p2, 60, b"\x63", fix_crc=False)
+    joined = p1 + p2 + p3
+    return [
+        ("stream.clean", "three packets in one chunk", [joined], False),
+        (
+            "stream.split_across_chunks",
+            "three packets fed in chunks of 50 bytes",
+            [joined[i : i + 50] for i in range(0, len(joined), 50)],
+            False,
+        ),
+        (
+            "stream.garbage_between_packets",
+            "8 bytes of garbage between two packets are skipped",
+            [p1 + b"garbage!" + p2],
+            False,
+        ),
+        (
+            "stream.garbage_first",
+            "garbage before the first packet, fed in two chunks",
+            [b"\x00\xffnoise", p1],
+            False,
+        ),
+        (
+            "stream.partial_magic_at_end",
+            "a packet and the first 3 bytes of a magic: those are kept (pending), not skipped",
+            [p1 + b"SUH"],
+            False,
+        ),
+        (
+            "stream.partial_magic_at_end_then_rest",
+            "the rest of the packet whose magic started the previous chunk",
+            [p1 + b"SUH", p2[3:]],
+            False,
+        ),
+        (
+            "stream.partial_packet_at_close",
+            "a packet cut short by the end of the stream: close() reports it as skipped",
+            [p1 + p2[:100]],
+            True,
+        ),
+        (
+            "stream.unknown_version",
+            "a version 2 packet between two version 1 packets: skipped up to the next magic",
+            [p1 + v2 + p3],
+            False,
+        ),
+        (
+            "stream.bad_crc",
+            "a packet with a wrong CRC between two good ones",
+            [p1 + bad_crc + p3],
+            False,
+        ),
+        (
+            "stream.cut_packet_then_packet",
+            "the first 100 bytes of a packet (a reconnect cut it) then a whole one: the decoder "
+            "tries the 144 bytes at the first magic, fails, and resynchronises on the second",
+            [p1[:100] + p2],
+            False,
+        ),
+        (
+            "stream.false_magic",
+            "a magic followed by garbage, then a packet",
+            [b"SUHO\x07\x07" + p1],
+            False,
+        ),
+        ("stream.only_garbage", "bytes with no magic at all", [b"xyz"], True),
+        (
+            "stream.garbage_fed_in_pieces",
+            "garbage fed in three chunks is one skip",
+            [b"abc", b"def", b"ghi" + p1],
+            False,
+        ),
+        (
+            "stream.two_bad_packets_in_a_row",
+            "two version 2 packets in a row: one skip each, though their reasons are the same",
+            [p1 + v2 + v2 + p3],
+            False,
+        ),
+    ]
+
+
+def _invalid_entry(name: str, description: str, packet: bytes) -> dict[str, object]:
+    try:
+        decode(packet)
+    except ProtocolError as exc:
+        found = first_violation(packet)
+        assert found is not None and type(found[1]) is type(exc), name
+        return {
+            "name": name,
+            "description": description,
+            "hex": packet.hex(),
+            "error": type(exc).__name__,
+            "offset": exc.offset,
+            "reason": exc.reason,
+            "rule": found[0].id,
+        }
+    raise AssertionError(f"{name} decodes")  # pragma: no cover
+
+
+def _valid_entry(
+    name: str, description: str, msg: Packet, packet: bytes | None = None
+) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "name": name,
+        "description": description,
+        "message_type": msg.MESSAGE_TYPE.name,
+        "type_code": int(msg.MESSAGE_TYPE),
+        "fields": fields_json(msg),
+        "scaled": scaled_json(msg),
+        "hex": (packet or encode(msg)).hex(),
+    }
+    if packet is not None:
+        assert decode(packet) == msg and encode(msg) != packet, name
+        entry["decode_only"] = True
+    return entry
+
+
+def _frame_entry(name: str, description: str, frame: bytes) -> dict[str, object]:
+    entry: dict[str, object] = {"name": name, "description": description, "hex": frame.hex()}
+    records: list[dict[str, object]] = []
+    try:
+        for msg in iter_frame(frame):
+            records.append(record_json(msg))
+    except ProtocolError as exc:
+        with pytest.raises(type(exc)):
+            decode_frame(frame)
+        entry.update(error=type(exc).__name__, offset=exc.offset, reason=exc.reason)
+    else:
+        assert [record_json(m) for m in decode_frame(frame)] == records
+    entry["records"] = records
+    return entry
+
+
+def _stream_entry(
+    name: str, description: str, chunks: list[bytes], close: bool
+) -> dict[str, object]:
+    dec = StreamDecoder()
+    records = [record_json(m) for chunk in chunks for m in dec.feed(chunk)]
+    if close:
+        dec.close()
+    return {
+        "name": name,
+        "description": description,
+        "chunks": [c.hex() for c in chunks],
+        "close": close,
+        "records": records,
+        "skips": [{"offset": k.offset, "length": k.length, "reason": k.reason} for k in dec.skips],
+        "pending": dec.pending,
+    }
+
+
+ABOUT_VALID = (
+    "Suho Binary Protocol version 1 golden vectors: every packet is 144 bytes. Encode "
+    "`fields` and compare with `hex`; decode `hex` and compare with `fields`; where "
+    "`decode_only` is true (non-zero padding) only decode. Integers are exact (64-bit values "
+    "exceed 2^53: parse them as 64-bit integers); ids are UUIDs whose 16 bytes are sent in "
+    "RFC 4122 order (not Microsoft GUID order); enums are given by name (numbers in "
+    "docs/protocol.md). `scaled` shows fixed-point fields as decimals. Names starting with "
+    "`edge.` and `padding.` are generated from the rule list (tests/unit/protocol/"
+    "rule_vectors.py): every allowed interval's ends, full and one-character text."
+)
+ABOUT_INVALID = (
+    "Inputs a decoder must reject. `error` is the suho_mt5.errors class, `offset` the byte "
+    "offset it reports, `rule` the rule of docs/protocol.md section 6 that rejects it (checks "
+    "run in the order of that table: length, magic, version, type, flags, CRC, then the "
+    "packet type's fields in offset order). Packets with a bad field carry a correct CRC, so "
+    "the field check is what rejects them. `rule.*` vectors break one rule alone; `order.*` "
+    "vectors break two rules run one after the other (`rule`, then `also_violates`), and "
+    "the expected error is the first one's."
+)
+ABOUT_FRAMES = (
+    "Frames: concatenated packets (one NATS message). `hex` is the frame; `records` the "
+    "packets an iterating decoder yields before the first error; `error`/`offset` (absent "
+    "when the frame is valid) what a strict frame decoder raises, the offset counted from "
+    "the start of the frame. The length (a multiple of 144) is checked before any packet."
+)
+ABOUT_STREAMS = (
+    "Streams: bytes fed in `chunks`, then close() if `close`. `records` are the packets "
+    "returned; `skips` the bytes skipped (stream offset, length, reason: one skip per bad "
+    "packet, and one per run of bytes without a magic, however the run was fed); `pending` "
+    "the bytes held back at the end (the start of a packet). At a position that is not a "
+    "valid packet the decoder skips to the next magic after it, or to a partial magic at the "
+    "end of what it has."
+)
+
+
+def contents() -> dict[Path, dict[str, object]]:
+    """What ``write`` puts in each file."""
+    ours = {VALID_FILE, INVALID_FILE, FRAMES_FILE, STREAMS_FILE}
+    others = [
+        bytes.fromhex(v["hex"])
+        for path in sorted(VECTORS_DIR.glob("*.json"))
+        if path not in ours
+        for v in json.loads(path.read_text("utf-8"))["vectors"]
+        if "fields" in v and not v.get("decode_only")
+    ]
+    bases = type_bases(VALID, others)
+    valid = [_valid_entry(n, d, m) for n, d, m in VALID]
+    valid += [_valid_entry(n, d, m) for n, d, m in boundary_records(bases)]
+    valid += [_valid_entry(n, d, m, p) for n, d, m, p in padding_cases(bases)]
+    invalid = [_invalid_entry(n, d, p) for n, d, p in invalid_cases()]
+    invalid += [_invalid_entry(n, d, p) for n, d, p in single_defect_cases(bases)]
+    for name, description, packet, second in order_cases(bases):
+        entry = _invalid_entry(name, description, packet)
+        assert entry["rule"] == name.split(".before.")[0].removeprefix("order."), name
+        entry["also_violates"] = second
+        invalid.append(entry)
+    return {
+        VALID_FILE: {"about": ABOUT_VALID, "protocol_version": 1, "packet_size": 144,
+                     "vectors": valid},
+        INVALID_FILE: {"about": ABOUT_INVALID, "protocol_version": 1, "vectors": invalid},
+        FRAMES_FILE: {"about": ABOUT_FRAMES, "protocol_version": 1,
+                      "vectors": [_frame_entry(*c) for c in frame_cases()]},
+        STREAMS_FILE: {"about": ABOUT_STREAMS, "protocol_version": 1,
+                       "vectors": [_stream_entry(*c) for c in stream_cases()]},
+    }
+
+
 def write() -> None:
-    valid = {
-        "about": (
-            "Suho Binary Protocol version 1 golden vectors: every packet is 144 bytes. Encode "
-            "`fields` and compare with `hex`; decode `hex` and compare with `fields`. Integers "
-            "are exact (64-bit values exceed 2^53: parse them as 64-bit integers); ids are "
-            "UUIDs whose 16 bytes are sent in RFC 4122 order (not Microsoft GUID order); enums "
-            "are given by name (numbers in docs/protocol.md). `scaled` shows fixed-point fields "
-            "as decimals."
-        ),
-        "protocol_version": 1,
-        "packet_size": 144,
-        "vectors": [
-            {
-                "name": name,
-                "description": description,
-                "message_type": msg.MESSAGE_TYPE.name,
-                "type_code": int(msg.MESSAGE_TYPE),
-                "fields": fields_json(msg),
-                "scaled": scaled_json(msg),
-                "hex": encode(msg).hex(),
-            }
-            for name, description, msg in VALID
-        ],
-    }
-    invalid_vectors = []
-    for name, description, packet in invalid_cases():
-        try:
-            decode(packet)
-        except ProtocolError as exc:
-            invalid_vectors.append(
-                {
-                    "name": name,
-                    "description": description,
-                    "hex": packet.hex(),
-                    "error": type(exc).__name__,
-                    "offset": exc.offset,
-                    "reason": exc.reason,
-                }
-            )
-        else:  # pragma: no cover
-            raise AssertionError(f"{name} decodes")
-    invalid = {
-        "about": (
-            "Inputs a decoder must reject. `error` is the suho_mt5.errors class, `offset` the "
-            "byte offset it reports (checks run in this order: length, magic, version, type, "
-            "flags, CRC, then fields in offset order). Packets with a bad field carry a "
-            "correct CRC, so the field check is what rejects them."
-        ),
-        "protocol_version": 1,
-        "vectors": invalid_vectors,
-    }
     VECTORS_DIR.mkdir(exist_ok=True)
-    for path, content in ((VALID_FILE, valid), (INVALID_FILE, invalid)):
+    for path, content in contents().items():
         path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
 if __name__ == "__main__":  # pragma: no cover
     write()
-    print(f"wrote {VALID_FILE} and {INVALID_FILE}")
+    print(f"wrote {VALID_FILE.name}, {INVALID_FILE.name}, {FRAMES_FILE.name}, "
+          f"{STREAMS_FILE.name} in {VECTORS_DIR}")

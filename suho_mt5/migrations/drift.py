@@ -1,5 +1,8 @@
 """Compare the ORM models with a live database (``suho-mt5 db check``).
 
+It lives beside the migrations, not in :mod:`suho_mt5.db`, because it needs the models:
+``db`` stays below ``models`` and never imports them.
+
 Alembic's autogenerate comparison does the work; this module decides what is *not* drift:
 objects TimescaleDB creates by itself (its schemas, chunk tables, the default time index
 of a hypertable), Alembic's own version table, and the read-only classes mapped over views.
@@ -146,8 +149,9 @@ def _flatten(diffs: Iterable[Any]) -> Iterable[tuple[Any, ...]]:
 def comparison_options() -> dict[str, Any]:
     """Alembic autogenerate options that make a comparison mean what :func:`check_drift`
     means: TimescaleDB's own objects, ``alembic_version`` and view classes left out, types
-    compared, server defaults not. ``alembic/env.py`` passes them to ``context.configure``
-    so ``alembic revision --autogenerate`` and pytest-alembic see drift the same way."""
+    compared, server defaults not. The migrations' ``env.py`` passes them to
+    ``context.configure`` so ``alembic revision --autogenerate`` and pytest-alembic see
+    drift the same way."""
     return {
         "include_name": _include_name,
         "include_object": _include_object,

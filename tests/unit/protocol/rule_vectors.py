@@ -1,0 +1,268 @@
+"""Vectors generated from the rule list, so that every rule and its order is pinned.
+
+For every rule of ``suho_mt5.protocol._rules.RULES`` (section 6 of the spec):
+
+* invalid vectors that break that rule alone: each value just outside every allowed interval
+  (so a decoder that drops the rule, or widens a range by one, accepts one of them), a
+  0x20/0x7F byte in text, text after the NUL, an empty text;
+* invalid vectors with two defects for every pair of rules a decoder runs one after the other
+  on a packet type: the expected error is the first rule's, so running them the other way
+  round fails the vector;
+* valid vectors at both ends of every interval, with text that fills its field or holds one
+  character, and with non-zero padding (decode only): a decoder that narrows a range, or
+  rejects what it must ignore, fails one of them.
+
+``vector_cases.write()`` puts them into ``tests/vectors/`` next to the hand-written ones.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from collections.abc import Callable, Iterable
+
+from suho_mt5.protocol import MessageType, Packet, decode, encode
+from suho_mt5.protocol._constants import CRC_OFFSET, HEADER_SIZE
+from suho_mt5.protocol._kinds import _STRUCT_BOUNDS
+from suho_mt5.protocol._layout import LAYOUTS
+from suho_mt5.protocol._rules import RULES, Rule
+
+Patch = Callable[[bytearray], None]
+
+
+def with_crc(packet: bytes | bytearray) -> bytes:
+    body = bytes(packet[:CRC_OFFSET])
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def rules_of(mtype: MessageType) -> list[Rule]:
+    """The rules a decoder runs on a packet of ``mtype``, in order."""
+    return [r for r in RULES if r.message_type in (None, mtype)]
+
+
+def outside_values(rule: Rule) -> list[tuple[str, int]]:
+    """(label, value) just outside each end of each allowed interval, where representable."""
+    bounds = (0, 255) if rule.kind == "printable" else _STRUCT_BOUNDS[rule.code]
+    out = []
+    for lo, hi in rule.allowed:
+        if lo - 1 >= bounds[0] and not any(a <= lo - 1 <= b for a, b in rule.allowed):
+            out.append((f"below_{lo}", lo - 1))
+        if hi + 1 <= bounds[1] and not any(a <= hi + 1 <= b for a, b in rule.allowed):
+            out.append((f"above_{hi}", hi + 1))
+    return out
+
+
+def _put_int(rule: Rule, value: int) -> Patch:
+    signed = _STRUCT_BOUNDS[rule.code][0] < 0
+
+    def patch(buf: bytearray) -> None:
+        buf[rule.offset : rule.offset + rule.size] = value.to_bytes(
+            rule.size, "little", signed=signed
+        )
+
+    return patch
+
+
+def _put_text(rule: Rule, raw: bytes) -> Patch:
+    size = rule.size
+
+    def patch(buf: bytearray) -> None:
+        buf[rule.offset : rule.offset + size] = raw.ljust(size, b"\0")
+
+    return patch
+
+
+def defects(rule: Rule) -> list[tuple[str, Patch]]:
+    """Ways to break ``rule`` alone, each as (label, patch of a valid packet of its type)."""
+    if rule.kind == "value":
+        return [(label, _put_int(rule, v)) for label, v in outside_values(rule)]
+    if rule.kind == "printable":
+        return [
+            (f"byte_0x{v:02X}", _put_text(rule, b"A" + bytes([v]) + b"B"))
+            for _, v in outside_values(rule)
+        ]
+    if rule.kind == "nul_padding":
+        return [("text_after_nul", _put_text(rule, b"AB\0C"))]
+    if rule.kind == "non_empty":
+        return [("empty", _put_text(rule, b""))]
+    if rule.kind == "magic":
+        return [("lower_case", lambda buf: buf.__setitem__(slice(0, 4), b"suho"))]
+    if rule.kind == "crc":
+        return [("flipped", lambda buf: buf.__setitem__(CRC_OFFSET, buf[CRC_OFFSET] ^ 0xFF))]
+    assert rule.kind == "length"
+    return []  # the hand-written vectors cover it; combined below with truncation
+
+
+def _combined(first: Rule, second: Rule) -> Patch | None:
+    """One patch breaking both rules, for two rules of the same text field."""
+    if first.field is None or first.field is not second.field:
+        return None
+    pair = (first.kind, second.kind)
+    if pair == ("printable", "nul_padding"):
+        return _put_text(first, b"A\x7f\0C")
+    if pair == ("nul_padding", "non_empty"):
+        return _put_text(first, b"\0C")
+    raise AssertionError(pair)  # pragma: no cover
+
+
+def apply(base: bytes, patches: list[Patch], *, crc_defect: bool = False) -> bytes:
+    buf = bytearray(base)
+    for patch in patches:
+        patch(buf)
+    packet = with_crc(buf)
+    if crc_defect:
+        packet = packet[:CRC_OFFSET] + bytes([packet[CRC_OFFSET] ^ 0xFF]) + packet[CRC_OFFSET + 1 :]
+    return packet
+
+
+def single_defect_cases(bases: dict[MessageType, Packet]) -> list[tuple[str, str, bytes]]:
+    """(name, description, packet): every per-type rule broken alone, every way we know."""
+    cases = []
+    for rule in RULES:
+        if rule.message_type is None:
+            if rule.kind != "value":
+                continue  # length, magic, crc: hand-written vectors
+            base = encode(bases[MessageType.BROKER_QUOTE])
+        elif rule.message_type in bases:
+            base = encode(bases[rule.message_type])
+        else:
+            continue
+        for label, patch in defects(rule):
+            cases.append(
+                (
+                    f"rule.{rule.id}.{label}",
+                    f"breaks {rule.id} ({rule.wording}) alone",
+                    apply(base, [patch]),
+                )
+            )
+    return cases
+
+
+def order_cases(bases: dict[MessageType, Packet]) -> list[tuple[str, str, bytes, str]]:
+    """(name, description, packet, second rule): two defects, for every pair of rules a
+    decoder runs one after the other; the expected error is the first rule's."""
+    cases = []
+    seen: set[tuple[str, str]] = set()
+    for mtype in (MessageType.BROKER_QUOTE, *(t for t in bases if t != MessageType.BROKER_QUOTE)):
+        base = encode(bases[mtype])
+        seq = rules_of(mtype)
+        for first, second in itertools.pairwise(seq):
+            if (first.id, second.id) in seen:
+                continue
+            seen.add((first.id, second.id))
+            packet = _two_defects(base, first, second)
+            cases.append(
+                (
+                    f"order.{first.id}.before.{second.id}",
+                    f"breaks {first.id} and {second.id}: {first.id} is checked first",
+                    packet,
+                    second.id,
+                )
+            )
+    return cases
+
+
+def _two_defects(base: bytes, first: Rule, second: Rule) -> bytes:
+    if first.kind == "length":  # a packet one byte short that also breaks the next rule
+        ((_, patch),) = defects(second)[:1]
+        return apply(base, [patch])[:-1]
+    combined = _combined(first, second)
+    if combined is not None:
+        return apply(base, [combined])
+    patches = [p for rule in (first, second) if rule.kind != "crc" for _, p in defects(rule)[:1]]
+    return apply(base, patches, crc_defect="crc" in (first.kind, second.kind))
+
+
+def boundary_records(bases: dict[MessageType, Packet]) -> list[tuple[str, str, Packet]]:
+    """Valid records at both ends of every interval of every per-type rule, and with text
+    that fills its field, holds one character or (where allowed) none."""
+    cases: list[tuple[str, str, Packet]] = []
+    seen: set[bytes] = set()
+
+    def add(name: str, description: str, msg: Packet) -> None:
+        packet = encode(msg)
+        if packet not in seen:
+            seen.add(packet)
+            cases.append((name, description, msg))
+
+    for rule in RULES:
+        if rule.message_type not in bases or rule.field is None:
+            continue
+        base = bases[rule.message_type]
+        field = rule.field
+        kind = field.kind
+        if rule.kind == "value":
+            for lo, hi in rule.allowed:
+                for end, value in (("min", lo), ("max", hi)):
+                    v: object = value
+                    if kind.enum is not None:
+                        v = kind.members()[value]
+                    elif kind.boolean:
+                        v = value == 1
+                    add(
+                        f"edge.{rule.id}.{end}_{value}",
+                        f"{field.name} = {value}: {end} of an allowed interval",
+                        base._replace(**{field.name: v}),
+                    )
+        elif rule.kind == "printable":
+            lo, hi = rule.allowed[0]
+            chars = (chr(lo) + chr(hi) + "AZ09._-#") * kind.size
+            add(
+                f"edge.{rule.id}.full",
+                f"{field.name} fills its {kind.size} bytes (no NUL), with 0x{lo:02X}, 0x{hi:02X}",
+                base._replace(**{field.name: chars[: kind.size]}),
+            )
+            add(
+                f"edge.{rule.id}.one_char",
+                f"{field.name} of one character",
+                base._replace(**{field.name: chr(hi)}),
+            )
+            assert kind.text is not None
+            if kind.text.min_len == 0:
+                add(
+                    f"edge.{rule.id}.empty",
+                    f"{field.name} empty (allowed here)",
+                    base._replace(**{field.name: ""}),
+                )
+    return cases
+
+
+def padding_cases(bases: dict[MessageType, Packet]) -> list[tuple[str, str, Packet, bytes]]:
+    """Valid packets whose padding is not zero: decoders ignore padding (decode only)."""
+    out = []
+    for layout in LAYOUTS:
+        if layout.message_type not in bases:
+            continue
+        msg = bases[layout.message_type]
+        start = HEADER_SIZE + layout.payload_used
+        buf = bytearray(encode(msg))
+        buf[start:CRC_OFFSET] = bytes(range(0xFF, 0xFF - (CRC_OFFSET - start), -1))
+        out.append(
+            (
+                f"padding.{layout.message_type.name}",
+                f"padding bytes {start}..{CRC_OFFSET - 1} not zero: ignored when read (a later "
+                "version's fields); decode only, an encoder writes zeros",
+                msg,
+                with_crc(buf),
+            )
+        )
+    return out
+
+
+def type_bases(
+    valid: list[tuple[str, str, Packet]], others: Iterable[bytes] = ()
+) -> dict[MessageType, Packet]:
+    """The first hand-written record of each type: what generated vectors start from.
+
+    ``others``: valid packets from the other vector files (e.g. the session's), so that a
+    type whose hand-written vectors live there gets its rule vectors here too.
+    """
+    bases: dict[MessageType, Packet] = {}
+    for _, _, msg in valid:
+        bases.setdefault(msg.MESSAGE_TYPE, msg)
+    for packet in others:
+        msg = decode(packet)
+        bases.setdefault(msg.MESSAGE_TYPE, msg)
+    # A type with no valid vector anywhere gets no generated ones either: the rule list test
+    # and the mutation test then name its rules as unpinned.
+    return bases
