@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from suho_mt5.compliance import audit
-from suho_mt5.db import Edition, check_drift, make_engine
+from suho_mt5.db import Edition, make_engine
+from suho_mt5.migrations.drift import check_drift
 from tests.integration.schema._support import alembic, catalog_snapshot, session
 from tests.support.servers import TimescaleEngine
 
