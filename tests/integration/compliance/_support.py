@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from suho_mt5.db import Edition, make_engine
+from suho_mt5.db import Edition, make_engine, set_tenant
 from tests.integration.schema._support import alembic
 
 
@@ -53,7 +53,9 @@ def tenant_tx(engine: Engine, tenant: str | None, *, user: str | None = None,
     with engine.connect() as conn:
         trans = conn.begin()
         try:
-            if tenant is not None:
+            if tenant:
+                set_tenant(conn, tenant)  # as the library does it (and whatever it adds)
+            elif tenant is not None:  # "" on purpose: an empty tenant
                 conn.execute(sa.text("SELECT set_config('app.current_tenant_id', :t, true)"),
                              {"t": tenant})
             if user is not None:
