@@ -32,6 +32,9 @@
 * ``mt5_compliance_reports``: one live report per tenant, type and period
   (``mt5_compliance_reports_period_key``), so regenerating a report replaces it.
 
+Downgrading drops ``app_user``: events that had one no longer verify under revision
+0004's formula (take a digest and export the trail first).
+
 Revision ID: 0011
 Revises: 0008
 Create Date: 2026-11-30 11:00:00
@@ -646,7 +649,7 @@ EXECUTE_GRANTS = (
     ("mt5_gdpr_erase(text, text)", "mt5_compliance"),
 )
 
-# table -> (operations audited, trigger condition)
+# (table, the operations whose rows are audited)
 AUDITED = (
     ("mt5_user_accounts", "INSERT OR UPDATE OR DELETE"),
     ("mt5_user_consents", "INSERT OR UPDATE OR DELETE"),
