@@ -241,8 +241,15 @@ HEAD_SQL = """CREATE FUNCTION mt5_audit_log_head() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
 AS $fn$
--- AFTER INSERT: only rows really inserted (not those ON CONFLICT skipped) move the head.
+-- Deferred to the end of the transaction (still under the chain's advisory lock), and only
+-- the transaction's last event of each chain moves the head: updating one row per event
+-- would pile up row versions the next lookups must walk (quadratic in a bulk insert). Only
+-- rows really inserted (not those ON CONFLICT skipped) fire it.
 BEGIN
+    IF EXISTS (SELECT 1 FROM mt5_audit_log a
+               WHERE a.tenant_id = NEW.tenant_id AND a.chain_seq > NEW.chain_seq) THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO mt5_audit_chain_heads AS h (tenant_id, chain_seq, row_hash, recorded_at)
     VALUES (NEW.tenant_id, NEW.chain_seq, NEW.row_hash, NEW.recorded_at)
     ON CONFLICT (tenant_id) DO UPDATE
@@ -739,8 +746,8 @@ def upgrade() -> None:
         "FOR EACH ROW EXECUTE FUNCTION mt5_audit_log_admit()"
     )
     execute_sql(
-        "CREATE TRIGGER mt5_audit_log_head AFTER INSERT ON mt5_audit_log "
-        "FOR EACH ROW EXECUTE FUNCTION mt5_audit_log_head()"
+        "CREATE CONSTRAINT TRIGGER mt5_audit_log_head AFTER INSERT ON mt5_audit_log "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION mt5_audit_log_head()"
     )
     execute_sql(
         "CREATE TRIGGER mt5_audit_chain_heads_forward BEFORE UPDATE OR DELETE ON "
