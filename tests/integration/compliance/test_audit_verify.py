@@ -18,12 +18,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.compliance import audit
 from suho_mt5.errors import DigestError
-from tests.integration.compliance._support import Db, audit_rows, new_tenant, tenant_tx
+from tests.integration.compliance._support import (
+    Db,
+    audit_rows,
+    create_account,
+    new_tenant,
+    tenant_tx,
+)
 
 pytestmark = pytest.mark.integration
 
 WRITERS = 4
-TRANSACTIONS = 30  # per writer, alternating two tenants, two events each
+TRANSACTIONS = 30  # per writer, alternating two tenants, three events each
 
 
 def chain(engine: Engine, tenant: str, events: int = 6) -> None:
@@ -51,6 +57,10 @@ def test_concurrent_writers_keep_every_chain_whole(
 ) -> None:
     tenants = (new_tenant("conc"), new_tenant("conc"))
     app = login("mt5_app")
+    accounts = {}
+    for n, tenant in enumerate(tenants):
+        with tenant_tx(app, tenant) as conn:
+            accounts[tenant] = create_account(conn, user_id="writer", login=700 + n)
     errors: list[BaseException] = []
     start = threading.Barrier(WRITERS)
 
@@ -58,11 +68,18 @@ def test_concurrent_writers_keep_every_chain_whole(
         try:
             start.wait()
             for n in range(TRANSACTIONS):
-                with tenant_tx(app, tenants[(w + n) % 2]) as conn:
+                tenant = tenants[(w + n) % 2]
+                with tenant_tx(app, tenant) as conn:
                     conn.execute(sa.text(
                         "INSERT INTO mt5_audit_log (event_type, payload) SELECT 'order.note',"
                         " jsonb_build_object('writer', CAST(:w AS int), 'n', CAST(:n AS int),"
                         " 'k', k) FROM generate_series(1, 2) k"), {"w": w, "n": n})
+                    # and one the database writes: a configuration change
+                    conn.execute(sa.text(
+                        "INSERT INTO mt5_account_settings (account_id, name, value)"
+                        " VALUES (:a, :name, :v) ON CONFLICT (tenant_id, account_id, name)"
+                        " DO UPDATE SET value = EXCLUDED.value"),
+                        {"a": accounts[tenant], "name": f"w{w}", "v": str(n)})
         except BaseException as exc:
             errors.append(exc)
 
@@ -72,11 +89,14 @@ def test_concurrent_writers_keep_every_chain_whole(
     for t in threads:
         t.join()
     assert errors == []
-    expected = WRITERS * TRANSACTIONS  # (= WRITERS * TRANSACTIONS / 2 tenants * 2 events)
+    # per tenant: account.created, then WRITERS * TRANSACTIONS / 2 transactions of 3 events
+    expected = 1 + WRITERS * TRANSACTIONS // 2 * 3
     for tenant in tenants:
         (report,) = audit.verify(db.engine, tenant=tenant).chains
         assert (report.events, report.first, report.last, report.problem) == (
             expected, 1, expected, None)
+        kinds = [r.event_type for r in audit_rows(db, tenant)]
+        assert kinds.count("config.changed") == WRITERS * TRANSACTIONS // 2
 
 
 def test_an_edited_field_is_pinpointed(db: Db) -> None:
