@@ -1,14 +1,19 @@
-"""Revision 0011 undoes exactly what it does (the functions of 0004 it replaces come back
-byte for byte), and the models match what it builds."""
+"""Revision 0011 undoes exactly what it does (the functions of earlier revisions it
+replaces come back byte for byte), and the models match what it builds."""
 
 from __future__ import annotations
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from suho_mt5.db import make_engine
 from suho_mt5.migrations.drift import check_drift
 from tests.integration.compliance.conftest import Lane
-from tests.integration.schema._support import alembic, catalog_snapshot, session
+from tests.integration.schema._support import ALEMBIC_INI, alembic, catalog_snapshot, session
+
+# Whatever 0011 follows (revisions are re-chained when branches merge).
+BEFORE = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_revision("0011").down_revision
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +22,7 @@ def test_0011_down_and_up_again_rebuild_the_same_catalog(lane: Lane) -> None:
     edition = lane.edition
     engine = make_engine(lane.fresh_database())
     try:
-        alembic(engine, "upgrade", "0008", edition=edition)
+        alembic(engine, "upgrade", str(BEFORE), edition=edition)
         with session(engine) as conn:
             before = catalog_snapshot(conn)
         alembic(engine, "upgrade", "0011", edition=edition)
@@ -25,7 +30,7 @@ def test_0011_down_and_up_again_rebuild_the_same_catalog(lane: Lane) -> None:
             head = catalog_snapshot(conn)
             assert check_drift(conn) == []
         assert head != before
-        alembic(engine, "downgrade", "0008", edition=edition)
+        alembic(engine, "downgrade", str(BEFORE), edition=edition)
         with session(engine) as conn:
             assert catalog_snapshot(conn) == before
         alembic(engine, "upgrade", "0011", edition=edition)

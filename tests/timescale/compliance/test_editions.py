@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from suho_mt5.compliance import audit
 from suho_mt5.db import Edition, make_engine
 from suho_mt5.migrations.drift import check_drift
+from tests.integration.compliance.test_migration import BEFORE
 from tests.integration.schema._support import alembic, catalog_snapshot, session
 from tests.support.servers import TimescaleEngine
 
@@ -64,7 +65,7 @@ def test_0011_on_timescaledb(
 ) -> None:
     engine = make_engine(start_timescale_engine().url)
     try:
-        alembic(engine, "upgrade", "0008", edition=edition)
+        alembic(engine, "upgrade", str(BEFORE), edition=edition)
         with session(engine) as conn:
             before = catalog_snapshot(conn)
         alembic(engine, "upgrade", "0011", edition=edition)
@@ -75,7 +76,7 @@ def test_0011_on_timescaledb(
                 "SELECT owner::text FROM timescaledb_information.jobs"
                 " WHERE proc_name = 'mt5_audit_checkpoint_job'")).scalars().all()
         assert jobs == (["mt5_owner"] if edition is Edition.TIMESCALE else [])
-        alembic(engine, "downgrade", "0008", edition=edition)
+        alembic(engine, "downgrade", str(BEFORE), edition=edition)
         with session(engine) as conn:
             assert catalog_snapshot(conn) == before
             assert conn.execute(sa.text(
