@@ -13,7 +13,7 @@ from suho_mt5.commands import compliance as commands
 from suho_mt5.compliance.feedback import FORMATS
 from suho_mt5.compliance.reports import REPORT_TYPES, TRANSACTION_FIELDS_NOT_HELD
 from suho_mt5.db import database_url_from_env
-from suho_mt5.errors import AuditChainError
+from suho_mt5.errors import AuditChainError, ComplianceError
 
 __all__ = ["audit", "feedback", "gdpr", "report"]
 
@@ -82,6 +82,32 @@ def audit_checkpoint(url: str | None, as_json: bool) -> None:
         _echo_json({"checkpoints": written})
     else:
         click.echo(f"{written} checkpoint(s) written")
+
+
+@audit.command("correct")
+@url_option
+@tenant_option
+@click.option("--event", "event_id", required=True, help="The event_id of the event to correct.")
+@click.option("--reason", required=True, help="Why (kept in the trail).")
+@click.option("--set", "changes", multiple=True, metavar="FIELD=VALUE",
+              help="A corrected value (repeatable).")
+@json_option
+@reports_errors
+def audit_correct(url: str | None, tenant: str, event_id: str, reason: str,
+                  changes: tuple[str, ...], as_json: bool) -> None:
+    """Append a correction that names the original event (which stays as it was)."""
+    correction: dict[str, object] = {}
+    for change in changes:
+        field, sep, value = change.partition("=")
+        if not sep or not field:
+            raise ComplianceError(f"--set needs FIELD=VALUE, got {change!r}")
+        correction[field] = value
+    position = commands.audit_correct(url or database_url_from_env(), tenant=tenant,
+                                      event_id=event_id, reason=reason, correction=correction)
+    if as_json:
+        _echo_json({"tenant_id": tenant, "corrects": event_id, "position": position})
+    else:
+        click.echo(f"correction of {event_id} recorded at position {position} of {tenant}")
 
 
 @click.group()

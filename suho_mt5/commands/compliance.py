@@ -9,6 +9,7 @@ database cannot be reached) on failure.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 from suho_mt5.compliance.audit import (
     Digest,
     VerifyResult,
+    correct_event,
     read_digest,
     take_digest,
     verify,
@@ -33,6 +35,7 @@ from suho_mt5.errors import ComplianceError, DatabaseError
 
 __all__ = [
     "audit_checkpoint",
+    "audit_correct",
     "audit_digest",
     "audit_verify",
     "feedback_export",
@@ -81,6 +84,17 @@ def audit_digest(url: str, *, tenant: str | None = None) -> Digest:
 def audit_checkpoint(url: str) -> int:
     """Write retention checkpoints; returns how many chains got one."""
     return _run(url, "audit checkpoint", write_checkpoints)
+
+
+def audit_correct(url: str, *, tenant: str, event_id: str, reason: str,
+                  correction: dict[str, object]) -> int:
+    """Append a correction of one event; returns the correction's position."""
+    try:
+        original = uuid.UUID(event_id)
+    except ValueError as exc:
+        raise ComplianceError(f"not an event id (a UUID): {event_id!r}") from exc
+    return _run(url, "audit correct",
+                lambda e: correct_event(e, tenant, original, reason, correction))
 
 
 def report_compliance(url: str, *, tenant: str, month: str,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from tests.integration.compliance._support import (
     Db,
+    audit_rows,
     create_account,
     new_tenant,
     tenant_tx,
@@ -72,10 +73,27 @@ def test_reports_and_the_feedback_export(
     assert "0 row(s) exported" in second.stderr
 
 
+def test_a_correction_from_the_command_line(
+    db: Db, login: Callable[[str], Engine], tenant: str
+) -> None:
+    original = audit_rows(db, tenant)[0]
+    done = suho(_url(login("mt5_compliance")), "audit", "correct", "--tenant", tenant,
+                "--event", str(original.event_id), "--reason", "wrong broker",
+                "--set", "broker_name=ICM", "--json")
+    assert done.returncode == 0, done.stderr
+    position = json.loads(done.stdout)["position"]
+    correction = audit_rows(db, tenant)[position - 1]
+    assert correction.event_type == "audit.correction"
+    assert correction.payload["correction"] == {"broker_name": "ICM"}
+    assert audit_rows(db, tenant)[0] == original
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("report", "compliance", "--tenant", "x", "--month", "10/2026"), "month must look like"),
     (("feedback", "export", "--tenant", "", "-o", "-"), "empty tenant_id"),
     (("audit", "verify", "--since", "/nonexistent/digest.json"), "cannot read digest"),
+    (("audit", "correct", "--tenant", "x", "--event", "nope", "--reason", "r"),
+     "not an event id"),
 ])
 def test_failures_are_one_line(db: Db, args: tuple[str, ...], message: str) -> None:
     result = suho(db.url, *args)
