@@ -10,7 +10,7 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps timescaledb test test-unit test-integration test-timescale lint bench fuzz sql clean
+.PHONY: help setup system-deps timescaledb test test-unit test-integration test-timescale test-pglite lint bench fuzz sql clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -37,7 +37,7 @@ lint: setup  ## ruff and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint  ## lint, then all three test lanes (unit, integration, timescale)
+test: lint  ## lint, then all four test lanes (unit, integration, timescale, pglite)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup  ## the tests that need no server
@@ -46,8 +46,11 @@ test-unit: setup  ## the tests that need no server
 test-integration: setup  ## native PostgreSQL and nats-server
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
-test-timescale: setup  ## the TimescaleDB engines (PGlite; native TimescaleDB 2.28 smoke)
+test-timescale: setup  ## native TimescaleDB 2.28 (what users run)
 	$(BIN)/pytest -m timescale $(PYTEST_ARGS)
+
+test-pglite: setup  ## the PGlite TimescaleDB engine (the demo's no-root fallback)
+	$(BIN)/pytest -m pglite $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks; writes docs/benchmarks.md
 	$(PY) -m benchmarks

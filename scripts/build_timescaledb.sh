@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build and install TimescaleDB 2.28.3 into the system PostgreSQL 15 (the last release line
-# that supports PostgreSQL 15), unless that version is installed already.
+# that supports PostgreSQL 15), with the patches in scripts/timescaledb-patches/, unless that
+# build is installed already (a marker file beside the extension records the patches).
 #
 # Source, first found: $SUHO_TIMESCALEDB_SOURCE (a tarball), the vendored tarball beside
 # this project's team folder, else the official repository's tag (needs git and network).
@@ -13,6 +14,14 @@ PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 LOG=${SUHO_TIMESCALEDB_LOG:-${TMPDIR:-/tmp}/suho-timescaledb-build.log}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
+patches_dir="$here/scripts/timescaledb-patches"
+marker() { echo "$("$PG_CONFIG" --sharedir)/extension/timescaledb.suho-build"; }
+# What this script would install: the version and the checksum of every patch.
+build_id() {
+    echo "timescaledb $VERSION"
+    (cd "$patches_dir" && sha256sum -- *.patch 2>/dev/null) || true
+}
+
 installed_version() {
     local control
     control="$("$PG_CONFIG" --sharedir)/extension/timescaledb.control"
@@ -24,11 +33,12 @@ if [ ! -x "$PG_CONFIG" ]; then
     exit 1
 fi
 if [ "$(installed_version || true)" = "$VERSION" ] \
-    && [ -f "$("$PG_CONFIG" --pkglibdir)/timescaledb-$VERSION.so" ]; then
+    && [ -f "$("$PG_CONFIG" --pkglibdir)/timescaledb-$VERSION.so" ] \
+    && [ "$(cat "$(marker)" 2>/dev/null)" = "$(build_id)" ]; then
     exit 0
 fi
 
-packages=(postgresql-server-dev-15 cmake gcc make libssl-dev)
+packages=(postgresql-server-dev-15 cmake gcc make libssl-dev patch)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -70,9 +80,15 @@ else
 fi
 (
     cd "$src"
+    for p in "$patches_dir"/*.patch; do
+        [ -e "$p" ] || continue
+        echo "applying $(basename "$p")"
+        patch -p1 --forward < "$p"
+    done
     ./bootstrap -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF \
         -DCMAKE_BUILD_TYPE=Release -DGENERATE_DOWNGRADE_SCRIPT=OFF -DPG_CONFIG="$PG_CONFIG"
     make -C build -j"$(nproc)"
     make -C build install
 ) >>"$LOG" 2>&1 || { echo "TimescaleDB $VERSION: build failed; the last lines of $LOG:" >&2; tail -n 20 "$LOG" >&2; exit 1; }
+build_id > "$(marker)"
 echo "TimescaleDB $VERSION: installed in $(( $(date +%s) - start )) s"

@@ -22,6 +22,8 @@ __all__ = [
     "TENANT_ID_PATTERN",
     "TENANT_ID_RULE",
     "TENANT_ROLES",
+    "TENANT_SCHEMA",
+    "TENANT_SEARCH_PATH",
     "TENANT_SETTING",
 ]
 
@@ -33,6 +35,12 @@ TENANT_SETTING: Final = "app.current_tenant_id"
 #: SQL for "the transaction's tenant, NULL when none or an empty one is set": the server
 #: default of every ``tenant_id`` column and the right-hand side of every tenant filter.
 TENANT_DEFAULT_SQL: Final = f"NULLIF(current_setting('{TENANT_SETTING}', true), '')"
+
+#: The schema of the tenant views, the tenant roles' only way to the data (docs/schema.md,
+#: "Tenant isolation"); tenant sessions put it first on the search path.
+TENANT_SCHEMA: Final = "mt5_tenant"
+#: The search path of a tenant session: the tenant views, then everything else.
+TENANT_SEARCH_PATH: Final = f"{TENANT_SCHEMA}, public"
 
 #: Owns the schema objects.
 OWNER_ROLE: Final = "mt5_owner"

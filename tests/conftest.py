@@ -1,13 +1,17 @@
 """Test lanes and their servers.
 
-Tests live in one of three directories, each a lane with a marker of the same name:
+Four lanes, each a marker of the same name:
 
-* ``tests/unit``        no server;
-* ``tests/integration`` native PostgreSQL and nats-server;
-* ``tests/timescale``   the TimescaleDB engine (PGlite + TimescaleDB 2.23).
+* ``unit``        no server (``tests/unit``);
+* ``integration`` native PostgreSQL 15 and nats-server (``tests/integration``);
+* ``timescale``   native TimescaleDB 2.28 (``tests/timescale``);
+* ``pglite``      the PGlite TimescaleDB engine (``tests/pglite``).
 
-The marker is applied from the directory, so ``pytest -m timescale`` runs one lane. The
-terminal summary ends with the outcome counts per lane.
+Tests under ``tests/db`` are written once and run on every engine: their ``backend``
+fixture is parametrised over the three servers, and each parameter carries its lane's
+marker (``tests/db/conftest.py``); ``@pytest.mark.engines(...)`` narrows a test to some of
+them. Elsewhere the marker comes from the directory. ``pytest -m timescale`` runs one lane;
+the terminal summary ends with the outcome counts per lane.
 """
 
 from __future__ import annotations
@@ -19,34 +23,69 @@ import pytest
 
 pytest_plugins = ["tests.support.fixtures"]
 
-LANES = ("unit", "integration", "timescale")
+LANES = ("unit", "integration", "timescale", "pglite")
+ENGINE_LANES = {"postgresql": "integration", "timescale": "timescale", "pglite": "pglite"}
 _TESTS_DIR = Path(__file__).parent
 
 
-def _lane_of(path: Path) -> str | None:
+def _directory_of(path: Path) -> str | None:
     try:
-        first = path.relative_to(_TESTS_DIR).parts[0]
+        return path.relative_to(_TESTS_DIR).parts[0]
     except (ValueError, IndexError):
         return None
-    return first if first in LANES else None
+
+
+def _engine_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("backend") if callspec is not None else None
+
+
+def _lane_of_item(item: pytest.Item) -> str | None:
+    directory = _directory_of(Path(str(item.path)))
+    if directory == "db":
+        engine = _engine_of(item)
+        # A test here that needs no server at all (reads a file) counts as a unit test.
+        return ENGINE_LANES.get(engine) if engine else "unit"
+    return directory if directory in LANES else None
+
+
+_item_lanes: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engines(*names): run a tests/db test only on these backends "
+        "(postgresql, timescale, pglite)"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
-        lane = _lane_of(Path(str(item.path)))
+        lane = _lane_of_item(item)
         if lane is None:
             raise pytest.UsageError(
-                f"{item.nodeid}: tests must live under tests/unit, tests/integration "
-                "or tests/timescale"
+                f"{item.nodeid}: tests live under tests/unit, tests/integration, "
+                "tests/timescale, tests/pglite, or tests/db (using the backend fixture)"
             )
+        wanted = item.get_closest_marker("engines")
+        if wanted is not None and _engine_of(item) not in wanted.args:
+            dropped.append(item)
+            continue
         item.add_marker(getattr(pytest.mark, lane))
+        _item_lanes[item.nodeid] = lane
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 _outcomes: Counter[tuple[str, str]] = Counter()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    lane = _lane_of(Path(str(report.fspath)).resolve())
+    lane = _item_lanes.get(report.nodeid)
     if lane is None:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome == "skipped"):

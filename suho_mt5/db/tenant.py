@@ -1,10 +1,12 @@
 """Tenant-scoped sessions: every transaction runs with ``app.current_tenant_id`` set.
 
-Row-level security policies filter on the transaction-local setting
-``app.current_tenant_id``. It is set with ``set_config(..., true)`` at the start of every
-transaction (SQLAlchemy's ``after_begin``), never with a session-wide ``SET``: a pooled
-connection, or one behind PgBouncer in transaction mode, then cannot carry one tenant's
-context into the next user's transaction (docs/schema.md, trap 6).
+The tenant roles reach data only through the views of schema ``mt5_tenant``, which filter on
+the transaction-local setting ``app.current_tenant_id`` (docs/schema.md, "Tenant isolation").
+The setting, and a search path that puts ``mt5_tenant`` first, are set with
+``set_config(..., true)`` at the start of every transaction (SQLAlchemy's ``after_begin``),
+never with a session-wide ``SET``: a pooled connection, or one behind PgBouncer in transaction
+mode, then cannot carry one tenant's context into the next user's transaction
+(docs/schema.md, trap 6).
 
 >>> validate_tenant_id("tenant_demo")
 'tenant_demo'
@@ -20,7 +22,12 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
-from suho_mt5._names import TENANT_ID_PATTERN, TENANT_ID_RULE, TENANT_SETTING
+from suho_mt5._names import (
+    TENANT_ID_PATTERN,
+    TENANT_ID_RULE,
+    TENANT_SEARCH_PATH,
+    TENANT_SETTING,
+)
 from suho_mt5.errors import TenantError
 
 __all__ = [
@@ -33,7 +40,12 @@ __all__ = [
     "validate_tenant_id",
 ]
 
-_SET_TENANT = text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
+# Both transaction-local (docs/schema.md, trap 6): the tenant, and the search path that makes
+# unqualified table names (the models', the seed's SQL) resolve to the tenant views.
+_SET_TENANT = text(
+    f"SELECT set_config('{TENANT_SETTING}', :tenant, true), "
+    f"set_config('search_path', '{TENANT_SEARCH_PATH}', true)"
+)
 
 
 def validate_tenant_id(tenant_id: object) -> str:

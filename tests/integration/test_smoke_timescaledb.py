@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from suho_mt5.db import Edition, detect_edition
-from tests.integration.schema._support import alembic, schema_engine
+from tests.db.schema._support import alembic, schema_engine
 
 
 def test_native_timescaledb_preloads_the_extension_and_migrates(ts_url: str) -> None:

@@ -128,17 +128,27 @@ def ts_server(request: pytest.FixtureRequest) -> PgServer:
     return _server(request, EXTERNAL_TIMESCALE_ENV, "_ts_proc")
 
 
-def _database_factory(server: PgServer) -> Iterator[Callable[[], str]]:
-    created: list[str] = []
+def _database_factory(
+    request: pytest.FixtureRequest, server_fixture: str
+) -> Iterator[Callable[[], str]]:
+    # The server starts when the first database is asked for, not when the factory is
+    # handed out: a lane that never uses this server never starts it.
+    created: list[tuple[PgServer, str]] = []
 
     def make() -> str:
+        server: PgServer = request.getfixturevalue(server_fixture)
         name = server.create_database()
-        created.append(name)
+        created.append((server, name))
         return server.url(name)
 
     yield make
-    for name in created:
-        server.drop_database(name)
+    for server, name in created:
+        try:
+            server.drop_database(name)
+        except psycopg.OperationalError:
+            # The server went first (session teardown after a parametrised backend): its
+            # data directory, and every database in it, is removed with it.
+            break
 
 
 def _fresh_database(server: PgServer) -> Iterator[str]:
@@ -150,15 +160,15 @@ def _fresh_database(server: PgServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def make_pg_database(pg_server: PgServer) -> Iterator[Callable[[], str]]:
+def make_pg_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     """Factory: a URL to a fresh empty database; every one is dropped at session end."""
-    yield from _database_factory(pg_server)
+    yield from _database_factory(request, "pg_server")
 
 
 @pytest.fixture(scope="session")
-def make_ts_database(ts_server: PgServer) -> Iterator[Callable[[], str]]:
+def make_ts_database(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
     """Like ``make_pg_database``, on native TimescaleDB."""
-    yield from _database_factory(ts_server)
+    yield from _database_factory(request, "ts_server")
 
 
 @pytest.fixture

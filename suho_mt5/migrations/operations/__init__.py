@@ -55,6 +55,7 @@ from suho_mt5.migrations.operations._entities import (
     RetentionPolicy,
     TenantRLS,
 )
+from suho_mt5.migrations.operations._health import health_check_sql
 from suho_mt5.migrations.operations._offline import (
     SCHEMA_FILES,
     SchemaFile,
@@ -92,6 +93,11 @@ from suho_mt5.migrations.operations._sql import (
     tenant_default,
     tenant_predicate,
 )
+from suho_mt5.migrations.operations._tenant_views import (
+    TENANT_SCHEMA,
+    create_tenant_view_sql,
+    replace_tenant_view_sql,
+)
 
 __all__ = [
     "ALL_ROLES",
@@ -106,6 +112,7 @@ __all__ = [
     "READONLY_ROLE",
     "SCHEMA_FILES",
     "TENANT_ROLES",
+    "TENANT_SCHEMA",
     "TENANT_SETTING",
     "AddRefreshPolicyOp",
     "AddRetentionPolicyOp",
@@ -133,8 +140,10 @@ __all__ = [
     "TenantRLS",
     "bucket_expr",
     "choose_install_edition",
+    "create_tenant_view_sql",
     "execute_sql",
     "first_expr",
+    "health_check_sql",
     "ident",
     "interval_sql",
     "last_expr",
@@ -144,6 +153,7 @@ __all__ = [
     "remember_edition",
     "render_schema_files",
     "render_sql",
+    "replace_tenant_view_sql",
     "tenant_default",
     "tenant_predicate",
 ]

@@ -21,7 +21,12 @@ Create Date: 2026-11-24 23:20:00
 from collections.abc import Sequence
 
 import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
-from suho_mt5.migrations.operations import choose_install_edition, execute_sql, migration_edition
+from suho_mt5.migrations.operations import (
+    choose_install_edition,
+    execute_sql,
+    health_check_sql,
+    migration_edition,
+)
 
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -38,7 +43,9 @@ ROLES: tuple[tuple[str, str, str], ...] = (
      "suho-mt5: application, reads and writes the tenant in app.current_tenant_id only"),
     ("mt5_readonly", "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
      "suho-mt5: read-only analytics of the tenant in app.current_tenant_id"),
-    ("mt5_ingest", "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+    # BYPASSRLS is revision 0009's to set (COPY into hypertables), not enforced here: roles
+    # are shared by the cluster, and migrating another database must not take it away.
+    ("mt5_ingest", "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION",
      "suho-mt5: Data Bridge, inserts time-series rows of every tenant"),
     ("mt5_compliance", "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
      "suho-mt5: compliance, reads every tenant, writes reports, consents, audit events"),
@@ -318,106 +325,8 @@ $fn$"""
 
 
 def _health_check_sql() -> str:
-    return f"""CREATE FUNCTION health_check()
-RETURNS TABLE (component text, status text, detail text)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, public, pg_temp
-AS $fn$
--- One row per component; status is 'ok', 'warning' or 'error'. Runs as the caller and reads
--- catalogs only, so it also tells a role what it may do (the seed's "check permissions").
-DECLARE
-    expected text[] := {_array(ALL_TABLES)};
-    tenant_tables text[] := {_array(TENANT_TABLES)};
-    edition text := public.mt5_schema_edition();
-    ts_version text;
-    missing text[];
-    unprotected text[];
-    n bigint;
-    readable integer;
-    writable integer;
-    last_run timestamptz;
-BEGIN
-    component := 'database';
-    status := 'ok';
-    detail := format('%s: %s', current_database(), split_part(version(), ' on ', 1));
-    RETURN NEXT;
-
-    SELECT extversion INTO ts_version FROM pg_extension WHERE extname = 'timescaledb';
-    component := 'edition';
-    IF edition <> 'postgresql' AND ts_version IS NULL THEN
-        status := 'error';
-        detail := format('schema built for the %s edition, but timescaledb is not installed', edition);
-    ELSE
-        status := 'ok';
-        detail := edition || CASE WHEN ts_version IS NULL THEN ' (plain PostgreSQL)'
-            ELSE format(' (timescaledb %s, license %s)', ts_version,
-                        coalesce(current_setting('timescaledb.license', true), 'unknown')) END;
-    END IF;
-    RETURN NEXT;
-
-    component := 'api_keys';
-    status := 'ok';
-    detail := CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto')
-        THEN 'bcrypt through pgcrypto (cost {BCRYPT_COST})'
-        ELSE 'PBKDF2-HMAC-SHA256 fallback, {PBKDF2_ITERATIONS} iterations (pgcrypto is not installed)' END;
-    RETURN NEXT;
-
-    SELECT array_agg(t ORDER BY t) INTO missing
-    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NULL;
-    component := 'tables';
-    IF missing IS NULL THEN
-        status := 'ok';
-        detail := format('all %s mt5_* tables present', cardinality(expected));
-    ELSE
-        status := 'error';
-        detail := 'missing: ' || array_to_string(missing, ', ');
-    END IF;
-    RETURN NEXT;
-
-    SELECT array_agg(t ORDER BY t) INTO unprotected
-    FROM unnest(tenant_tables) AS t
-    JOIN pg_class c ON c.oid = to_regclass('public.' || t)
-    WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity);
-    SELECT count(*) INTO n FROM unnest(tenant_tables) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
-    component := 'row_level_security';
-    IF unprotected IS NULL THEN
-        status := 'ok';
-        detail := format('ENABLE + FORCE on all %s tenant tables present', n);
-    ELSE
-        status := 'error';
-        detail := 'not ENABLEd and FORCEd: ' || array_to_string(unprotected, ', ');
-    END IF;
-    RETURN NEXT;
-
-    component := 'maintenance';
-    IF edition = 'timescale' AND ts_version IS NOT NULL THEN
-        EXECUTE $q$SELECT count(*) FROM timescaledb_information.job_stats s
-                   JOIN timescaledb_information.jobs j USING (job_id)
-                   WHERE j.hypertable_name LIKE 'mt5\\_%' AND s.last_run_status = 'Failed'$q$ INTO n;
-        status := CASE WHEN n = 0 THEN 'ok' ELSE 'warning' END;
-        detail := format('TimescaleDB policies; %s job(s) whose last run failed', n);
-    ELSE
-        SELECT max(greatest(last_refresh_at, last_retention_at)) INTO last_run FROM mt5_timeseries_catalog;
-        status := CASE WHEN last_run IS NOT NULL AND last_run < now() - INTERVAL '2 days'
-                       THEN 'warning' ELSE 'ok' END;
-        detail := 'CALL mt5_maintain() applies retention and refreshes aggregates; last run: '
-            || coalesce(last_run::text, 'never');
-    END IF;
-    RETURN NEXT;
-
-    SELECT count(*) FILTER (WHERE has_table_privilege(to_regclass('public.' || t), 'SELECT')),
-           count(*) FILTER (WHERE has_table_privilege(to_regclass('public.' || t), 'INSERT'))
-      INTO readable, writable
-    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
-    component := 'session';
-    status := CASE WHEN readable + writable = 0 THEN 'warning' ELSE 'ok' END;
-    detail := format('role %s, tenant %s; may read %s and insert into %s of the mt5_* tables',
-        current_user,
-        coalesce(NULLIF(current_setting('app.current_tenant_id', true), ''), '(none)'),
-        readable, writable);
-    RETURN NEXT;
-END
-$fn$"""
+    return health_check_sql(tenant_tables=TENANT_TABLES, all_tables=ALL_TABLES,
+                            bcrypt_cost=BCRYPT_COST, pbkdf2_iterations=PBKDF2_ITERATIONS)
 
 
 FUNCTIONS = (

@@ -1,0 +1,135 @@
+"""``health_check()``: one row per component of an install, for DBAs and for the seed's
+"check database permissions" step. Revision 0001 creates it; revision 0009 replaces it so
+that a tenant login, which reads through the ``mt5_tenant`` views, counts those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["health_check_sql"]
+
+
+def _array(names: Sequence[str]) -> str:
+    return "ARRAY[" + ", ".join(f"'{n}'" for n in names) + "]::text[]"
+
+
+def health_check_sql(
+    *,
+    tenant_tables: Sequence[str],
+    all_tables: Sequence[str],
+    bcrypt_cost: int,
+    pbkdf2_iterations: int,
+    tenant_views: bool = False,
+    or_replace: bool = False,
+) -> str:
+    """``CREATE [OR REPLACE] FUNCTION health_check()``; with ``tenant_views`` its ``session``
+    row also counts what the caller may do through the ``mt5_tenant`` views."""
+    readable = "has_table_privilege(to_regclass('public.' || t), 'SELECT')"
+    writable = "has_table_privilege(to_regclass('public.' || t), 'INSERT')"
+    if tenant_views:
+        readable = (f"({readable} OR coalesce(has_table_privilege("
+                    "to_regclass('mt5_tenant.' || t), 'SELECT'), false))")
+        writable = (f"({writable} OR coalesce(has_table_privilege("
+                    "to_regclass('mt5_tenant.' || t), 'INSERT'), false))")
+    create = "CREATE OR REPLACE FUNCTION" if or_replace else "CREATE FUNCTION"
+    return f"""{create} health_check()
+RETURNS TABLE (component text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- One row per component; status is 'ok', 'warning' or 'error'. Runs as the caller and reads
+-- catalogs only, so it also tells a role what it may do (the seed's "check permissions").
+DECLARE
+    expected text[] := {_array(all_tables)};
+    tenant_tables text[] := {_array(tenant_tables)};
+    edition text := public.mt5_schema_edition();
+    ts_version text;
+    missing text[];
+    unprotected text[];
+    n bigint;
+    readable integer;
+    writable integer;
+    last_run timestamptz;
+BEGIN
+    component := 'database';
+    status := 'ok';
+    detail := format('%s: %s', current_database(), split_part(version(), ' on ', 1));
+    RETURN NEXT;
+
+    SELECT extversion INTO ts_version FROM pg_extension WHERE extname = 'timescaledb';
+    component := 'edition';
+    IF edition <> 'postgresql' AND ts_version IS NULL THEN
+        status := 'error';
+        detail := format('schema built for the %s edition, but timescaledb is not installed', edition);
+    ELSE
+        status := 'ok';
+        detail := edition || CASE WHEN ts_version IS NULL THEN ' (plain PostgreSQL)'
+            ELSE format(' (timescaledb %s, license %s)', ts_version,
+                        coalesce(current_setting('timescaledb.license', true), 'unknown')) END;
+    END IF;
+    RETURN NEXT;
+
+    component := 'api_keys';
+    status := 'ok';
+    detail := CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto')
+        THEN 'bcrypt through pgcrypto (cost {bcrypt_cost})'
+        ELSE 'PBKDF2-HMAC-SHA256 fallback, {pbkdf2_iterations} iterations (pgcrypto is not installed)' END;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO missing
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NULL;
+    component := 'tables';
+    IF missing IS NULL THEN
+        status := 'ok';
+        detail := format('all %s mt5_* tables present', cardinality(expected));
+    ELSE
+        status := 'error';
+        detail := 'missing: ' || array_to_string(missing, ', ');
+    END IF;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO unprotected
+    FROM unnest(tenant_tables) AS t
+    JOIN pg_class c ON c.oid = to_regclass('public.' || t)
+    WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity);
+    SELECT count(*) INTO n FROM unnest(tenant_tables) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'row_level_security';
+    IF unprotected IS NULL THEN
+        status := 'ok';
+        detail := format('ENABLE + FORCE on all %s tenant tables present', n);
+    ELSE
+        status := 'error';
+        detail := 'not ENABLEd and FORCEd: ' || array_to_string(unprotected, ', ');
+    END IF;
+    RETURN NEXT;
+
+    component := 'maintenance';
+    IF edition = 'timescale' AND ts_version IS NOT NULL THEN
+        EXECUTE $q$SELECT count(*) FROM timescaledb_information.job_stats s
+                   JOIN timescaledb_information.jobs j USING (job_id)
+                   WHERE j.hypertable_name LIKE 'mt5\\_%' AND s.last_run_status = 'Failed'$q$ INTO n;
+        status := CASE WHEN n = 0 THEN 'ok' ELSE 'warning' END;
+        detail := format('TimescaleDB policies; %s job(s) whose last run failed', n);
+    ELSE
+        SELECT max(greatest(last_refresh_at, last_retention_at)) INTO last_run FROM mt5_timeseries_catalog;
+        status := CASE WHEN last_run IS NOT NULL AND last_run < now() - INTERVAL '2 days'
+                       THEN 'warning' ELSE 'ok' END;
+        detail := 'CALL mt5_maintain() applies retention and refreshes aggregates; last run: '
+            || coalesce(last_run::text, 'never');
+    END IF;
+    RETURN NEXT;
+
+    SELECT count(*) FILTER (WHERE {readable}),
+           count(*) FILTER (WHERE {writable})
+      INTO readable, writable
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'session';
+    status := CASE WHEN readable + writable = 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('role %s, tenant %s; may read %s and insert into %s of the mt5_* tables',
+        current_user,
+        coalesce(NULLIF(current_setting('app.current_tenant_id', true), ''), '(none)'),
+        readable, writable);
+    RETURN NEXT;
+END
+$fn$"""
