@@ -42,7 +42,7 @@ BEGIN
         ('mt5_maintenance', 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION BYPASSRLS', true, 'suho-mt5: owns and refreshes the aggregates, runs mt5_maintain(); sees every tenant'),
         ('mt5_app', 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', false, 'suho-mt5: application, reads and writes the tenant in app.current_tenant_id only'),
         ('mt5_readonly', 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', false, 'suho-mt5: read-only analytics of the tenant in app.current_tenant_id'),
-        ('mt5_ingest', 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', false, 'suho-mt5: Data Bridge, inserts time-series rows of every tenant'),
+        ('mt5_ingest', 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION', false, 'suho-mt5: Data Bridge, inserts time-series rows of every tenant'),
         ('mt5_compliance', 'NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', false, 'suho-mt5: compliance, reads every tenant, writes reports, consents, audit events')
     ) AS r(name, attributes, login, note)
     LOOP

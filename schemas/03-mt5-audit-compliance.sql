@@ -1046,9 +1046,262 @@ COMMIT;
 
 BEGIN;
 
--- Running upgrade 0008 -> 0011
+-- Running upgrade 0008 -> 0009
+
+CREATE SCHEMA mt5_tenant AUTHORIZATION mt5_owner;
+
+COMMENT ON SCHEMA mt5_tenant IS 'suho-mt5: the tenant roles'' only way to the data: one security-barrier view per table, filtered on app.current_tenant_id';
+
+REVOKE ALL ON SCHEMA mt5_tenant FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA mt5_tenant TO mt5_app, mt5_readonly;
+
+REVOKE ALL ON public.mt5_user_accounts FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_user_accounts WITH (security_barrier = true) AS SELECT * FROM public.mt5_user_accounts WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_user_accounts OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_user_accounts IS 'suho-mt5: public.mt5_user_accounts, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON mt5_tenant.mt5_user_accounts TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_user_accounts TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_account_balance_history FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_account_balance_history WITH (security_barrier = true) AS SELECT * FROM public.mt5_account_balance_history WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_account_balance_history OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_account_balance_history IS 'suho-mt5: public.mt5_account_balance_history, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT ON mt5_tenant.mt5_account_balance_history TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_account_balance_history TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_broker_quotes FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_broker_quotes WITH (security_barrier = true) AS SELECT * FROM public.mt5_broker_quotes WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_broker_quotes OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_broker_quotes IS 'suho-mt5: public.mt5_broker_quotes, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT ON mt5_tenant.mt5_broker_quotes TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_broker_quotes TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_ea_heartbeat FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_ea_heartbeat WITH (security_barrier = true) AS SELECT * FROM public.mt5_ea_heartbeat WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_ea_heartbeat OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_ea_heartbeat IS 'suho-mt5: public.mt5_ea_heartbeat, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT ON mt5_tenant.mt5_ea_heartbeat TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_ea_heartbeat TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_trade_orders FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_trade_orders WITH (security_barrier = true) AS SELECT * FROM public.mt5_trade_orders WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_trade_orders OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_trade_orders IS 'suho-mt5: public.mt5_trade_orders, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE ON mt5_tenant.mt5_trade_orders TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_trade_orders TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_trading_signals FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_trading_signals WITH (security_barrier = true) AS SELECT * FROM public.mt5_trading_signals WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_trading_signals OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_trading_signals IS 'suho-mt5: public.mt5_trading_signals, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE ON mt5_tenant.mt5_trading_signals TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_trading_signals TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_signal_executions FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_signal_executions WITH (security_barrier = true) AS SELECT * FROM public.mt5_signal_executions WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_signal_executions OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_signal_executions IS 'suho-mt5: public.mt5_signal_executions, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE ON mt5_tenant.mt5_signal_executions TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_signal_executions TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_audit_log FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_audit_log WITH (security_barrier = true) AS SELECT * FROM public.mt5_audit_log WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_audit_log OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_audit_log IS 'suho-mt5: public.mt5_audit_log, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT INSERT ON mt5_tenant.mt5_audit_log TO mt5_app;
+
+REVOKE ALL ON public.mt5_risk_events FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_risk_events WITH (security_barrier = true) AS SELECT * FROM public.mt5_risk_events WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_risk_events OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_risk_events IS 'suho-mt5: public.mt5_risk_events, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE ON mt5_tenant.mt5_risk_events TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_risk_events TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_user_consents FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_user_consents WITH (security_barrier = true) AS SELECT * FROM public.mt5_user_consents WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_user_consents OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_user_consents IS 'suho-mt5: public.mt5_user_consents, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE ON mt5_tenant.mt5_user_consents TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_user_consents TO mt5_readonly;
+
+REVOKE ALL ON public.mt5_compliance_reports FROM mt5_app, mt5_readonly;
+
+CREATE VIEW mt5_tenant.mt5_compliance_reports WITH (security_barrier = true) AS SELECT * FROM public.mt5_compliance_reports WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_compliance_reports OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_compliance_reports IS 'suho-mt5: public.mt5_compliance_reports, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT ON mt5_tenant.mt5_compliance_reports TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_compliance_reports TO mt5_readonly;
+
+ALTER ROLE mt5_ingest BYPASSRLS;
+
+CREATE OR REPLACE FUNCTION health_check()
+RETURNS TABLE (component text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- One row per component; status is 'ok', 'warning' or 'error'. Runs as the caller and reads
+-- catalogs only, so it also tells a role what it may do (the seed's "check permissions").
+DECLARE
+    expected text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_audit_log']::text[];
+    tenant_tables text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports']::text[];
+    edition text := public.mt5_schema_edition();
+    ts_version text;
+    missing text[];
+    unprotected text[];
+    n bigint;
+    readable integer;
+    writable integer;
+    last_run timestamptz;
+BEGIN
+    component := 'database';
+    status := 'ok';
+    detail := format('%s: %s', current_database(), split_part(version(), ' on ', 1));
+    RETURN NEXT;
+
+    SELECT extversion INTO ts_version FROM pg_extension WHERE extname = 'timescaledb';
+    component := 'edition';
+    IF edition <> 'postgresql' AND ts_version IS NULL THEN
+        status := 'error';
+        detail := format('schema built for the %s edition, but timescaledb is not installed', edition);
+    ELSE
+        status := 'ok';
+        detail := edition || CASE WHEN ts_version IS NULL THEN ' (plain PostgreSQL)'
+            ELSE format(' (timescaledb %s, license %s)', ts_version,
+                        coalesce(current_setting('timescaledb.license', true), 'unknown')) END;
+    END IF;
+    RETURN NEXT;
+
+    component := 'api_keys';
+    status := 'ok';
+    detail := CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto')
+        THEN 'bcrypt through pgcrypto (cost 12)'
+        ELSE 'PBKDF2-HMAC-SHA256 fallback, 25000 iterations (pgcrypto is not installed)' END;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO missing
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NULL;
+    component := 'tables';
+    IF missing IS NULL THEN
+        status := 'ok';
+        detail := format('all %s mt5_* tables present', cardinality(expected));
+    ELSE
+        status := 'error';
+        detail := 'missing: ' || array_to_string(missing, ', ');
+    END IF;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO unprotected
+    FROM unnest(tenant_tables) AS t
+    JOIN pg_class c ON c.oid = to_regclass('public.' || t)
+    WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity);
+    SELECT count(*) INTO n FROM unnest(tenant_tables) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'row_level_security';
+    IF unprotected IS NULL THEN
+        status := 'ok';
+        detail := format('ENABLE + FORCE on all %s tenant tables present', n);
+    ELSE
+        status := 'error';
+        detail := 'not ENABLEd and FORCEd: ' || array_to_string(unprotected, ', ');
+    END IF;
+    RETURN NEXT;
+
+    component := 'maintenance';
+    IF edition = 'timescale' AND ts_version IS NOT NULL THEN
+        EXECUTE $q$SELECT count(*) FROM timescaledb_information.job_stats s
+                   JOIN timescaledb_information.jobs j USING (job_id)
+                   WHERE j.hypertable_name LIKE 'mt5\_%' AND s.last_run_status = 'Failed'$q$ INTO n;
+        status := CASE WHEN n = 0 THEN 'ok' ELSE 'warning' END;
+        detail := format('TimescaleDB policies; %s job(s) whose last run failed', n);
+    ELSE
+        SELECT max(greatest(last_refresh_at, last_retention_at)) INTO last_run FROM mt5_timeseries_catalog;
+        status := CASE WHEN last_run IS NOT NULL AND last_run < now() - INTERVAL '2 days'
+                       THEN 'warning' ELSE 'ok' END;
+        detail := 'CALL mt5_maintain() applies retention and refreshes aggregates; last run: '
+            || coalesce(last_run::text, 'never');
+    END IF;
+    RETURN NEXT;
+
+    SELECT count(*) FILTER (WHERE (has_table_privilege(to_regclass('public.' || t), 'SELECT') OR coalesce(has_table_privilege(to_regclass('mt5_tenant.' || t), 'SELECT'), false))),
+           count(*) FILTER (WHERE (has_table_privilege(to_regclass('public.' || t), 'INSERT') OR coalesce(has_table_privilege(to_regclass('mt5_tenant.' || t), 'INSERT'), false)))
+      INTO readable, writable
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'session';
+    status := CASE WHEN readable + writable = 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('role %s, tenant %s; may read %s and insert into %s of the mt5_* tables',
+        current_user,
+        coalesce(NULLIF(current_setting('app.current_tenant_id', true), ''), '(none)'),
+        readable, writable);
+    RETURN NEXT;
+END
+$fn$;
+
+GRANT USAGE ON SCHEMA _timescaledb_internal TO PUBLIC;
+
+UPDATE alembic_version SET version_num='0009' WHERE alembic_version.version_num = '0008';
+
+COMMIT;
+
+BEGIN;
+
+-- Running upgrade 0009 -> 0011
 
 ALTER TABLE mt5_audit_log ADD COLUMN app_user TEXT;
+
+CREATE OR REPLACE VIEW mt5_tenant.mt5_audit_log WITH (security_barrier = true) AS SELECT * FROM public.mt5_audit_log WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
 
 CREATE TABLE mt5_audit_chain_heads (
     tenant_id TEXT NOT NULL,
@@ -1652,12 +1905,121 @@ BEGIN
 END
 $suho$;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON mt5_account_settings TO mt5_app;
+GRANT SELECT ON mt5_account_settings TO mt5_compliance;
 
-GRANT SELECT ON mt5_account_settings TO mt5_readonly, mt5_compliance;
+CREATE VIEW mt5_tenant.mt5_account_settings WITH (security_barrier = true) AS SELECT * FROM public.mt5_account_settings WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_account_settings OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_account_settings IS 'suho-mt5: public.mt5_account_settings, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON mt5_tenant.mt5_account_settings TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_account_settings TO mt5_readonly;
 
 GRANT SELECT ON mt5_audit_chain_heads TO mt5_compliance, mt5_maintenance;
 
-UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0008';
+CREATE OR REPLACE FUNCTION health_check()
+RETURNS TABLE (component text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- One row per component; status is 'ok', 'warning' or 'error'. Runs as the caller and reads
+-- catalogs only, so it also tells a role what it may do (the seed's "check permissions").
+DECLARE
+    expected text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_account_settings', 'mt5_audit_log']::text[];
+    tenant_tables text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_account_settings']::text[];
+    edition text := public.mt5_schema_edition();
+    ts_version text;
+    missing text[];
+    unprotected text[];
+    n bigint;
+    readable integer;
+    writable integer;
+    last_run timestamptz;
+BEGIN
+    component := 'database';
+    status := 'ok';
+    detail := format('%s: %s', current_database(), split_part(version(), ' on ', 1));
+    RETURN NEXT;
+
+    SELECT extversion INTO ts_version FROM pg_extension WHERE extname = 'timescaledb';
+    component := 'edition';
+    IF edition <> 'postgresql' AND ts_version IS NULL THEN
+        status := 'error';
+        detail := format('schema built for the %s edition, but timescaledb is not installed', edition);
+    ELSE
+        status := 'ok';
+        detail := edition || CASE WHEN ts_version IS NULL THEN ' (plain PostgreSQL)'
+            ELSE format(' (timescaledb %s, license %s)', ts_version,
+                        coalesce(current_setting('timescaledb.license', true), 'unknown')) END;
+    END IF;
+    RETURN NEXT;
+
+    component := 'api_keys';
+    status := 'ok';
+    detail := CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto')
+        THEN 'bcrypt through pgcrypto (cost 12)'
+        ELSE 'PBKDF2-HMAC-SHA256 fallback, 25000 iterations (pgcrypto is not installed)' END;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO missing
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NULL;
+    component := 'tables';
+    IF missing IS NULL THEN
+        status := 'ok';
+        detail := format('all %s mt5_* tables present', cardinality(expected));
+    ELSE
+        status := 'error';
+        detail := 'missing: ' || array_to_string(missing, ', ');
+    END IF;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO unprotected
+    FROM unnest(tenant_tables) AS t
+    JOIN pg_class c ON c.oid = to_regclass('public.' || t)
+    WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity);
+    SELECT count(*) INTO n FROM unnest(tenant_tables) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'row_level_security';
+    IF unprotected IS NULL THEN
+        status := 'ok';
+        detail := format('ENABLE + FORCE on all %s tenant tables present', n);
+    ELSE
+        status := 'error';
+        detail := 'not ENABLEd and FORCEd: ' || array_to_string(unprotected, ', ');
+    END IF;
+    RETURN NEXT;
+
+    component := 'maintenance';
+    IF edition = 'timescale' AND ts_version IS NOT NULL THEN
+        EXECUTE $q$SELECT count(*) FROM timescaledb_information.job_stats s
+                   JOIN timescaledb_information.jobs j USING (job_id)
+                   WHERE j.hypertable_name LIKE 'mt5\_%' AND s.last_run_status = 'Failed'$q$ INTO n;
+        status := CASE WHEN n = 0 THEN 'ok' ELSE 'warning' END;
+        detail := format('TimescaleDB policies; %s job(s) whose last run failed', n);
+    ELSE
+        SELECT max(greatest(last_refresh_at, last_retention_at)) INTO last_run FROM mt5_timeseries_catalog;
+        status := CASE WHEN last_run IS NOT NULL AND last_run < now() - INTERVAL '2 days'
+                       THEN 'warning' ELSE 'ok' END;
+        detail := 'CALL mt5_maintain() applies retention and refreshes aggregates; last run: '
+            || coalesce(last_run::text, 'never');
+    END IF;
+    RETURN NEXT;
+
+    SELECT count(*) FILTER (WHERE (has_table_privilege(to_regclass('public.' || t), 'SELECT') OR coalesce(has_table_privilege(to_regclass('mt5_tenant.' || t), 'SELECT'), false))),
+           count(*) FILTER (WHERE (has_table_privilege(to_regclass('public.' || t), 'INSERT') OR coalesce(has_table_privilege(to_regclass('mt5_tenant.' || t), 'INSERT'), false)))
+      INTO readable, writable
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'session';
+    status := CASE WHEN readable + writable = 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('role %s, tenant %s; may read %s and insert into %s of the mt5_* tables',
+        current_user,
+        coalesce(NULLIF(current_setting('app.current_tenant_id', true), ''), '(none)'),
+        readable, writable);
+    RETURN NEXT;
+END
+$fn$;
+
+UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0009';
 
 COMMIT;

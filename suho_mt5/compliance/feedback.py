@@ -122,8 +122,8 @@ def _write_csv(rows: Any, destination: str) -> list[tuple[Any, Any]]:
 
 def _write_parquet(rows: Any, destination: str) -> list[tuple[Any, Any]]:
     try:
-        import pyarrow as pa  # type: ignore[import-not-found, unused-ignore]
-        import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+        import pyarrow as pa  # type: ignore[import-untyped, import-not-found, unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError as exc:
         raise ExportError("Parquet needs pyarrow: pip install pyarrow "
                           "(or export --format csv)") from exc

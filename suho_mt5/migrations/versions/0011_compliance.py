@@ -36,7 +36,7 @@ Downgrading drops ``app_user``: events that had one no longer verify under revis
 0004's formula (take a digest and export the trail first).
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30 11:00:00
 """
 
@@ -48,10 +48,18 @@ from sqlalchemy.dialects import postgresql
 
 import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
 from suho_mt5.db import Edition
-from suho_mt5.migrations.operations import execute_sql, migration_edition, tenant_default
+from suho_mt5.migrations.operations import (
+    TENANT_SCHEMA,
+    create_tenant_view_sql,
+    execute_sql,
+    health_check_sql,
+    migration_edition,
+    replace_tenant_view_sql,
+    tenant_default,
+)
 
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -668,8 +676,39 @@ AUDITED = (
 )
 
 
+# As revision 0009 has them, and with this revision's tenant table.
+HEALTH_TENANT_TABLES = (
+    "mt5_user_accounts", "mt5_account_balance_history", "mt5_broker_quotes", "mt5_ea_heartbeat",
+    "mt5_trade_orders", "mt5_trading_signals", "mt5_signal_executions", "mt5_risk_events",
+    "mt5_user_consents", "mt5_compliance_reports",
+)
+SETTINGS = "mt5_account_settings"
+
+
+def _health_check(tenant_tables: Sequence[str]) -> str:
+    return health_check_sql(tenant_tables=tenant_tables,
+                            all_tables=(*tenant_tables, "mt5_audit_log"), bcrypt_cost=12,
+                            pbkdf2_iterations=25000, tenant_views=True, or_replace=True)
+
+
+def _tenant_view(table: str, grants: Sequence[tuple[str, str]]) -> None:
+    """The table's view in mt5_tenant, as revision 0009 makes them, with the tenant roles'
+    privileges (they hold none on the table)."""
+    view = f"{TENANT_SCHEMA}.{table}"
+    execute_sql(create_tenant_view_sql(table))
+    execute_sql(f"ALTER VIEW {view} OWNER TO mt5_owner")
+    execute_sql(
+        f"COMMENT ON VIEW {view} IS 'suho-mt5: public.{table}, rows of the tenant in "
+        "app.current_tenant_id only (read and write)'"
+    )
+    for role, privileges in grants:
+        execute_sql(f"GRANT {privileges} ON {view} TO {role}")
+
+
 def upgrade() -> None:
     op.add_column("mt5_audit_log", sa.Column("app_user", sa.Text(), nullable=True))
+    # The tenant view shows the new column too (a view's columns are fixed when it is made).
+    execute_sql(replace_tenant_view_sql("mt5_audit_log"))
 
     op.create_table(
         "mt5_audit_chain_heads",
@@ -767,14 +806,19 @@ def upgrade() -> None:
             f"FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('{table}')"
         )
 
-    op.enable_tenant_rls("mt5_account_settings", cross_tenant={"mt5_compliance": ["SELECT"]})
-    execute_sql("GRANT SELECT, INSERT, UPDATE, DELETE ON mt5_account_settings TO mt5_app")
-    execute_sql("GRANT SELECT ON mt5_account_settings TO mt5_readonly, mt5_compliance")
+    # Row-level security as on every tenant table; the tenant roles reach it through its view.
+    op.enable_tenant_rls(SETTINGS, cross_tenant={"mt5_compliance": ["SELECT"]})
+    execute_sql(f"GRANT SELECT ON {SETTINGS} TO mt5_compliance")
+    _tenant_view(SETTINGS, (("mt5_app", "SELECT, INSERT, UPDATE, DELETE"),
+                            ("mt5_readonly", "SELECT")))
     execute_sql("GRANT SELECT ON mt5_audit_chain_heads TO mt5_compliance, mt5_maintenance")
+    execute_sql(_health_check((*HEALTH_TENANT_TABLES, SETTINGS)))
 
 
 def downgrade() -> None:
     edition = migration_edition()
+    execute_sql(_health_check(HEALTH_TENANT_TABLES))
+    execute_sql(f"DROP VIEW {TENANT_SCHEMA}.{SETTINGS}")
     if edition is Edition.TIMESCALE:
         execute_sql(
             "SELECT delete_job(job_id) FROM timescaledb_information.jobs"
@@ -796,4 +840,7 @@ def downgrade() -> None:
     op.drop_table("mt5_audit_chain_heads")
     for signature, _ in reversed(FUNCTIONS):
         execute_sql(f"DROP FUNCTION {signature}")
+    # The view depends on every column: made again without app_user, as revision 0009 had it.
+    execute_sql(f"DROP VIEW {TENANT_SCHEMA}.mt5_audit_log")
     op.drop_column("mt5_audit_log", "app_user")
+    _tenant_view("mt5_audit_log", (("mt5_app", "INSERT"),))

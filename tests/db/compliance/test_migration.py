@@ -3,24 +3,23 @@ replaces come back byte for byte), and the models match what it builds."""
 
 from __future__ import annotations
 
-import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from suho_mt5.db import make_engine
 from suho_mt5.migrations.drift import check_drift
-from tests.integration.compliance.conftest import Lane
-from tests.integration.schema._support import ALEMBIC_INI, alembic, catalog_snapshot, session
+from tests.db.conftest import Backend
+from tests.db.schema._support import ALEMBIC_INI, alembic, catalog_snapshot, session
 
 # Whatever 0011 follows (revisions are re-chained when branches merge).
 BEFORE = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_revision("0011").down_revision
 
-pytestmark = pytest.mark.integration
 
 
-def test_0011_down_and_up_again_rebuild_the_same_catalog(lane: Lane) -> None:
-    edition = lane.edition
-    engine = make_engine(lane.fresh_database())
+
+def test_0011_down_and_up_again_rebuild_the_same_catalog(backend: Backend) -> None:
+    edition = backend.edition
+    engine = make_engine(backend.fresh_url())
     try:
         alembic(engine, "upgrade", str(BEFORE), edition=edition)
         with session(engine) as conn:

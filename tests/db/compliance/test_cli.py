@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.integration.compliance._support import (
+from tests.db.compliance._support import (
     Db,
     audit_rows,
     create_account,
@@ -23,7 +23,7 @@ from tests.integration.compliance._support import (
     trading_day,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.engines("postgresql", "timescale")
 
 
 def suho(url: str, *args: str) -> subprocess.CompletedProcess[str]:

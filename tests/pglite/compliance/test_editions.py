@@ -17,11 +17,9 @@ from sqlalchemy.engine import Engine
 from suho_mt5.compliance import audit
 from suho_mt5.db import Edition, make_engine
 from suho_mt5.migrations.drift import check_drift
-from tests.integration.compliance.test_migration import BEFORE
-from tests.integration.schema._support import alembic, catalog_snapshot, session
+from tests.db.compliance.test_migration import BEFORE
+from tests.db.schema._support import alembic, catalog_snapshot, session
 from tests.support.servers import TimescaleEngine
-
-pytestmark = pytest.mark.timescale
 
 TENANT = "tenant_retention"
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from suho_mt5.compliance import reports
 from suho_mt5.errors import ReportError
-from tests.integration.compliance._support import (
+from tests.db.compliance._support import (
     Db,
     create_account,
     new_tenant,
@@ -26,7 +26,7 @@ from tests.integration.compliance._support import (
     trading_day,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.engines("postgresql", "timescale")
 
 MONTH = "2026-10"
 START = datetime(2026, 10, 1, tzinfo=UTC)

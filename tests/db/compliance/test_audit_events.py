@@ -15,15 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.compliance.gdpr import erase_user, record_consent, withdraw_consent
-from tests.integration.compliance._support import (
+from tests.db.compliance._support import (
     Db,
     audit_rows,
     create_account,
     new_tenant,
     tenant_tx,
 )
+from tests.db.schema._support import login_name
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.engines("postgresql", "timescale")
 
 
 @contextmanager
@@ -107,7 +108,7 @@ def test_trading_events(db: Db, app: Engine, login: Callable[[str], Engine]) -> 
             "INSERT INTO mt5_trade_orders (time, tenant_id, account_id, ticket, position_id,"
             " symbol, order_type, volume, price, status) VALUES (:t, :tenant, :a, 77, 77,"
             " 'EURUSD', 'buy', 0.1, 1.0951, 'open')"), {"t": when, "tenant": tenant, "a": account})
-    assert ev[0].actor.startswith("t_mt5_ingest_") and ev[0].app_user is None
+    assert ev[0].actor == login_name("mt5_ingest") and ev[0].app_user is None
     with one_event(db, tenant, "trade.closed"), tenant_tx(ingest, None) as conn:
         conn.execute(sa.text(
             "INSERT INTO mt5_trade_orders (time, tenant_id, account_id, ticket, position_id,"

@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.db import Edition, make_engine, set_tenant
-from tests.integration.schema._support import alembic
+from tests.db.schema._support import alembic
 
 
 @dataclass
@@ -33,16 +33,6 @@ def migrate(url: str, edition: Edition) -> Iterator[Db]:
         yield Db(url, engine, edition)
     finally:
         engine.dispose()
-
-
-def role_login(db: Db, role: str) -> Engine:
-    """A fresh LOGIN role ``IN ROLE role`` (created as the superuser) and an engine that
-    connects as it: what an application does, unlike ``SET ROLE`` from a superuser."""
-    name = f"t_{role}_{uuid.uuid4().hex[:8]}"
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD 'p' IN ROLE {role}")
-    url = make_url(db.url).set(username=name, password="p")
-    return make_engine(url.render_as_string(hide_password=False))
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from suho_mt5.compliance import audit
 from suho_mt5.compliance.gdpr import erase_user, record_consent
 from suho_mt5.errors import ErasureError
-from tests.integration.compliance._support import (
+from tests.db.compliance._support import (
     Db,
     create_account,
     new_tenant,
@@ -26,7 +26,7 @@ from tests.integration.compliance._support import (
     trading_day,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.engines("postgresql", "timescale")
 
 SUBJECT = "jane.doe@example.com"
 LOGINS = (7340012345, 7340012346)

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.compliance import audit
+from suho_mt5.db import Edition
 from suho_mt5.errors import DigestError
-from tests.integration.compliance._support import (
+from tests.db.compliance._support import (
     Db,
     audit_rows,
     create_account,
@@ -26,7 +27,7 @@ from tests.integration.compliance._support import (
     tenant_tx,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.engines("postgresql", "timescale")
 
 WRITERS = 4
 TRANSACTIONS = 30  # per writer, alternating two tenants, three events each
@@ -219,10 +220,22 @@ def test_corrections_refer_to_the_original(db: Db, login: Callable[[str], Engine
     assert problem(db, tenant) is None
 
 
-def _maintain(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
-            "CALL mt5_maintain()")
+def _retention(db: Db, maintenance: Engine) -> None:
+    """Retention as the edition runs it: ``CALL mt5_maintain()`` as ``mt5_maintenance``
+    (postgresql), or TimescaleDB's jobs, here started by hand in the order their schedules
+    keep (the daily checkpoint job, then the audit log's retention job)."""
+    if db.edition is not Edition.TIMESCALE:
+        with maintenance.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "CALL mt5_maintain()")
+        return
+    with db.engine.connect() as conn:
+        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for job in ("proc_name = 'mt5_audit_checkpoint_job'",
+                    "proc_name = 'policy_retention' AND hypertable_name = 'mt5_audit_log'"):
+            job_id = auto.execute(sa.text(
+                f"SELECT job_id FROM timescaledb_information.jobs WHERE {job}")).scalar_one()
+            auto.exec_driver_sql(f"CALL run_job({int(job_id)})")
 
 
 def _old_events(conn: Connection, tenant: str, count: int) -> None:
@@ -250,7 +263,7 @@ def test_retention_keeps_the_chain_verifiable_through_a_checkpoint(
     chain(db.engine, late, 1)
     with tenant_tx(compliance, None) as conn:
         _old_events(conn, late, 2)
-    _maintain(maintenance)
+    _retention(db, maintenance)
     # 1-3 and the late 6 are gone; 8 is the checkpoint.
     assert [r.chain_seq for r in audit_rows(db, tenant)] == [4, 5, 7, 8]
     (report,) = audit.verify(db.engine, tenant=tenant).chains
