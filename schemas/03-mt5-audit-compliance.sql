@@ -1388,3 +1388,732 @@ END $do$;
 UPDATE alembic_version SET version_num='0010' WHERE alembic_version.version_num = '0009';
 
 COMMIT;
+
+BEGIN;
+
+-- Running upgrade 0010 -> 0011
+
+ALTER TABLE mt5_audit_log ADD COLUMN app_user TEXT;
+
+CREATE OR REPLACE VIEW mt5_tenant.mt5_audit_log WITH (security_barrier = true) AS SELECT * FROM public.mt5_audit_log WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+CREATE TABLE mt5_audit_chain_heads (
+    tenant_id TEXT NOT NULL,
+    chain_seq BIGINT NOT NULL,
+    row_hash TEXT NOT NULL,
+    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL,
+    CONSTRAINT mt5_audit_chain_heads_pkey PRIMARY KEY (tenant_id)
+);
+
+CREATE TABLE mt5_gdpr_subject_keys (
+    tenant_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    secret BYTEA NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT mt5_gdpr_subject_keys_pkey PRIMARY KEY (tenant_id, user_id),
+    CONSTRAINT mt5_gdpr_subject_keys_secret_check CHECK (octet_length(secret) >= 32)
+);
+
+CREATE TABLE mt5_account_settings (
+    tenant_id TEXT DEFAULT NULLIF(current_setting('app.current_tenant_id', true), '') NOT NULL,
+    account_id UUID NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL,
+    CONSTRAINT mt5_account_settings_pkey PRIMARY KEY (tenant_id, account_id, name),
+    CONSTRAINT mt5_account_settings_account_fkey FOREIGN KEY(tenant_id, account_id) REFERENCES mt5_user_accounts (tenant_id, account_id),
+    CONSTRAINT mt5_account_settings_tenant_id_check CHECK (tenant_id ~ '^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$'),
+    CONSTRAINT mt5_account_settings_name_check CHECK (name ~ '^[!-~]{1,16}$'),
+    CONSTRAINT mt5_account_settings_value_check CHECK (char_length(value) <= 256)
+);
+
+CREATE UNIQUE INDEX mt5_compliance_reports_period_key ON mt5_compliance_reports (tenant_id, report_type, report_period_start, report_period_end) WHERE status <> 'superseded';
+
+ALTER TABLE mt5_audit_chain_heads OWNER TO mt5_owner;
+
+ALTER TABLE mt5_gdpr_subject_keys OWNER TO mt5_owner;
+
+ALTER TABLE mt5_account_settings OWNER TO mt5_owner;
+
+INSERT INTO mt5_audit_chain_heads (tenant_id, chain_seq, row_hash, recorded_at) SELECT DISTINCT ON (tenant_id) tenant_id, chain_seq, row_hash, recorded_at FROM mt5_audit_log ORDER BY tenant_id, chain_seq DESC;
+
+CREATE FUNCTION mt5_audit_row_hash(
+    tenant_id text, chain_seq bigint, prev_hash text, event_id uuid, event_time timestamptz,
+    recorded_at timestamptz, event_type text, actor text, account_id uuid, payload jsonb,
+    app_user text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT encode(sha256(convert_to((jsonb_build_array(
+        tenant_id, chain_seq::text, prev_hash, event_id::text,
+        (extract(epoch FROM event_time) * 1000000)::bigint::text,
+        (extract(epoch FROM recorded_at) * 1000000)::bigint::text,
+        event_type, actor, account_id::text, payload)
+        || CASE WHEN app_user IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(app_user) END
+        )::text, 'UTF8')), 'hex')
+$fn$;
+
+ALTER FUNCTION mt5_audit_row_hash(text, bigint, text, uuid, timestamptz, timestamptz, text, text, uuid, jsonb, text) OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_row_hash(text, bigint, text, uuid, timestamptz, timestamptz, text, text, uuid, jsonb, text) FROM PUBLIC;
+
+CREATE FUNCTION mt5_gdpr_pseudonym(
+    tenant text, subject text, field text DEFAULT NULL, value text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- A keyed pseudonym of a user (field NULL) or of one of the user's personal values. The key
+-- is random and per (tenant, user): erasure deletes it, after which no pseudonym written
+-- into the audit trail can be linked back to the person.
+DECLARE
+    subject_key bytea;
+BEGIN
+    IF tenant IS NULL OR subject IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF subject LIKE 'erased\_%' THEN
+        RETURN subject;  -- already a pseudonym left by an erasure
+    END IF;
+    SELECT k.secret INTO subject_key FROM mt5_gdpr_subject_keys k
+    WHERE k.tenant_id = tenant AND k.user_id = subject;
+    IF NOT FOUND THEN
+        -- gen_random_uuid() draws from pg_strong_random(): 244 random bits in two.
+        INSERT INTO mt5_gdpr_subject_keys (tenant_id, user_id, secret)
+        VALUES (tenant, subject, uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()))
+        ON CONFLICT DO NOTHING;
+        SELECT k.secret INTO subject_key FROM mt5_gdpr_subject_keys k
+        WHERE k.tenant_id = tenant AND k.user_id = subject;
+    END IF;
+    RETURN 'psn_' || left(encode(sha256(subject_key || convert_to(
+        coalesce(field || ':' || value, ''), 'UTF8')), 'hex'), 32);
+END
+$fn$;
+
+ALTER FUNCTION mt5_gdpr_pseudonym(text, text, text, text) OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_gdpr_pseudonym(text, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION mt5_audit_log_admit() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- SECURITY INVOKER on purpose: it must see the role that inserts, which the chain trigger
+-- (running as the owner) cannot. A tenant role appends only to the chain of the tenant it
+-- has set; without a tenant only the cross-tenant service roles and the schema's own
+-- functions (the owner) may write, naming the tenant.
+DECLARE
+    current_tenant text := NULLIF(current_setting('app.current_tenant_id', true), '');
+    own boolean := current_user = 'mt5_owner'
+        OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user);
+    service boolean := own
+        OR pg_has_role(current_user, 'mt5_ingest', 'USAGE')
+        OR pg_has_role(current_user, 'mt5_compliance', 'USAGE');
+BEGIN
+    IF current_tenant IS NULL AND NOT service THEN
+        RAISE EXCEPTION 'an audit event needs a tenant: set app.current_tenant_id for the transaction'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF current_tenant IS NOT NULL AND NEW.tenant_id IS DISTINCT FROM current_tenant THEN
+        RAISE EXCEPTION 'an audit event of tenant % cannot be written while tenant % is set',
+            NEW.tenant_id, current_tenant USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.event_type ~ '^(audit|gdpr)\.' AND NOT own THEN
+        RAISE EXCEPTION 'audit event type % is written only by the schema''s own functions',
+            NEW.event_type USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- Who: the inserting role; for events the schema's own triggers write (which run as the
+    -- owner), the session's login.
+    NEW.actor := CASE WHEN current_user = 'mt5_owner' THEN session_user ELSE current_user END;
+    RETURN NEW;
+END
+$fn$;
+
+ALTER FUNCTION mt5_audit_log_admit() OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_log_admit() FROM PUBLIC;
+
+CREATE FUNCTION mt5_audit_log_head() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- Deferred to the end of the transaction (still under the chain's advisory lock), and only
+-- the transaction's last event of each chain moves the head: updating one row per event
+-- would pile up row versions the next lookups must walk (quadratic in a bulk insert). Only
+-- rows really inserted (not those ON CONFLICT skipped) fire it.
+BEGIN
+    IF EXISTS (SELECT 1 FROM mt5_audit_log a
+               WHERE a.tenant_id = NEW.tenant_id AND a.chain_seq > NEW.chain_seq) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO mt5_audit_chain_heads AS h (tenant_id, chain_seq, row_hash, recorded_at)
+    VALUES (NEW.tenant_id, NEW.chain_seq, NEW.row_hash, NEW.recorded_at)
+    ON CONFLICT (tenant_id) DO UPDATE
+        SET chain_seq = EXCLUDED.chain_seq, row_hash = EXCLUDED.row_hash,
+            recorded_at = EXCLUDED.recorded_at
+        WHERE h.chain_seq < EXCLUDED.chain_seq;
+    RETURN NULL;
+END
+$fn$;
+
+ALTER FUNCTION mt5_audit_log_head() OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_log_head() FROM PUBLIC;
+
+CREATE FUNCTION mt5_audit_chain_heads_forward() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- A head only moves forward: no DELETE, no TRUNCATE, no UPDATE to an earlier position.
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.tenant_id = OLD.tenant_id AND NEW.chain_seq > OLD.chain_seq THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'mt5_audit_chain_heads only moves forward: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$fn$;
+
+ALTER FUNCTION mt5_audit_chain_heads_forward() OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_chain_heads_forward() FROM PUBLIC;
+
+CREATE FUNCTION mt5_audit_account_image(account jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- An account row as the audit trail keeps it: the user, the MT5 login and the account
+-- number as keyed pseudonyms, the API key hash only as "set or not".
+DECLARE
+    tenant text := account ->> 'tenant_id';
+    subject text := account ->> 'user_id';
+BEGIN
+    IF account IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN (account - 'api_key_hash') || jsonb_build_object(
+        'user_id', mt5_gdpr_pseudonym(tenant, subject),
+        'mt5_login', mt5_gdpr_pseudonym(tenant, subject, 'mt5_login', account ->> 'mt5_login'),
+        'mt5_account_number', mt5_gdpr_pseudonym(tenant, subject, 'mt5_account_number',
+                                                 account ->> 'mt5_account_number'),
+        'api_key_set', account ->> 'api_key_hash' IS NOT NULL,
+        'api_key_fingerprint', left(encode(sha256(convert_to(
+            account ->> 'api_key_hash', 'UTF8')), 'hex'), 16));
+END
+$fn$;
+
+ALTER FUNCTION mt5_audit_account_image(jsonb) OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_account_image(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION mt5_audit_capture() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- One audit event per audited row change, written by the database so that no code path can
+-- forget one. TG_ARGV[0] names the source table (on TimescaleDB the trigger fires on a chunk,
+-- whose name says nothing). Personal fields become keyed pseudonyms (mt5_gdpr_pseudonym).
+DECLARE
+    source text := TG_ARGV[0];
+    old_image jsonb;
+    new_image jsonb;
+    r jsonb;
+    tenant text;
+    kind text;
+BEGIN
+    IF TG_OP <> 'INSERT' THEN old_image := to_jsonb(OLD); END IF;
+    IF TG_OP <> 'DELETE' THEN new_image := to_jsonb(NEW); END IF;
+    r := coalesce(new_image, old_image);
+    tenant := r ->> 'tenant_id';
+    IF source = 'mt5_user_accounts' THEN
+        IF TG_OP = 'UPDATE' AND old_image - 'updated_at' = new_image - 'updated_at' THEN
+            RETURN NULL;
+        END IF;
+        kind := CASE
+            WHEN TG_OP = 'INSERT' THEN 'account.created'
+            WHEN TG_OP = 'DELETE' THEN 'account.deleted'
+            WHEN (old_image ->> 'is_active')::boolean AND NOT (new_image ->> 'is_active')::boolean
+                THEN 'account.deactivated'
+            WHEN NOT (old_image ->> 'is_active')::boolean AND (new_image ->> 'is_active')::boolean
+                THEN 'account.reactivated'
+            WHEN old_image -> 'api_key_hash' IS DISTINCT FROM new_image -> 'api_key_hash'
+                THEN 'account.api_key_rotated'
+            ELSE 'account.changed' END;
+        old_image := mt5_audit_account_image(old_image);
+        new_image := mt5_audit_account_image(new_image);
+    ELSIF source = 'mt5_user_consents' THEN
+        kind := CASE
+            WHEN TG_OP = 'INSERT' AND (new_image ->> 'granted')::boolean THEN 'consent.granted'
+            WHEN TG_OP = 'INSERT' THEN 'consent.refused'
+            WHEN TG_OP = 'DELETE' THEN 'consent.deleted'
+            WHEN old_image ->> 'revoked_at' IS NULL AND new_image ->> 'revoked_at' IS NOT NULL
+                THEN 'consent.withdrawn'
+            ELSE 'consent.changed' END;
+        old_image := jsonb_set(old_image, '{user_id}', to_jsonb(
+            mt5_gdpr_pseudonym(tenant, old_image ->> 'user_id')), false);
+        new_image := jsonb_set(new_image, '{user_id}', to_jsonb(
+            mt5_gdpr_pseudonym(tenant, new_image ->> 'user_id')), false);
+    ELSIF source = 'mt5_trade_orders' THEN
+        kind := CASE
+            WHEN TG_OP = 'INSERT' OR old_image ->> 'status' IS DISTINCT FROM new_image ->> 'status'
+                THEN 'trade.' || (new_image ->> 'status')
+            ELSE 'trade.modified' END;
+    ELSIF source = 'mt5_signal_executions' THEN
+        kind := 'trade.executed';
+    ELSIF source = 'mt5_trading_signals' THEN
+        kind := 'signal.generated';
+    ELSIF source = 'mt5_risk_events' THEN
+        kind := CASE
+            WHEN TG_OP = 'INSERT' THEN 'risk.breach'
+            WHEN old_image ->> 'acknowledged_at' IS NULL AND new_image ->> 'acknowledged_at' IS NOT NULL
+                THEN 'risk.acknowledged'
+            ELSE 'risk.changed' END;
+    ELSIF source = 'mt5_account_settings' THEN
+        kind := 'config.changed';
+    ELSE
+        RAISE EXCEPTION 'mt5_audit_capture() does not know table %', source;
+    END IF;
+    IF TG_OP = 'UPDATE' AND old_image = new_image THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO mt5_audit_log (time, tenant_id, event_type, account_id, payload)
+    VALUES (now(), tenant, kind, (r ->> 'account_id')::uuid,
+            jsonb_build_object('table', source, 'op', lower(TG_OP),
+                               'before', old_image, 'after', new_image));
+    RETURN NULL;
+END
+$fn$;
+
+ALTER FUNCTION mt5_audit_capture() OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_capture() FROM PUBLIC;
+
+CREATE FUNCTION mt5_audit_checkpoint() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- For every tenant, an audit.checkpoint event naming what retention may remove from its
+-- chain, with the hashes a verifier needs to check the chain across the hole: the longest
+-- prefix of events older than the cutoff (through_seq, through_hash), and the few later
+-- events a writer dated that far back (extra: [[position, hash], ...]). The cutoff looks
+-- 7 days ahead of the retention period, so that retention running on its own schedule
+-- (TimescaleDB drops whole chunks) in that window removes only covered events.
+DECLARE
+    keep interval;
+    cutoff timestamptz;
+    head record;
+    young bigint;
+    through bigint;
+    done bigint;
+    through_hash text;
+    through_time timestamptz;
+    extra jsonb;
+    written integer := 0;
+BEGIN
+    SELECT c.retention INTO keep FROM mt5_timeseries_catalog c
+    WHERE c.relation_schema = 'public' AND c.relation_name = 'mt5_audit_log';
+    IF keep IS NULL THEN
+        RETURN 0;
+    END IF;
+    cutoff := now() - keep + interval '7 days';
+    FOR head IN SELECT h.tenant_id, h.chain_seq FROM mt5_audit_chain_heads h ORDER BY 1 LOOP
+        SELECT min(a.chain_seq) INTO young FROM mt5_audit_log a
+        WHERE a.tenant_id = head.tenant_id AND a.time >= cutoff;
+        through := coalesce(young - 1, head.chain_seq);
+        SELECT max((a.payload ->> 'through_seq')::bigint) INTO done FROM mt5_audit_log a
+        WHERE a.tenant_id = head.tenant_id AND a.event_type = 'audit.checkpoint';
+        through_hash := NULL;
+        IF through > coalesce(done, 0) THEN
+            SELECT a.row_hash, a.time INTO through_hash, through_time FROM mt5_audit_log a
+            WHERE a.tenant_id = head.tenant_id AND a.chain_seq = through;
+        END IF;
+        IF through_hash IS NULL THEN
+            through := greatest(through, coalesce(done, 0));
+        END IF;
+        SELECT jsonb_agg(jsonb_build_array(a.chain_seq, a.row_hash) ORDER BY a.chain_seq)
+        INTO extra FROM mt5_audit_log a
+        WHERE a.tenant_id = head.tenant_id AND a.time < cutoff AND a.chain_seq > through
+          AND NOT EXISTS (
+              SELECT 1 FROM mt5_audit_log c, jsonb_array_elements(c.payload -> 'extra') x
+              WHERE c.tenant_id = head.tenant_id AND c.event_type = 'audit.checkpoint'
+                AND (x ->> 0)::bigint = a.chain_seq);
+        CONTINUE WHEN through_hash IS NULL AND extra IS NULL;
+        INSERT INTO mt5_audit_log (time, tenant_id, event_type, payload)
+        VALUES (now(), head.tenant_id, 'audit.checkpoint', jsonb_strip_nulls(jsonb_build_object(
+            'through_seq', CASE WHEN through_hash IS NOT NULL THEN through END,
+            'through_hash', through_hash, 'through_time', through_time,
+            'extra', extra, 'cutoff', cutoff, 'retention', keep::text)));
+        written := written + 1;
+    END LOOP;
+    RETURN written;
+END
+$fn$;
+
+ALTER FUNCTION mt5_audit_checkpoint() OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_checkpoint() FROM PUBLIC;
+
+CREATE FUNCTION mt5_audit_correct(
+    tenant text, original_event_id uuid, reason text, correction jsonb DEFAULT '{}'::jsonb)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- A correction is a new event that names the original (position, id, hash); the original
+-- stays as it was. Returns the correction's position.
+DECLARE
+    original record;
+    seq bigint;
+BEGIN
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'a correction needs a reason' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.chain_seq, a.row_hash, a.account_id INTO original FROM mt5_audit_log a
+    WHERE a.tenant_id = tenant AND a.event_id = original_event_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no audit event % in the chain of tenant %', original_event_id, tenant
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    INSERT INTO mt5_audit_log (time, tenant_id, event_type, account_id, payload)
+    VALUES (now(), tenant, 'audit.correction', original.account_id, jsonb_build_object(
+        'corrects', jsonb_build_object('event_id', original_event_id,
+                                       'chain_seq', original.chain_seq,
+                                       'row_hash', original.row_hash),
+        'reason', reason, 'correction', coalesce(correction, '{}'::jsonb)))
+    RETURNING chain_seq INTO seq;
+    RETURN seq;
+END
+$fn$;
+
+ALTER FUNCTION mt5_audit_correct(text, uuid, text, jsonb) OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_audit_correct(text, uuid, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION mt5_gdpr_erase(tenant text, subject text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET app.current_tenant_id = ''
+AS $fn$
+-- GDPR erasure by pseudonymisation: the user's accounts and consents keep their ids, money
+-- and history but lose every personal value; the audit trail keeps its pseudonyms, whose
+-- key is destroyed last, so nothing in the trail can be linked back to the person while
+-- every hash stays as it was.
+DECLARE
+    pseudonym text;
+    accounts integer;
+    consents integer;
+BEGIN
+    IF tenant IS NULL OR subject IS NULL OR subject LIKE 'erased\_%' THEN
+        RAISE EXCEPTION 'erasure needs a tenant and a user id' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Runs as the owner, which row-level security filters like everyone: act as the tenant.
+    PERFORM set_config('app.current_tenant_id', tenant, true);
+    IF NOT EXISTS (SELECT 1 FROM mt5_user_accounts a WHERE a.tenant_id = tenant AND a.user_id = subject)
+       AND NOT EXISTS (SELECT 1 FROM mt5_user_consents c WHERE c.tenant_id = tenant AND c.user_id = subject)
+       AND NOT EXISTS (SELECT 1 FROM mt5_gdpr_subject_keys k WHERE k.tenant_id = tenant AND k.user_id = subject)
+    THEN
+        RAISE EXCEPTION 'tenant % holds no data of user %', tenant, subject USING ERRCODE = 'no_data_found';
+    END IF;
+    pseudonym := 'erased_' || mt5_gdpr_pseudonym(tenant, subject);
+    UPDATE mt5_user_accounts a
+    SET user_id = pseudonym,
+        -- Unique per broker server, > 0, and derived from nothing personal.
+        mt5_login = ('x' || left(encode(sha256(convert_to(a.account_id::text, 'UTF8')), 'hex'), 15))::bit(60)::bigint + 1,
+        mt5_account_number = '0',
+        api_key_hash = NULL,
+        is_active = false
+    WHERE a.tenant_id = tenant AND a.user_id = subject;
+    GET DIAGNOSTICS accounts = ROW_COUNT;
+    UPDATE mt5_user_consents c SET user_id = pseudonym
+    WHERE c.tenant_id = tenant AND c.user_id = subject;
+    GET DIAGNOSTICS consents = ROW_COUNT;
+    INSERT INTO mt5_audit_log (time, tenant_id, event_type, payload)
+    VALUES (now(), tenant, 'gdpr.erased', jsonb_build_object(
+        'subject', pseudonym, 'accounts', accounts, 'consents', consents));
+    DELETE FROM mt5_gdpr_subject_keys k WHERE k.tenant_id = tenant AND k.user_id = subject;
+    RETURN jsonb_build_object('subject', pseudonym, 'accounts', accounts, 'consents', consents);
+END
+$fn$;
+
+ALTER FUNCTION mt5_gdpr_erase(text, text) OWNER TO mt5_owner;
+
+REVOKE ALL ON FUNCTION mt5_gdpr_erase(text, text) FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION mt5_gdpr_pseudonym(text, text, text, text) TO mt5_compliance;
+
+GRANT EXECUTE ON FUNCTION mt5_audit_checkpoint() TO mt5_maintenance, mt5_compliance;
+
+GRANT EXECUTE ON FUNCTION mt5_audit_correct(text, uuid, text, jsonb) TO mt5_compliance;
+
+GRANT EXECUTE ON FUNCTION mt5_gdpr_erase(text, text) TO mt5_compliance;
+
+CREATE OR REPLACE FUNCTION mt5_audit_log_chain() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- Numbers and chains each tenant's events. Runs as the owner (the audit log has no row-level
+-- security), so the previous event is found whoever inserts. Continues after the recorded
+-- head when that is further than the log (a truncated tail stays a visible gap).
+DECLARE
+    current_tenant text := NULLIF(current_setting('app.current_tenant_id', true), '');
+    user_setting text := NULLIF(current_setting('app.current_user_id', true), '');
+    last_seq bigint;
+    last_hash text;
+    head_seq bigint;
+    head_hash text;
+BEGIN
+    IF current_tenant IS NOT NULL AND NEW.tenant_id IS DISTINCT FROM current_tenant THEN
+        RAISE EXCEPTION 'an audit event of tenant % cannot be written while tenant % is set',
+            NEW.tenant_id, current_tenant USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.tenant_id IS NULL THEN
+        RETURN NEW;  -- the NOT NULL constraint reports it
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- A snapshot older than the lock below could miss the tenant's latest event.
+        RAISE EXCEPTION 'audit events must be written in READ COMMITTED transactions'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    -- One writer per tenant chain at a time; the next one waits, then sees this event.
+    PERFORM pg_advisory_xact_lock(hashtextextended('mt5_audit_log:' || NEW.tenant_id, 0));
+    SELECT a.chain_seq, a.row_hash INTO last_seq, last_hash
+    FROM mt5_audit_log a
+    WHERE a.tenant_id = NEW.tenant_id
+    ORDER BY a.chain_seq DESC
+    LIMIT 1;
+    SELECT h.chain_seq, h.row_hash INTO head_seq, head_hash
+    FROM mt5_audit_chain_heads h WHERE h.tenant_id = NEW.tenant_id;
+    IF head_seq > coalesce(last_seq, 0) THEN
+        last_seq := head_seq;
+        last_hash := head_hash;
+    END IF;
+    NEW.chain_seq := coalesce(last_seq, 0) + 1;
+    NEW.prev_hash := coalesce(last_hash, repeat('0', 64));
+    NEW.recorded_at := clock_timestamp();
+    NEW.app_user := mt5_gdpr_pseudonym(NEW.tenant_id, user_setting);
+    NEW.row_hash := mt5_audit_row_hash(NEW.tenant_id, NEW.chain_seq, NEW.prev_hash,
+        NEW.event_id, NEW.time, NEW.recorded_at, NEW.event_type, NEW.actor, NEW.account_id,
+        NEW.payload, NEW.app_user);
+    RETURN NEW;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION mt5_audit_log_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- Refuses UPDATE, DELETE and TRUNCATE for every role, owner and superusers included. The one
+-- exception is retention: mt5_maintain() sets suho_mt5.audit_retention for its transaction
+-- and may then delete rows older than the retention period recorded for the table; each
+-- such DELETE first writes the retention checkpoints that keep the chain verifiable.
+DECLARE
+    keep interval;
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('suho_mt5.audit_retention', true) = 'on' THEN
+        IF TG_LEVEL = 'STATEMENT' THEN
+            PERFORM mt5_audit_checkpoint();
+            RETURN NULL;
+        END IF;
+        SELECT c.retention INTO keep FROM mt5_timeseries_catalog c
+        WHERE c.relation_schema = 'public' AND c.relation_name = 'mt5_audit_log';
+        IF keep IS NOT NULL AND OLD.time < now() - keep THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'mt5_audit_log is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'only retention past the recorded period removes audit events';
+END
+$fn$;
+
+CREATE PROCEDURE mt5_audit_checkpoint_job(job_id integer, config jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+BEGIN
+    PERFORM mt5_audit_checkpoint();
+END
+$fn$;
+
+ALTER PROCEDURE mt5_audit_checkpoint_job(integer, jsonb) OWNER TO mt5_owner;
+
+REVOKE ALL ON PROCEDURE mt5_audit_checkpoint_job(integer, jsonb) FROM PUBLIC;
+
+SET LOCAL ROLE mt5_owner;
+
+SELECT add_job('public.mt5_audit_checkpoint_job', INTERVAL '1 day');
+
+RESET ROLE;
+
+CREATE TRIGGER mt5_audit_log_admit BEFORE INSERT ON mt5_audit_log FOR EACH ROW EXECUTE FUNCTION mt5_audit_log_admit();
+
+CREATE CONSTRAINT TRIGGER mt5_audit_log_head AFTER INSERT ON mt5_audit_log DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION mt5_audit_log_head();
+
+CREATE TRIGGER mt5_audit_chain_heads_forward BEFORE UPDATE OR DELETE ON mt5_audit_chain_heads FOR EACH ROW EXECUTE FUNCTION mt5_audit_chain_heads_forward();
+
+CREATE TRIGGER mt5_audit_chain_heads_no_truncate BEFORE TRUNCATE ON mt5_audit_chain_heads FOR EACH STATEMENT EXECUTE FUNCTION mt5_audit_chain_heads_forward();
+
+CREATE TRIGGER mt5_account_settings_touch BEFORE UPDATE ON mt5_account_settings FOR EACH ROW EXECUTE FUNCTION mt5_touch_updated_at();
+
+CREATE TRIGGER mt5_user_accounts_audit AFTER INSERT OR UPDATE OR DELETE ON mt5_user_accounts FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('mt5_user_accounts');
+
+CREATE TRIGGER mt5_user_consents_audit AFTER INSERT OR UPDATE OR DELETE ON mt5_user_consents FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('mt5_user_consents');
+
+CREATE TRIGGER mt5_trade_orders_audit AFTER INSERT OR UPDATE ON mt5_trade_orders FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('mt5_trade_orders');
+
+CREATE TRIGGER mt5_signal_executions_audit AFTER INSERT ON mt5_signal_executions FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('mt5_signal_executions');
+
+CREATE TRIGGER mt5_trading_signals_audit AFTER INSERT ON mt5_trading_signals FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('mt5_trading_signals');
+
+CREATE TRIGGER mt5_risk_events_audit AFTER INSERT OR UPDATE ON mt5_risk_events FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('mt5_risk_events');
+
+CREATE TRIGGER mt5_account_settings_audit AFTER INSERT OR UPDATE OR DELETE ON mt5_account_settings FOR EACH ROW EXECUTE FUNCTION mt5_audit_capture('mt5_account_settings');
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM timescaledb_information.hypertables h
+               WHERE h.hypertable_schema = 'public'
+                 AND h.hypertable_name = 'mt5_account_settings'
+                 AND h.compression_enabled) THEN
+        RAISE EXCEPTION 'cannot enable tenant row-level security on %: it has columnstore (compression) enabled, and TimescaleDB cannot combine the two', 'public.mt5_account_settings' USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE public.mt5_account_settings ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_account_settings FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tenant_isolation ON public.mt5_account_settings AS PERMISSIVE FOR ALL TO PUBLIC USING (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''))) WITH CHECK (tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')));
+
+CREATE POLICY mt5_compliance_select ON public.mt5_account_settings AS PERMISSIVE FOR SELECT TO mt5_compliance USING (true);
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_account_settings'::regclass AND (NOT (c.relrowsecurity AND c.relforcerowsecurity))) THEN
+        RAISE EXCEPTION 'row-level security is not ENABLEd and FORCEd on %', 'public.mt5_account_settings'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+GRANT SELECT ON mt5_account_settings TO mt5_compliance;
+
+CREATE VIEW mt5_tenant.mt5_account_settings WITH (security_barrier = true) AS SELECT * FROM public.mt5_account_settings WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), '')) WITH CASCADED CHECK OPTION;
+
+ALTER VIEW mt5_tenant.mt5_account_settings OWNER TO mt5_owner;
+
+COMMENT ON VIEW mt5_tenant.mt5_account_settings IS 'suho-mt5: public.mt5_account_settings, rows of the tenant in app.current_tenant_id only (read and write)';
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON mt5_tenant.mt5_account_settings TO mt5_app;
+
+GRANT SELECT ON mt5_tenant.mt5_account_settings TO mt5_readonly;
+
+GRANT SELECT ON mt5_audit_chain_heads TO mt5_compliance, mt5_maintenance;
+
+CREATE OR REPLACE FUNCTION health_check()
+RETURNS TABLE (component text, status text, detail text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- One row per component; status is 'ok', 'warning' or 'error'. Runs as the caller and reads
+-- catalogs only, so it also tells a role what it may do (the seed's "check permissions").
+DECLARE
+    expected text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_account_settings', 'mt5_audit_log']::text[];
+    tenant_tables text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_account_settings']::text[];
+    edition text := public.mt5_schema_edition();
+    ts_version text;
+    missing text[];
+    unprotected text[];
+    n bigint;
+    readable integer;
+    writable integer;
+    last_run timestamptz;
+BEGIN
+    component := 'database';
+    status := 'ok';
+    detail := format('%s: %s', current_database(), split_part(version(), ' on ', 1));
+    RETURN NEXT;
+
+    SELECT extversion INTO ts_version FROM pg_extension WHERE extname = 'timescaledb';
+    component := 'edition';
+    IF edition <> 'postgresql' AND ts_version IS NULL THEN
+        status := 'error';
+        detail := format('schema built for the %s edition, but timescaledb is not installed', edition);
+    ELSE
+        status := 'ok';
+        detail := edition || CASE WHEN ts_version IS NULL THEN ' (plain PostgreSQL)'
+            ELSE format(' (timescaledb %s, license %s)', ts_version,
+                        coalesce(current_setting('timescaledb.license', true), 'unknown')) END;
+    END IF;
+    RETURN NEXT;
+
+    component := 'api_keys';
+    status := 'ok';
+    detail := CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto')
+        THEN 'bcrypt through pgcrypto (cost 12)'
+        ELSE 'PBKDF2-HMAC-SHA256 fallback, 25000 iterations (pgcrypto is not installed)' END;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO missing
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NULL;
+    component := 'tables';
+    IF missing IS NULL THEN
+        status := 'ok';
+        detail := format('all %s mt5_* tables present', cardinality(expected));
+    ELSE
+        status := 'error';
+        detail := 'missing: ' || array_to_string(missing, ', ');
+    END IF;
+    RETURN NEXT;
+
+    SELECT array_agg(t ORDER BY t) INTO unprotected
+    FROM unnest(tenant_tables) AS t
+    JOIN pg_class c ON c.oid = to_regclass('public.' || t)
+    WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity);
+    SELECT count(*) INTO n FROM unnest(tenant_tables) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'row_level_security';
+    IF unprotected IS NULL THEN
+        status := 'ok';
+        detail := format('ENABLE + FORCE on all %s tenant tables present', n);
+    ELSE
+        status := 'error';
+        detail := 'not ENABLEd and FORCEd: ' || array_to_string(unprotected, ', ');
+    END IF;
+    RETURN NEXT;
+
+    component := 'maintenance';
+    IF edition = 'timescale' AND ts_version IS NOT NULL THEN
+        EXECUTE $q$SELECT count(*) FROM timescaledb_information.job_stats s
+                   JOIN timescaledb_information.jobs j USING (job_id)
+                   WHERE j.hypertable_name LIKE 'mt5\_%' AND s.last_run_status = 'Failed'$q$ INTO n;
+        status := CASE WHEN n = 0 THEN 'ok' ELSE 'warning' END;
+        detail := format('TimescaleDB policies; %s job(s) whose last run failed', n);
+    ELSE
+        SELECT max(greatest(last_refresh_at, last_retention_at)) INTO last_run FROM mt5_timeseries_catalog;
+        status := CASE WHEN last_run IS NOT NULL AND last_run < now() - INTERVAL '2 days'
+                       THEN 'warning' ELSE 'ok' END;
+        detail := 'CALL mt5_maintain() applies retention and refreshes aggregates; last run: '
+            || coalesce(last_run::text, 'never');
+    END IF;
+    RETURN NEXT;
+
+    SELECT count(*) FILTER (WHERE (has_table_privilege(to_regclass('public.' || t), 'SELECT') OR coalesce(has_table_privilege(to_regclass('mt5_tenant.' || t), 'SELECT'), false))),
+           count(*) FILTER (WHERE (has_table_privilege(to_regclass('public.' || t), 'INSERT') OR coalesce(has_table_privilege(to_regclass('mt5_tenant.' || t), 'INSERT'), false)))
+      INTO readable, writable
+    FROM unnest(expected) AS t WHERE to_regclass('public.' || t) IS NOT NULL;
+    component := 'session';
+    status := CASE WHEN readable + writable = 0 THEN 'warning' ELSE 'ok' END;
+    detail := format('role %s, tenant %s; may read %s and insert into %s of the mt5_* tables',
+        current_user,
+        coalesce(NULLIF(current_setting('app.current_tenant_id', true), ''), '(none)'),
+        readable, writable);
+    RETURN NEXT;
+END
+$fn$;
+
+UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010';
+
+COMMIT;

@@ -6,6 +6,7 @@ The package is a library first; ``suho-mt5`` is a thin command line over it.
 * :mod:`suho_mt5.db` - engines, edition detection, tenant sessions, authentication
 * :mod:`suho_mt5.models` - SQLAlchemy models of the schema (import it explicitly)
 * :mod:`suho_mt5.migrations` - the Alembic migrations and the drift check
+* :mod:`suho_mt5.compliance` - audit-chain verification and digests, reports, GDPR, ML export
 * :mod:`suho_mt5.commands` - plain functions under the command line (upgrade, check, ...)
 * :mod:`suho_mt5.errors` - the one exception tree rooted at :class:`SuhoError`
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from suho_mt5.errors import (
     AuthenticationError,
+    ComplianceError,
     ConfigError,
     DatabaseError,
     EditionError,
@@ -46,6 +48,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccountIdentity",
     "AuthenticationError",
+    "ComplianceError",
     "ConfigError",
     "DatabaseError",
     "Drift",

@@ -22,10 +22,16 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── DatabaseUnavailableError  the database cannot be reached (retried, never acked)
     │   ├── SignalError        a signal could not be stored or published
     │   └── ReconcileError     no canonical symbol or pip size for a broker symbol
-    └── GatewayError           the EA gateway or its simulator
-        ├── SessionRefusedError    the gateway answered HELLO with anything but ACCEPTED
-        ├── SessionClosedError     the connection was closed (carries the close code)
-        └── BusUnavailableError    NATS JetStream did not answer or refused a request
+    ├── GatewayError           the EA gateway or its simulator
+    │   ├── SessionRefusedError    the gateway answered HELLO with anything but ACCEPTED
+    │   ├── SessionClosedError     the connection was closed (carries the close code)
+    │   └── BusUnavailableError    NATS JetStream did not answer or refused a request
+    └── ComplianceError        audit trail, reports, GDPR, ML feedback export
+        ├── AuditChainError    ``audit verify`` found a chain broken (first broken position)
+        ├── DigestError        a chain-head digest file that cannot be read or used
+        ├── ReportError        a compliance report that cannot be generated or exported
+        ├── ErasureError       a GDPR erasure that was refused
+        └── ExportError        an ML feedback export that failed (nothing was marked)
 
 Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visible.
 """
@@ -33,16 +39,21 @@ Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visi
 from __future__ import annotations
 
 __all__ = [
+    "AuditChainError",
     "AuthenticationError",
     "BadMagicError",
     "BatchWriteError",
     "BusUnavailableError",
     "ChecksumMismatchError",
+    "ComplianceError",
     "ConfigError",
     "DatabaseError",
     "DatabaseUnavailableError",
+    "DigestError",
     "EditionError",
     "EngineLimitError",
+    "ErasureError",
+    "ExportError",
     "FieldRangeError",
     "GatewayError",
     "IngestError",
@@ -51,6 +62,7 @@ __all__ = [
     "ProtocolError",
     "ReadOnlyModelError",
     "ReconcileError",
+    "ReportError",
     "SessionClosedError",
     "SessionRefusedError",
     "SignalError",
@@ -138,6 +150,35 @@ class SignalError(IngestError):
 
 class ReconcileError(IngestError):
     """A broker symbol has no canonical symbol or pip size."""
+
+
+class ComplianceError(SuhoError):
+    """The compliance layer (audit trail, reports, GDPR, ML feedback export) failed or
+    refused a request."""
+
+
+class AuditChainError(ComplianceError):
+    """An audit chain failed verification; ``problems`` says where each chain first broke."""
+
+    def __init__(self, message: str, problems: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class DigestError(ComplianceError):
+    """A chain-head digest file is unreadable, malformed or altered."""
+
+
+class ReportError(ComplianceError):
+    """A compliance report could not be generated or exported."""
+
+
+class ErasureError(ComplianceError):
+    """A GDPR erasure was refused (unknown user, missing privilege, ...)."""
+
+
+class ExportError(ComplianceError):
+    """The ML feedback export failed; no row was marked as exported."""
 
 
 class ProtocolError(SuhoError):

@@ -11,6 +11,7 @@ import click
 
 from suho_mt5 import __version__
 from suho_mt5.cli.account import account
+from suho_mt5.cli.compliance import audit, feedback, gdpr, report
 from suho_mt5.cli.db import db
 from suho_mt5.cli.gateway import gateway, simulate
 from suho_mt5.cli.ingest import ingest, streams
@@ -32,3 +33,5 @@ main.add_command(account)
 main.add_command(monitor)
 main.add_command(gateway)
 main.add_command(simulate)
+for _group in (audit, report, gdpr, feedback):
+    main.add_command(_group)

@@ -11,7 +11,7 @@ a table another layer has not created yet) says why instead of failing the whole
 * ``consumer_lag``: every JetStream consumer of the NATS server at ``nats_url`` with its
   pending and unacknowledged messages (needs ``nats-py``, the ``nats`` extra); without a
   NATS URL, not available;
-* ``dead_letters``: counts by reason of ``public.mt5_dead_letters`` when that table exists
+* ``dead_letters``: counts by reason of the Data Bridge's ``mt5_ingest_dead_letters``
   (the Data Bridge creates it), else not available.
 
 The monitoring views span every tenant: run it as a superuser or a member of
@@ -38,7 +38,7 @@ __all__ = ["DEAD_LETTER_TABLE", "NATS_TIMEOUT", "MonitorReport", "Section", "con
            "monitor"]
 
 #: The Data Bridge's dead-letter table, shown when it exists.
-DEAD_LETTER_TABLE = "public.mt5_dead_letters"
+DEAD_LETTER_TABLE = "public.mt5_ingest_dead_letters"
 
 
 @dataclass(slots=True)
@@ -87,10 +87,8 @@ _QUERIES: tuple[tuple[str, str], ...] = (
      "FROM public.mt5_ea_heartbeat ORDER BY account_id, time DESC) latest"),
 )
 
-_DEAD_LETTERS = (f"SELECT reason, count(*) AS count, max(created_at) AS last_at "
+_DEAD_LETTERS = (f"SELECT reason, count(*) AS count, max(time) AS last_at "
                  f"FROM {DEAD_LETTER_TABLE} GROUP BY reason ORDER BY count DESC, reason")
-_DEAD_LETTERS_NO_TIME = (f"SELECT reason, count(*) AS count FROM {DEAD_LETTER_TABLE} "
-                         "GROUP BY reason ORDER BY count DESC, reason")
 
 
 def _read(conn: Connection, name: str, sql: str) -> Section:
@@ -106,13 +104,9 @@ def _read(conn: Connection, name: str, sql: str) -> Section:
 def _dead_letters(conn: Connection) -> Section:
     if conn.execute(text(f"SELECT to_regclass('{DEAD_LETTER_TABLE}')")).scalar() is None:
         return Section("dead_letters", available=False,
-                       note=f"not available: no table {DEAD_LETTER_TABLE} (the Data Bridge "
+                       note=f"not available: no table {DEAD_LETTER_TABLE} (revision 0010 "
                             "creates it)")
-    has_time = conn.execute(text(
-        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = "
-        f"'{DEAD_LETTER_TABLE}'::regclass AND attname = 'created_at' AND NOT attisdropped)"
-    )).scalar()
-    return _read(conn, "dead_letters", _DEAD_LETTERS if has_time else _DEAD_LETTERS_NO_TIME)
+    return _read(conn, "dead_letters", _DEAD_LETTERS)
 
 
 #: How long reading JetStream's consumers may take, connecting included.

@@ -19,6 +19,9 @@ mt5_audit_log                  :class:`AuditEvent`         ``compliance``
 mt5_risk_events                :class:`RiskEvent`          ``compliance``
 mt5_user_consents              :class:`UserConsent`        ``compliance``
 mt5_compliance_reports         :class:`ComplianceReport`   ``compliance``
+mt5_audit_chain_heads          :class:`AuditChainHead`     ``compliance``
+mt5_gdpr_subject_keys          :class:`GdprSubjectKey`     ``compliance``
+mt5_account_settings           :class:`AccountSetting`     ``compliance``
 mt5_timeseries_catalog         :class:`TimeseriesCatalogEntry`  ``catalog``
 mt5_ingest_dead_letters        :class:`DeadLetter`         ``ingest``
 mt5_balance_hourly (view)      :class:`BalanceHourly`      ``aggregates``
@@ -31,7 +34,7 @@ Use them in a :func:`~suho_mt5.db.tenant_session`, which scopes every transactio
 tenant (see ``docs/models.md``).
 
 >>> sorted(metadata.tables)[:2]
-['mt5_account_balance_history', 'mt5_audit_log']
+['mt5_account_balance_history', 'mt5_account_settings']
 >>> hypertables()["mt5_broker_quotes"].chunk_time_interval
 '1 day'
 """
@@ -57,7 +60,15 @@ from suho_mt5.models.base import (
     view_metadata,
 )
 from suho_mt5.models.catalog import TimeseriesCatalogEntry
-from suho_mt5.models.compliance import AuditEvent, ComplianceReport, RiskEvent, UserConsent
+from suho_mt5.models.compliance import (
+    AccountSetting,
+    AuditChainHead,
+    AuditEvent,
+    ComplianceReport,
+    GdprSubjectKey,
+    RiskEvent,
+    UserConsent,
+)
 from suho_mt5.models.enums import (
     AccountType,
     CatalogKind,
@@ -81,7 +92,9 @@ from suho_mt5.models.market import BalanceHistory, BrokerQuote, Heartbeat
 from suho_mt5.models.trading import SignalExecution, TradeOrder, TradingSignal
 
 __all__ = [
+    "AccountSetting",
     "AccountType",
+    "AuditChainHead",
     "AuditEvent",
     "BalanceHistory",
     "BalanceHourly",
@@ -95,6 +108,7 @@ __all__ = [
     "DealEntry",
     "DealType",
     "FeedbackStatus",
+    "GdprSubjectKey",
     "Heartbeat",
     "HeartbeatStatus",
     "HypertableSpec",

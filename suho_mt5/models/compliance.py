@@ -1,5 +1,5 @@
-"""Audit and compliance: the tamper-evident audit log, risk events, GDPR consents and
-compliance reports."""
+"""Audit and compliance: the tamper-evident audit log and its chain heads, risk events,
+GDPR consents and subject keys, compliance reports, and the audited account settings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     FetchedValue,
+    ForeignKeyConstraint,
     Index,
+    LargeBinary,
     PrimaryKeyConstraint,
     Text,
     UniqueConstraint,
@@ -40,7 +42,15 @@ from suho_mt5.models.enums import ConsentType, ReportStatus, ReportType, RiskSev
 if TYPE_CHECKING:
     from suho_mt5.models.accounts import UserAccount
 
-__all__ = ["AuditEvent", "ComplianceReport", "RiskEvent", "UserConsent"]
+__all__ = [
+    "AccountSetting",
+    "AuditChainHead",
+    "AuditEvent",
+    "ComplianceReport",
+    "GdprSubjectKey",
+    "RiskEvent",
+    "UserConsent",
+]
 
 _AUDIT = "mt5_audit_log"
 _RISK = "mt5_risk_events"
@@ -55,7 +65,10 @@ class AuditEvent(Base):
     """One event of a tenant's append-only, hash-chained audit trail (kept 7 years).
 
     Write ``event_type`` (dotted lower case, e.g. ``"account.created"``), ``account_id``
-    and ``payload``; ``actor`` defaults to the database user. A trigger numbers the event
+    and ``payload``. The database sets ``actor`` (the inserting role) and ``app_user`` (a
+    pseudonym of ``app.current_user_id``), whatever the writer sends. A tenant role may
+    only write for the tenant it has set; most events are written by the database itself,
+    by triggers on the audited tables (docs/compliance.md). A trigger numbers the event
     in its tenant's chain (``chain_seq``), links it to the previous one (``prev_hash``) and
     seals it (``row_hash`` = SHA-256 over the event and ``prev_hash``); UPDATE and DELETE
     are refused for every role. No row-level security: tenant roles may only INSERT, for
@@ -92,6 +105,21 @@ class AuditEvent(Base):
     chain_seq: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
     prev_hash: Mapped[str] = mapped_column(Text, server_default=FetchedValue())
     row_hash: Mapped[str] = mapped_column(Text, server_default=FetchedValue())
+    #: Set by the chain trigger: ``psn_...`` pseudonym of ``app.current_user_id``, or NULL.
+    app_user: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue())
+
+
+class AuditChainHead(Base):
+    """The last position and hash of one tenant's audit chain, kept by a trigger and only
+    ever moved forward: a chain whose rows end before its head was truncated."""
+
+    __tablename__ = "mt5_audit_chain_heads"
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", name="mt5_audit_chain_heads_pkey"),)
+
+    tenant_id: Mapped[str] = mapped_column(Text)
+    chain_seq: Mapped[int] = mapped_column(BigInteger)
+    row_hash: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[Timestamp]
 
 
 class RiskEvent(Base):
@@ -166,11 +194,52 @@ class UserConsent(Base):
     account: Mapped[UserAccount | None] = relationship(back_populates="consents")
 
 
+class GdprSubjectKey(Base):
+    """The random key behind one user's audit-trail pseudonyms; erasure deletes it.
+
+    Readable and writable by ``mt5_owner`` only (the schema's own functions)."""
+
+    __tablename__ = "mt5_gdpr_subject_keys"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "user_id", name="mt5_gdpr_subject_keys_pkey"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str] = mapped_column(Text)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=text("now()"))
+
+
+class AccountSetting(Base):
+    """One EA setting of an account as the backend last sent it (a CONFIG packet's name
+    and value); every change is written to the audit trail as ``config.changed``."""
+
+    __tablename__ = "mt5_account_settings"
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "account_id", "name",
+                             name="mt5_account_settings_pkey"),
+        ForeignKeyConstraint(
+            ["tenant_id", "account_id"],
+            ["mt5_user_accounts.tenant_id", "mt5_user_accounts.account_id"],
+            name="mt5_account_settings_account_fkey",
+        ),
+    )
+
+    tenant_id: Mapped[TenantId]
+    account_id: Mapped[Uuid]
+    name: Mapped[str]
+    value: Mapped[str]
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=text("now()"), server_onupdate=FetchedValue()
+    )
+
+
 class ComplianceReport(Base):
     """A generated regulatory report (monthly trading, best execution, GDPR export, ...)
     for one tenant and period, its figures in ``report_data``.
 
-    Written by ``mt5_compliance``; tenant roles may read their own.
+    Written by ``mt5_compliance``; tenant roles may read their own. At most one report per
+    tenant, type and period is live (not ``superseded``): regenerating replaces it.
     """
 
     __tablename__ = "mt5_compliance_reports"
@@ -178,6 +247,9 @@ class ComplianceReport(Base):
         PrimaryKeyConstraint("report_id", name="mt5_compliance_reports_pkey"),
         Index("mt5_compliance_reports_period_idx", "tenant_id", "report_type",
               text("report_period_start DESC")),
+        Index("mt5_compliance_reports_period_key", "tenant_id", "report_type",
+              "report_period_start", "report_period_end", unique=True,
+              postgresql_where=text("status <> 'superseded'")),
     )
 
     report_id: Mapped[Uuid] = mapped_column(

@@ -87,28 +87,29 @@ def test_every_section_as_json_and_as_tables(url: str) -> None:
     [connectivity] = report["connectivity"]["rows"]
     assert {k: connectivity[k] for k in ("online", "offline", "degraded", "total")} == {
         "online": 2, "offline": 1, "degraded": 0, "total": 3}
-    for name in ("consumer_lag", "dead_letters"):
-        assert report[name]["available"] is False
-        assert report[name]["note"].startswith("not available: ")
+    assert report["consumer_lag"]["available"] is False
+    assert report["consumer_lag"]["note"].startswith("not available: ")
+    assert report["dead_letters"]["available"] and report["dead_letters"]["rows"] == []
 
     text = run("monitor", "--url", url)
     assert text.exit_code == 0, text.output
     for title in ("Hypertables", "Continuous aggregates", "Chunks", "EA connectivity",
-                  "Consumer lag (JetStream): not available", "Dead letters: not available"):
+                  "Consumer lag (JetStream): not available", "Dead letters"):
         assert title in text.output
     assert "mt5_ea_heartbeat" in text.output and "edition postgresql" in text.output
 
 
-def test_dead_letters_are_counted_by_reason_once_the_table_exists(url: str) -> None:
-    execute(url,
-            "CREATE TABLE public.mt5_dead_letters (id bigserial, reason text NOT NULL, "
-            "created_at timestamptz NOT NULL DEFAULT now())",
-            "INSERT INTO public.mt5_dead_letters (reason) VALUES ('checksum'), ('checksum'), "
-            "('unknown account')")
+def test_dead_letters_are_counted_by_reason(url: str) -> None:
+    execute(url, *(
+        "INSERT INTO public.mt5_ingest_dead_letters (stream, stream_seq, subject, reason,"
+        f" detail, raw, packet_count) VALUES ('MT5_ACCOUNTS', {n}, 'mt5.account.x', '{reason}',"
+        " 'test', '\\x00', 0)"
+        for n, reason in enumerate(("undecodable", "undecodable", "unauthorized"))
+    ))
     dead = commands.monitor(url).section("dead_letters")
     assert dead.available and [(r["reason"], r["count"]) for r in dead.rows] == [
-        ("checksum", 2), ("unknown account", 1)]
-    assert "unknown account" in run("monitor", "--url", url).output
+        ("undecodable", 2), ("unauthorized", 1)]
+    assert "unauthorized" in run("monitor", "--url", url).output
 
 
 def test_a_maintenance_login_reads_it_and_a_tenant_login_is_told_why_not(url: str) -> None:

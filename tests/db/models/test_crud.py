@@ -325,10 +325,12 @@ def test_every_enum_value_round_trips(app: Engine, compliance: Engine) -> None:
             session.flush()
     with Session(compliance) as session, session.begin():
         for key, enum_class in (("report_type", ReportType), ("status", ReportStatus)):
-            for member in enum_class:
+            for n, member in enumerate(enum_class):
+                # One live report per tenant, type and period: each its own period.
+                start = T0 + timedelta(days=n + 1 if key == "status" else 0)
                 report = ComplianceReport(
                     tenant_id=tenant_id, report_type=ReportType.RISK_SUMMARY,
-                    report_period_start=T0, report_period_end=T0 + timedelta(days=1),
+                    report_period_start=start, report_period_end=start + timedelta(days=1),
                     report_data={})
                 setattr(report, key, member)
                 session.add(report)

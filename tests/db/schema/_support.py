@@ -48,6 +48,7 @@ TENANT_TABLES = (
     "mt5_risk_events",
     "mt5_user_consents",
     "mt5_compliance_reports",
+    "mt5_account_settings",
 )
 TIME_SERIES_TABLES = (
     "mt5_account_balance_history",
@@ -351,6 +352,8 @@ def seed_two_tenants(engine: Engine, *, now: datetime | None = None) -> dict[str
             x(sa.text(
                 "INSERT INTO mt5_user_consents (user_id, account_id, consent_type, granted)"
                 " VALUES (:u, :a, 'ml_training', true)"), {"u": f"user_{tenant}", "a": account_id})
+            x(sa.text("INSERT INTO mt5_account_settings (account_id, name, value)"
+                      " VALUES (:a, 'risk_pct', '1.50')"), {"a": account_id})
             x(sa.text(
                 "INSERT INTO mt5_audit_log (event_type, actor, account_id, payload)"
                 " VALUES ('account.created', 'test', :a, '{\"by\": \"seed\"}')"),

@@ -52,6 +52,8 @@ INSERTS = {
     "mt5_compliance_reports": "INSERT INTO mt5_compliance_reports (tenant_id, report_type,"
     " report_period_start, report_period_end, report_data) VALUES (:tenant, 'risk_summary',"
     " now() - interval '1 day', now(), '{}')",
+    "mt5_account_settings": "INSERT INTO mt5_account_settings (tenant_id, account_id, name,"
+    " value) VALUES (:tenant, :account, 'probe', '1')",
 }
 assert set(INSERTS) == set(TENANT_TABLES)
 

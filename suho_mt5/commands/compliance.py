@@ -1,0 +1,120 @@
+"""Compliance commands: verify and digest the audit trail, write retention checkpoints,
+generate and export reports, erase a user (GDPR), export the ML feedback.
+
+Each takes a database URL, opens and disposes its own engine, and raises a
+:class:`~suho_mt5.errors.SuhoError` (a :class:`~suho_mt5.errors.ComplianceError` for the
+compliance layer's own refusals, a :class:`~suho_mt5.errors.DatabaseError` when the
+database cannot be reached) on failure.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from suho_mt5.compliance.audit import (
+    Digest,
+    VerifyResult,
+    correct_event,
+    read_digest,
+    take_digest,
+    verify,
+    write_checkpoints,
+)
+from suho_mt5.compliance.feedback import FeedbackExport, export_feedback
+from suho_mt5.compliance.gdpr import Erasure, erase_user
+from suho_mt5.compliance.reports import StoredReport, export_transactions, generate_report
+from suho_mt5.db import make_engine
+from suho_mt5.errors import ComplianceError, DatabaseError
+
+__all__ = [
+    "audit_checkpoint",
+    "audit_correct",
+    "audit_digest",
+    "audit_verify",
+    "feedback_export",
+    "gdpr_erase",
+    "report_compliance",
+    "report_transactions",
+]
+
+T = TypeVar("T")
+
+
+@contextmanager
+def _engine(url: str) -> Iterator[Engine]:
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _run(url: str, what: str, action: Callable[[Engine], T]) -> T:
+    """``action(engine)``, with database failures (no server, no privilege) as one
+    :class:`DatabaseError` line instead of a driver traceback."""
+    with _engine(url) as engine:
+        try:
+            return action(engine)
+        except ComplianceError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseError(f"{what} failed: {first}") from exc
+
+
+def audit_verify(url: str, *, tenant: str | None = None,
+                 since: Path | str | None = None) -> VerifyResult:
+    """Verify the audit chains (optionally against a digest file taken earlier)."""
+    digest = read_digest(since) if since is not None else None
+    return _run(url, "audit verify", lambda e: verify(e, tenant=tenant, since=digest))
+
+
+def audit_digest(url: str, *, tenant: str | None = None) -> Digest:
+    """The chain heads now, to be written outside the database."""
+    return _run(url, "audit digest", lambda e: take_digest(e, tenant=tenant))
+
+
+def audit_checkpoint(url: str) -> int:
+    """Write retention checkpoints; returns how many chains got one."""
+    return _run(url, "audit checkpoint", write_checkpoints)
+
+
+def audit_correct(url: str, *, tenant: str, event_id: str, reason: str,
+                  correction: dict[str, object]) -> int:
+    """Append a correction of one event; returns the correction's position."""
+    try:
+        original = uuid.UUID(event_id)
+    except ValueError as exc:
+        raise ComplianceError(f"not an event id (a UUID): {event_id!r}") from exc
+    return _run(url, "audit correct",
+                lambda e: correct_event(e, tenant, original, reason, correction))
+
+
+def report_compliance(url: str, *, tenant: str, month: str,
+                      report_type: str = "monthly_trading") -> StoredReport:
+    """Generate (or regenerate) and store one compliance report."""
+    return _run(url, "report", lambda e: generate_report(e, tenant, month, report_type))
+
+
+def report_transactions(url: str, *, tenant: str, month: str, out: IO[str]) -> int:
+    """Write the month's transaction report (CSV) to ``out``; returns the row count."""
+    return _run(url, "transaction report", lambda e: export_transactions(e, tenant, month, out))
+
+
+def gdpr_erase(url: str, *, tenant: str, user_id: str) -> Erasure:
+    """Erase one user of one tenant by pseudonymisation."""
+    return _run(url, "erasure", lambda e: erase_user(e, tenant, user_id))
+
+
+def feedback_export(url: str, *, tenant: str, destination: str, fmt: str = "csv"
+                    ) -> FeedbackExport:
+    """Export and mark the tenant's pending closed trades."""
+    return _run(url, "feedback export",
+                lambda e: export_feedback(e, tenant, destination, fmt=fmt))
