@@ -206,6 +206,18 @@ def _chunks(rows: Sequence[Row], row_bytes: int) -> list[Sequence[Row]]:
     return [rows[i : i + per] for i in range(0, len(rows), per)]
 
 
+async def _count_inserted(
+    cur: psycopg.AsyncCursor[Any], result: WriteResult, returning: bool
+) -> int:
+    """Rows the statement just run on ``cur`` inserted; with ``returning`` its returned rows
+    (new balance snapshots, which the risk checks read) are kept on ``result``."""
+    if returning:
+        got = await cur.fetchall()
+        result.new_snapshots.extend(got)
+        return len(got)
+    return max(cur.rowcount, 0)
+
+
 #: An estimate of one row's bytes in a PGlite INSERT message (text values plus framing).
 def _row_bytes(row: Row) -> int:
     return sum(len(str(v)) + 8 for v in row) + 8
@@ -326,12 +338,7 @@ class Writer:
             for row in rows:
                 await cp.write_row(row)
         await cur.execute(_insert_select(table, returning))
-        if returning:
-            got = await cur.fetchall()
-            result.new_snapshots.extend(got)
-            inserted = len(got)
-        else:
-            inserted = max(cur.rowcount, 0)
+        inserted = await _count_inserted(cur, result, returning)
         # ON COMMIT DELETE ROWS empties the stage at commit; a table staged twice in one
         # batch never happens (one entry per table), so no TRUNCATE is needed here.
         return inserted
@@ -342,12 +349,7 @@ class Writer:
         for chunk in _chunks(rows, max(_row_bytes(r) for r in rows[:16])):
             params = [v for row in chunk for v in row]
             await cur.execute(_insert_values(table, len(chunk), returning), params)
-            if returning:
-                got = await cur.fetchall()
-                result.new_snapshots.extend(got)
-                inserted += len(got)
-            else:
-                inserted += max(cur.rowcount, 0)
+            inserted += await _count_inserted(cur, result, returning)
         return inserted
 
     async def _careful(self, cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row],
@@ -369,12 +371,7 @@ class Writer:
                     offset, 144,
                 ))
                 continue
-            if returning:
-                got = await cur.fetchall()
-                result.new_snapshots.extend(got)
-                inserted += len(got)
-            else:
-                inserted += max(cur.rowcount, 0)
+            inserted += await _count_inserted(cur, result, returning)
             await cur.execute("RELEASE SAVEPOINT suho_row")
         return inserted, refused
 

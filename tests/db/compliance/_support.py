@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from suho_mt5.db import Edition, make_engine, set_tenant
-from tests.db.schema._support import alembic
+from tests.db.schema._support import alembic, transaction
 
 
 @dataclass
@@ -40,25 +40,16 @@ def tenant_tx(engine: Engine, tenant: str | None, *, user: str | None = None,
               commit: bool = True) -> Iterator[Connection]:
     """One transaction with the tenant (and optionally the application user) set
     transaction-locally; committed unless ``commit`` is false."""
-    with engine.connect() as conn:
-        trans = conn.begin()
-        try:
-            if tenant:
-                set_tenant(conn, tenant)  # as the library does it (and whatever it adds)
-            elif tenant is not None:  # "" on purpose: an empty tenant
-                conn.execute(sa.text("SELECT set_config('app.current_tenant_id', :t, true)"),
-                             {"t": tenant})
-            if user is not None:
-                conn.execute(sa.text("SELECT set_config('app.current_user_id', :u, true)"),
-                             {"u": user})
-            yield conn
-        except BaseException:
-            trans.rollback()
-            raise
-        if commit:
-            trans.commit()
-        else:
-            trans.rollback()
+    with transaction(engine, commit=commit) as conn:
+        if tenant:
+            set_tenant(conn, tenant)  # as the library does it (and whatever it adds)
+        elif tenant is not None:  # "" on purpose: an empty tenant
+            conn.execute(sa.text("SELECT set_config('app.current_tenant_id', :t, true)"),
+                         {"t": tenant})
+        if user is not None:
+            conn.execute(sa.text("SELECT set_config('app.current_user_id', :u, true)"),
+                         {"u": user})
+        yield conn
 
 
 def new_tenant(prefix: str = "t") -> str:

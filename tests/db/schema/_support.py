@@ -206,6 +206,23 @@ def set_tenant_sql(conn: Connection, tenant: str) -> None:
 
 
 @contextmanager
+def transaction(engine: Engine, *, commit: bool) -> Iterator[Connection]:
+    """A connection of ``engine`` in one transaction, committed at the end if ``commit``,
+    rolled back otherwise and on any error."""
+    with engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            yield conn
+        except BaseException:
+            trans.rollback()
+            raise
+        if commit:
+            trans.commit()
+        else:
+            trans.rollback()
+
+
+@contextmanager
 def role_connection(engine: Engine, role: str) -> Iterator[Connection]:
     """A connection acting as ``role`` across transactions: a fresh connection of its test
     login on a native server; ``SET ROLE`` (reset afterwards) on the PGlite engine."""
@@ -236,25 +253,16 @@ def session(engine: Engine, role: str | None = None, tenant: str | None = None, 
     single-backend PGlite engine, which has no logins, ``SET LOCAL ROLE``."""
     single = is_single_backend(engine)
     target = engine if role is None or single else login_engine(engine, role)
-    with target.connect() as conn:
-        trans = conn.begin()
-        try:
-            if role is not None and single:
-                conn.exec_driver_sql(f"SET LOCAL ROLE {role}")
-            if role in TENANT_ROLES:
-                # What docs/schema.md tells DBAs to give application logins:
-                # ALTER ROLE <login> SET search_path = mt5_tenant, public.
-                conn.exec_driver_sql("SET LOCAL search_path = mt5_tenant, public")
-            if tenant is not None:
-                set_tenant_sql(conn, tenant)
-            yield conn
-        except BaseException:
-            trans.rollback()
-            raise
-        if commit:
-            trans.commit()
-        else:
-            trans.rollback()
+    with transaction(target, commit=commit) as conn:
+        if role is not None and single:
+            conn.exec_driver_sql(f"SET LOCAL ROLE {role}")
+        if role in TENANT_ROLES:
+            # What docs/schema.md tells DBAs to give application logins:
+            # ALTER ROLE <login> SET search_path = mt5_tenant, public.
+            conn.exec_driver_sql("SET LOCAL search_path = mt5_tenant, public")
+        if tenant is not None:
+            set_tenant_sql(conn, tenant)
+        yield conn
 
 
 @dataclass
