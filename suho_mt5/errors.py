@@ -26,12 +26,14 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── SessionRefusedError    the gateway answered HELLO with anything but ACCEPTED
     │   ├── SessionClosedError     the connection was closed (carries the close code)
     │   └── BusUnavailableError    NATS JetStream did not answer or refused a request
-    └── ComplianceError        audit trail, reports, GDPR, ML feedback export
-        ├── AuditChainError    ``audit verify`` found a chain broken (first broken position)
-        ├── DigestError        a chain-head digest file that cannot be read or used
-        ├── ReportError        a compliance report that cannot be generated or exported
-        ├── ErasureError       a GDPR erasure that was refused
-        └── ExportError        an ML feedback export that failed (nothing was marked)
+    ├── ComplianceError        audit trail, reports, GDPR, ML feedback export
+    │   ├── AuditChainError    ``audit verify`` found a chain broken (first broken position)
+    │   ├── DigestError        a chain-head digest file that cannot be read or used
+    │   ├── ReportError        a compliance report that cannot be generated or exported
+    │   ├── ErasureError       a GDPR erasure that was refused
+    │   └── ExportError        an ML feedback export that failed (nothing was marked)
+    └── DemoError              ``suho-mt5 demo`` could not run the pipeline
+        └── ServerError        a server it starts (database, nats-server) did not start or died
 
 Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visible.
 """
@@ -49,6 +51,7 @@ __all__ = [
     "ConfigError",
     "DatabaseError",
     "DatabaseUnavailableError",
+    "DemoError",
     "DigestError",
     "EditionError",
     "EngineLimitError",
@@ -63,6 +66,7 @@ __all__ = [
     "ReadOnlyModelError",
     "ReconcileError",
     "ReportError",
+    "ServerError",
     "SessionClosedError",
     "SessionRefusedError",
     "SignalError",
@@ -259,3 +263,12 @@ class SessionClosedError(GatewayError):
 
 class BusUnavailableError(GatewayError):
     """NATS JetStream did not answer, or refused a publish or a consumer."""
+
+
+class DemoError(SuhoError):
+    """``suho-mt5 demo`` could not set up or run the pipeline."""
+
+
+class ServerError(DemoError):
+    """A server the demo (or the test fixtures) start did not get ready, or died; the message
+    names the server and ends with the last lines of its log."""

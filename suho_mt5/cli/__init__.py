@@ -13,6 +13,7 @@ from suho_mt5 import __version__
 from suho_mt5.cli.account import account
 from suho_mt5.cli.compliance import audit, feedback, gdpr, report
 from suho_mt5.cli.db import db
+from suho_mt5.cli.demo import demo
 from suho_mt5.cli.gateway import gateway, simulate
 from suho_mt5.cli.ingest import ingest, streams
 from suho_mt5.cli.monitor import monitor
@@ -33,5 +34,6 @@ main.add_command(account)
 main.add_command(monitor)
 main.add_command(gateway)
 main.add_command(simulate)
+main.add_command(demo)
 for _group in (audit, report, gdpr, feedback):
     main.add_command(_group)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from suho_mt5.db import AccountIdentity, authenticate, make_engine
+from suho_mt5.db import AccountIdentity, authenticate, is_single_backend, make_engine
 from suho_mt5.errors import AuthenticationError
 
 __all__ = [
@@ -78,7 +78,15 @@ class DatabaseAuthenticator:
     """
 
     def __init__(self, url: str, *, workers: int = 4, cache_ttl_s: float = 60.0) -> None:
-        self._engine = make_engine(url, pool_size=workers, max_overflow=0, pool_pre_ping=True)
+        engine = make_engine(url)
+        if is_single_backend(engine):
+            # The PGlite engine serves one client at a time: a connection per check, one
+            # check at a time, so the bridge sharing it is never locked out for long.
+            workers = 1
+        else:
+            engine.dispose()
+            engine = make_engine(url, pool_size=workers, max_overflow=0, pool_pre_ping=True)
+        self._engine = engine
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="suho-auth")
         self._cache = _VerifiedCache(cache_ttl_s)
 

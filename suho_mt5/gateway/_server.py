@@ -161,8 +161,12 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws_server.wait_closed(), 5)
         if self._nc is not None:
+            # Bounded: with the NATS server gone, drain() waits for a reconnect that may
+            # never come, and SIGTERM must still stop the gateway.
             with contextlib.suppress(Exception):
-                await self._nc.drain()
+                await asyncio.wait_for(self._nc.drain(), 5)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), 2)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -225,8 +225,13 @@ class SimulatedEA:
             price = sig.entry_price or 109_531_000
             await self._send_data(lambda seq: ExecutionReportPacket(
                 seq, _now_us(), self.acc, sig.signal_id, ticket, price, 1_000, 10009))
+            self.after_execution(sig, ticket, price)
         self.handled["signal"] = sig.sequence
         await self._ack(sig.sequence, MessageType.SIGNAL)
+
+    def after_execution(self, sig: SignalPacket, ticket: int, price: int) -> None:
+        """Called once per executed signal with the position's ticket and entry price (raw
+        fixed point): a subclass can close the trade later (the demo does)."""
 
     async def _ack(self, sequence: int, mtype: MessageType) -> None:
         await self._send_control(lambda seq: AckPacket(seq, _now_us(), self.acc, sequence, mtype))
@@ -257,9 +262,7 @@ class SimulatedEA:
                 await self._send_data(self._quote)
                 due[kind] += rates.interval(rates.quotes_per_s)
             elif kind == "snapshot":
-                await self._send_data(lambda s: AccountSnapshotPacket(
-                    s, _now_us(), self.acc, 10_000_0000, 10_012_3400, 217_5000, 9_794_8400,
-                    4_603_3747, 100, "USD"))
+                await self._send_data(self._snapshot)
                 due[kind] += rates.interval(1 / rates.snapshot_every_s)
             elif kind == "heartbeat":
                 await self._send_data(lambda s: HeartbeatPacket(
@@ -269,6 +272,10 @@ class SimulatedEA:
                 await self._send_data(self._order)
                 due[kind] += self.rng.expovariate(1 / rates.interval(rates.orders_per_day
                                                                      / 86_400))
+
+    def _snapshot(self, seq: int) -> Packet:
+        return AccountSnapshotPacket(seq, _now_us(), self.acc, 10_000_0000, 10_012_3400,
+                                     217_5000, 9_794_8400, 4_603_3747, 100, "USD")
 
     def _quote(self, seq: int) -> Packet:
         symbol, price = self.rng.choice(_SYMBOLS)

@@ -1,0 +1,437 @@
+"""Servers started as child processes in a private directory: the demo's and the tests'.
+
+* :class:`NativeCluster`: a throw-away PostgreSQL cluster that preloads TimescaleDB (what
+  ``make setup`` installs), run as the ``postgres`` system user when we are root, because
+  PostgreSQL refuses to run as root.
+* :class:`TimescaleEngine`: the PGlite TimescaleDB engine (``scripts/timescale_engine.mjs``
+  of a source checkout, after ``npm ci``), for machines where the native server cannot run.
+* :class:`NatsServer`: ``nats-server`` with JetStream.
+
+Each is a child of this process with a log file in its directory; :meth:`stop` ends it and
+:meth:`check` raises :class:`~suho_mt5.errors.ServerError`, with the log's last lines, when
+it died. Children start in a session of their own: a Ctrl-C in the terminal reaches only us,
+and we stop them in order (clients first, the database last).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import suho_mt5
+from suho_mt5.errors import ServerError
+
+__all__ = [
+    "ENGINE_SCRIPT_ENV",
+    "NativeCluster",
+    "NatsServer",
+    "Service",
+    "TimescaleEngine",
+    "engine_script",
+    "free_port",
+    "make_workdir",
+    "native_timescaledb_available",
+]
+
+ENGINE_SCRIPT_ENV = "SUHO_ENGINE_SCRIPT"
+_SOURCE_ROOT = Path(suho_mt5.__file__).resolve().parents[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_workdir(prefix: str) -> Path:
+    """A private temporary directory for one server (removed by the caller)."""
+    return Path(tempfile.mkdtemp(prefix=f"suho-{prefix}-"))
+
+
+def _die_with_parent(sig: int) -> Any:
+    """Linux: the child gets ``sig`` when we die, even by SIGKILL, so no server outlives a
+    killed demo or test session. Elsewhere nothing (the stop in ``finally`` remains)."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        libc.prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
+
+    return arm
+
+
+class _Process:
+    """A child process with a log file, stopped by :meth:`stop` and checked by :meth:`check`."""
+
+    name = "server"
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.log_path = workdir / f"{self.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check(self) -> None:
+        """Raise :class:`ServerError`, loudly, if the server has died."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ServerError(
+                f"the {self.name} (pid {self.proc.pid}) died with exit code "
+                f"{self.proc.returncode}; every later request to it would fail obscurely. "
+                f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            )
+
+    def _spawn(self, argv: list[str], *, stdin: int | None = None, cwd: Path | None = None,
+               **popen: Any) -> None:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            cwd=cwd or self.workdir,
+            start_new_session=True,  # Ctrl-C in the terminal must not reach it before us
+            preexec_fn=_die_with_parent(self.stop_signal),
+            **popen,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(self.stop_signal)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def engine_script() -> Path:
+    """``scripts/timescale_engine.mjs`` of the source checkout (or ``$SUHO_ENGINE_SCRIPT``),
+    with its ``node_modules`` installed; :class:`ServerError` saying how to get them."""
+    script = Path(os.environ.get(ENGINE_SCRIPT_ENV) or
+                  _SOURCE_ROOT / "scripts" / "timescale_engine.mjs")
+    if not script.is_file():
+        raise ServerError(
+            f"the PGlite engine script {script} is missing: the PGlite engine runs from a "
+            f"source checkout of suho-mt5 (set ${ENGINE_SCRIPT_ENV} to its "
+            "scripts/timescale_engine.mjs)"
+        )
+    if not (script.parent.parent / "node_modules" / "@unni-craftsman" / "pglite").is_dir():
+        raise ServerError(
+            f"node_modules is missing next to {script.parent}: run `make setup` (it runs "
+            "`npm ci`)"
+        )
+    return script
+
+
+class TimescaleEngine(_Process):
+    """PGlite + TimescaleDB served over the wire protocol by ``scripts/timescale_engine.mjs``.
+
+    One backend is shared by all clients: use ``suho_mt5.db.make_engine(self.url)``, whose
+    guards keep to one connection at a time and refuse COPY and oversized statements.
+    """
+
+    name = "timescaledb-engine"
+
+    def __init__(self, workdir: Path, node: str | None = None) -> None:
+        super().__init__(workdir)
+        self.node = node or shutil.which("node") or "node"
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return (
+            f"postgresql+psycopg://postgres:postgres@{self.host}:{self.port}/postgres"
+            "?sslmode=disable&single_backend=true"
+        )
+
+    def start(self, timeout: float = 60.0) -> TimescaleEngine:
+        script = engine_script()
+        # stdin stays an open pipe that only we hold: if this process dies without stopping
+        # the engine, the pipe closes and the engine exits by itself.
+        self._spawn(
+            [self.node, str(script), "--host", self.host, "--port", "0",
+             "--exit-on-stdin-close"],
+            stdin=subprocess.PIPE, cwd=script.parent.parent,
+        )
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        buffer = b""
+        while time.monotonic() < deadline:
+            self.check()
+            chunk = self.proc.stdout.read()
+            if chunk:
+                buffer += chunk
+                for line in buffer.decode(errors="replace").splitlines():
+                    if line.startswith("READY "):
+                        _, host, port = line.split()
+                        self.host, self.port = host, int(port)
+                        return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError(
+            f"the TimescaleDB engine did not get ready in {timeout:.0f} s. "
+            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+        )
+
+
+class NatsServer(_Process):
+    """``nats-server`` with JetStream, its store in a private temporary directory."""
+
+    name = "nats-server"
+
+    def __init__(self, workdir: Path, executable: str | None = None) -> None:
+        super().__init__(workdir)
+        found = executable or shutil.which("nats-server")
+        if found is None:
+            raise ServerError(
+                "nats-server is not installed: run `make setup` as root, or install the "
+                "Debian package `nats-server`"
+            )
+        self.executable = found
+        self.port = 0
+        self.store_dir = workdir / "jetstream"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> NatsServer:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(attempts):
+            self.port = free_port()
+            self._spawn(
+                [self.executable, "-a", "127.0.0.1", "-p", str(self.port), "-js",
+                 "-sd", str(self.store_dir), "-l", str(self.log_path)]
+            )
+            if self._wait_ready(timeout):
+                return self
+            self.stop()  # most likely lost the race for the port: try another
+        raise ServerError(
+            f"nats-server did not get ready after {attempts} attempts. "
+            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+        )
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if "Server is ready" in _tail(self.log_path, 200):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+# --------------------------------------------------------------------------- native server
+
+def _pg_bindir() -> Path | None:
+    configured = os.environ.get("SUHO_PG_BINDIR")
+    if configured:
+        return Path(configured)
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    if candidates:
+        return candidates[-1]
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found else None
+
+
+def _pg_sharedir(bindir: Path) -> Path | None:
+    try:
+        out = subprocess.run([str(bindir / "pg_config"), "--sharedir"], capture_output=True,
+                             text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        # Debian's layout when pg_config (postgresql-server-dev) is absent
+        return Path("/usr/share/postgresql") / bindir.parent.name
+    return Path(out)
+
+
+def native_timescaledb_available() -> str | None:
+    """None when a native PostgreSQL with TimescaleDB can be started here, else why not."""
+    bindir = _pg_bindir()
+    if bindir is None or not (bindir / "postgres").is_file():
+        return "PostgreSQL is not installed (make setup installs PostgreSQL 15)"
+    share = _pg_sharedir(bindir)
+    if share is None or not (share / "extension" / "timescaledb.control").is_file():
+        return "TimescaleDB is not installed into PostgreSQL (make setup builds it)"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return ("running as root and there is no `postgres` system user to run the "
+                    "server as (PostgreSQL refuses to run as root)")
+    return None
+
+
+class NativeCluster(_Process):
+    """A throw-away PostgreSQL cluster preloading TimescaleDB, in ``workdir``.
+
+    ``initdb`` and ``postgres`` run as this user, or as ``postgres`` when this is root. The
+    superuser ``postgres`` logs in with ``password`` over TCP on 127.0.0.1 (scram); the
+    server is tuned for a throw-away cluster (no fsync).
+    """
+
+    name = "postgresql"
+    stop_signal = signal.SIGINT  # "fast" shutdown: roll back sessions, then exit cleanly
+
+    def __init__(self, workdir: Path, password: str = "postgres") -> None:
+        super().__init__(workdir)
+        why = native_timescaledb_available()
+        if why is not None:
+            raise ServerError(f"cannot start a native TimescaleDB: {why}")
+        bindir = _pg_bindir()
+        assert bindir is not None
+        self.bindir = bindir
+        self.password = password
+        self.port = 0
+        self.datadir = workdir / "pgdata"
+        self._as: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            self._as = {"user": "postgres", "group": "postgres", "extra_groups": []}
+
+    def url(self, dbname: str = "postgres", user: str = "postgres",
+            password: str | None = None) -> str:
+        return (f"postgresql+psycopg://{user}:{password or self.password}"
+                f"@127.0.0.1:{self.port}/{dbname}")
+
+    def _give_to_postgres(self) -> None:
+        """As root: the server's user owns the work directory and can reach it."""
+        if not self._as:
+            return
+        entry = pwd.getpwnam("postgres")
+        os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
+        for parent in self.workdir.parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+        if self.log_path.exists():
+            os.chown(self.log_path, entry.pw_uid, entry.pw_gid)
+
+    def start(self, timeout: float = 60.0) -> NativeCluster:
+        self._give_to_postgres()
+        pwfile = self.workdir / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        if self._as:
+            entry = pwd.getpwnam("postgres")
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        init = subprocess.run(
+            [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+             f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+             "-E", "UTF8", "--locale=C", "--no-sync"],
+            capture_output=True, text=True, cwd=self.workdir, **self._as,
+        )
+        pwfile.unlink()
+        if init.returncode != 0:
+            raise ServerError(f"initdb failed:\n{init.stdout[-2000:]}{init.stderr[-2000:]}")
+        for _ in range(3):
+            self.port = free_port()
+            self._spawn(
+                [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
+                 "-c", "listen_addresses=127.0.0.1",
+                 "-c", f"unix_socket_directories={self.workdir}",
+                 "-c", "shared_preload_libraries=timescaledb",
+                 "-c", "timescaledb.telemetry_level=off",
+                 "-c", "fsync=off", "-c", "full_page_writes=off",
+                 "-c", "synchronous_commit=off", "-c", "max_connections=100"],
+                **self._as,
+            )
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+        raise ServerError(
+            f"PostgreSQL did not get ready. Last lines of {self.log_path}:\n"
+            f"{_tail(self.log_path)}"
+        )
+
+    def _wait_ready(self, timeout: float) -> bool:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            try:
+                psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
+                                password=self.password, dbname="postgres",
+                                connect_timeout=2).close()
+                return True
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        return False
+
+
+class Service(_Process):
+    """One of our own long-running commands (``python -m suho_mt5 ...``) as a child process,
+    ready when ``127.0.0.1:ready_port`` accepts connections; SIGTERM stops it cleanly."""
+
+    def __init__(self, workdir: Path, name: str, args: list[str], ready_port: int,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        super().__init__(workdir)
+        self.args = args
+        self.ready_port = ready_port
+        self.env = env
+
+    def start(self, timeout: float = 60.0) -> Service:
+        import sys
+
+        self._spawn([sys.executable, "-m", "suho_mt5", *self.args],
+                    env={**os.environ, **(self.env or {})})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                socket.create_connection(("127.0.0.1", self.ready_port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise ServerError(
+            f"the {self.name} did not listen on port {self.ready_port} within {timeout:.0f} s. "
+            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+        )
