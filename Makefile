@@ -10,7 +10,7 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps timescaledb test test-unit test-integration test-timescale test-pglite lint bench fuzz sql clean
+.PHONY: help setup system-deps timescaledb demo test test-unit test-integration test-timescale test-pglite lint bench fuzz sql clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -32,6 +32,9 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+demo: setup  ## the whole data flow on servers it starts itself, then its numbers (DEMO_ARGS=--help)
+	$(BIN)/suho-mt5 demo $(DEMO_ARGS)
 
 lint: setup  ## ruff and mypy --strict
 	$(BIN)/ruff check .

@@ -26,6 +26,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 @click.option("--database-url", default=None,
               help="Run against this PostgreSQL or TimescaleDB instead (a login that may "
                    "migrate it; the demo's tenants and accounts stay in it).")
+@click.option("--edition", type=click.Choice(["timescale", "apache", "postgresql"]),
+              default=None,
+              help="Schema flavour for --database-url (default: what the server supports).")
 @click.option("--nats-url", default=None,
               help="Use this NATS server (with JetStream) instead of starting one.")
 @click.option("--duration", type=click.FloatRange(5, 3600), default=20.0, show_default=True,
@@ -37,8 +40,8 @@ def _interrupt(signum: int, frame: Any) -> None:
                    "heartbeat every 30 s).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
-def demo(engine: str, database_url: str | None, nats_url: str | None, duration: float,
-         accounts_per_tenant: int, speed: float, as_json: bool) -> None:
+def demo(engine: str, database_url: str | None, edition: str | None, nats_url: str | None,
+         duration: float, accounts_per_tenant: int, speed: float, as_json: bool) -> None:
     """Run the seed's data flow end to end on servers of its own and print what it measured.
 
     Starts nats-server and a database in a temporary directory, migrates, creates two
@@ -60,7 +63,8 @@ def demo(engine: str, database_url: str | None, nats_url: str | None, duration: 
 
     err = Console(stderr=True)
     options = DemoOptions(engine=engine,  # type: ignore[arg-type]
-                          database_url=database_url, nats_url=nats_url, duration_s=duration,
+                          database_url=database_url, edition=edition, nats_url=nats_url,
+                          duration_s=duration,
                           accounts_per_tenant=accounts_per_tenant, speed=speed)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

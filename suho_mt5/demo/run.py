@@ -58,6 +58,8 @@ BRIDGE_CONSUMER = ("MT5_ACCOUNTS", "suho-bridge")
 class DemoOptions:
     engine: Engine = "auto"
     database_url: str | None = None
+    edition: str | None = None
+    """Schema flavour for ``database_url`` (``db upgrade --edition``); None: detected."""
     nats_url: str | None = None
     duration_s: float = 20.0
     accounts_per_tenant: int = 3
@@ -366,7 +368,7 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
                    else _start_database(engine, workdir, stack, pids))
         suffix = f"_{secrets.token_hex(3)}" if engine == "external" else ""
         with _step(timings, "migrate", progress):
-            upgrade(url)
+            upgrade(url, edition=options.edition)
             logins = None if engine == "pglite" else _create_logins(url, suffix)
             if logins is None:
                 if engine != "pglite":
