@@ -2117,3 +2117,88 @@ $fn$;
 UPDATE alembic_version SET version_num='0011' WHERE alembic_version.version_num = '0010';
 
 COMMIT;
+
+BEGIN;
+
+-- Running upgrade 0011 -> 0012
+
+CREATE OR REPLACE FUNCTION mt5_signal_execution_link() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET app.current_tenant_id = ''
+AS $fn$
+-- After row-level security accepted the row: the report must name a signal of its own
+-- tenant, which it marks executed (or rejected, by MQL5 return code).
+BEGIN
+    PERFORM set_config('app.current_tenant_id', NEW.tenant_id, true);
+    IF NOT EXISTS (SELECT 1 FROM mt5_trading_signals s
+                   WHERE s.tenant_id = NEW.tenant_id AND s.signal_id = NEW.signal_id) THEN
+        RAISE EXCEPTION 'signal % does not exist for tenant %', NEW.signal_id, NEW.tenant_id
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    UPDATE mt5_trading_signals s
+    SET status = CASE WHEN NEW.result_code IS NULL
+                        OR NEW.result_code IN (10008, 10009, 10010)
+                      THEN 'executed' ELSE 'rejected' END,
+        executed_at = NEW.time
+    WHERE s.tenant_id = NEW.tenant_id AND s.signal_id = NEW.signal_id
+      AND s.status IN ('pending', 'sent');
+    IF NOT FOUND THEN
+        -- It may have waited for a concurrent update of the row and then skipped it
+        -- (TimescaleDB; docs/schema.md, trap 14): a new statement sees the committed row.
+        UPDATE mt5_trading_signals s
+    SET status = CASE WHEN NEW.result_code IS NULL
+                        OR NEW.result_code IN (10008, 10009, 10010)
+                      THEN 'executed' ELSE 'rejected' END,
+        executed_at = NEW.time
+    WHERE s.tenant_id = NEW.tenant_id AND s.signal_id = NEW.signal_id
+      AND s.status IN ('pending', 'sent');
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+ALTER FUNCTION mt5_signal_execution_link() SET timescaledb.enable_chunk_append = off;
+
+CREATE OR REPLACE FUNCTION mt5_trade_order_closed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET app.current_tenant_id = ''
+AS $fn$
+BEGIN
+    PERFORM set_config('app.current_tenant_id', NEW.tenant_id, true);
+    UPDATE mt5_signal_executions e
+    SET trade_closed = true,
+        close_price = NEW.price,
+        closed_at = NEW.time,
+        profit = NEW.profit,
+        profit_pips = NEW.profit_pips,
+        feedback_status = 'pending'
+    WHERE e.tenant_id = NEW.tenant_id AND e.account_id = NEW.account_id
+      AND NOT e.trade_closed
+      AND (e.signal_id = NEW.signal_id
+           OR (e.ticket > 0 AND e.ticket IN (NEW.position_id, NEW.ticket)));
+    IF NOT FOUND THEN
+        -- It may have waited for a concurrent update of the row and then skipped it
+        -- (TimescaleDB; docs/schema.md, trap 14): a new statement sees the committed row.
+        UPDATE mt5_signal_executions e
+    SET trade_closed = true,
+        close_price = NEW.price,
+        closed_at = NEW.time,
+        profit = NEW.profit,
+        profit_pips = NEW.profit_pips,
+        feedback_status = 'pending'
+    WHERE e.tenant_id = NEW.tenant_id AND e.account_id = NEW.account_id
+      AND NOT e.trade_closed
+      AND (e.signal_id = NEW.signal_id
+           OR (e.ticket > 0 AND e.ticket IN (NEW.position_id, NEW.ticket)));
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+ALTER FUNCTION mt5_trade_order_closed() SET timescaledb.enable_chunk_append = off;
+
+UPDATE alembic_version SET version_num='0012' WHERE alembic_version.version_num = '0011';
+
+COMMIT;
