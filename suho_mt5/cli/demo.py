@@ -58,8 +58,10 @@ def demo(engine: str, database_url: str | None, edition: str | None, nats_url: s
     """
     from rich.console import Console
 
-    from suho_mt5.commands.demo import DemoOptions
-    from suho_mt5.commands.demo import demo as run
+    # The demo is a scripted user of the commands layer (it migrates, creates accounts,
+    # declares the streams through it), so it sits above it, beside this module.
+    from suho_mt5.demo import DemoOptions
+    from suho_mt5.demo import run_demo as run
 
     err = Console(stderr=True)
     options = DemoOptions(engine=engine,  # type: ignore[arg-type]
