@@ -115,8 +115,9 @@ async def publish_signal(
 ) -> PublishedSignal:
     """Store a signal, publish it as a SIGNAL packet, mark it sent; see the module doc.
 
-    ``conn`` is a psycopg ``AsyncConnection`` (a login in ``mt5_ingest``, or a tenant role
-    with the tenant set); it is committed twice. ``js`` is a nats-py ``JetStreamContext``.
+    ``conn`` is a psycopg ``AsyncConnection`` of a login in ``mt5_ingest`` (it writes
+    ``public.mt5_trading_signals`` and reads ``public.mt5_broker_quotes``, which the tenant
+    roles cannot name); it is committed twice. ``js`` is a nats-py ``JetStreamContext``.
     ``symbol`` is the broker's symbol. With ``adjust_to_broker`` the prices (generated on
     reference data) are moved by the account's :func:`recent_deviation` of that symbol, and
     ``broker_adjustment`` records the offset. ``sequence`` and ``timestamp_us`` of the packet
