@@ -9,7 +9,9 @@ right before a block changes that:
 * ``<!-- not run: REASON -->``: the block is skipped; the reason is required and shown;
 * ``<!-- database: migrated -->``: the database is migrated first;
 * ``<!-- database: migrated, login ROLE -->``: ... and ``SUHO_DATABASE_URL`` is a login in
-  ROLE instead of the superuser (what an application connects as).
+  ROLE instead of the superuser (what an application connects as);
+* ``..., nats`` at the end: ``SUHO_NATS_URL`` names a nats-server with JetStream, and
+  ``ACCOUNT_ID`` an account of ``tenant_demo`` (created by the DBA, as the README says).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from suho_mt5.commands import account as account_commands
 from suho_mt5.commands import db as db_commands
 from suho_mt5.db import make_engine
 from tests.db.schema._support import ensure_login, login_url
@@ -101,13 +104,20 @@ def test_a_skip_without_a_reason_or_an_unknown_marker_is_caught() -> None:
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.id)
-def test_readme_block_runs(block: Block, make_ts_database: Callable[[], str]) -> None:
+def test_readme_block_runs(block: Block, make_ts_database: Callable[[], str],
+                           request: pytest.FixtureRequest) -> None:
     if block.skip_reason is not None:
         pytest.skip(f"not run: {block.skip_reason}")
     # The URL a DBA has (psql takes it too), not SQLAlchemy's "postgresql+psycopg://".
     url = make_ts_database().replace("postgresql+psycopg://", "postgresql://", 1)
     if block.comment.startswith("database: migrated"):
         db_commands.upgrade(url)
+    account_id = None
+    if block.comment.endswith(", nats"):
+        account_id = account_commands.create(
+            url, tenant_id="tenant_demo", user_id="user_001", broker_name="IC Markets",
+            broker_server="ICMarkets-Demo", mt5_login=5012345, mt5_account_number="5012345",
+        ).account.account_id
     role = _LOGIN.search(block.comment)
     if role is not None:
         admin = make_engine(url)
@@ -119,6 +129,9 @@ def test_readme_block_runs(block: Block, make_ts_database: Callable[[], str]) ->
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "SUHO_DATABASE_URL": url,
            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    if account_id is not None:
+        env["SUHO_NATS_URL"] = request.getfixturevalue("nats_server").url
+        env["ACCOUNT_ID"] = str(account_id)
     command = (["bash", "-euo", "pipefail", "-c", block.code] if block.language == "bash"
                else [sys.executable, "-c", block.code])
     result = subprocess.run(command, cwd=README.parent, env=env, capture_output=True,
