@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -142,14 +142,23 @@ def _choose_engine(options: DemoOptions, notes: list[str]) -> str:
     return "pglite"
 
 
+_S = TypeVar("_S", NativeCluster, NatsServer, TimescaleEngine)
+
+
+def _start(server: _S, stack: _Stack, pids: dict[str, int]) -> _S:
+    """Start ``server``, registered to be stopped first (a half-started one too)."""
+    stack.push(server.stop)
+    server.start()
+    pids[server.name] = server.pid
+    return server
+
+
 def _start_database(engine: str, workdir: Path, stack: _Stack, pids: dict[str, int]
                     ) -> str:
     if engine == "native":
         cluster = NativeCluster(workdir / "postgresql", password=secrets.token_hex(12))
         (workdir / "postgresql").mkdir()
-        stack.push(cluster.stop)
-        cluster.start()
-        pids["postgresql"] = cluster.pid
+        _start(cluster, stack, pids)
         import psycopg
 
         with psycopg.connect(_plain(cluster.url()), autocommit=True) as conn:
@@ -157,11 +166,7 @@ def _start_database(engine: str, workdir: Path, stack: _Stack, pids: dict[str, i
         return cluster.url("suho_demo")
     engine_dir = workdir / "pglite"
     engine_dir.mkdir()
-    pglite = TimescaleEngine(engine_dir)
-    stack.push(pglite.stop)
-    pglite.start()
-    pids["timescaledb-engine"] = pglite.pid
-    return pglite.url
+    return _start(TimescaleEngine(engine_dir), stack, pids).url
 
 
 def _create_logins(url: str, suffix: str) -> tuple[str, str] | None:
@@ -356,11 +361,7 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
             if options.nats_url is None:
                 nats_dir = workdir / "nats"
                 nats_dir.mkdir()
-                nats_server = NatsServer(nats_dir)
-                stack.push(nats_server.stop)
-                nats_server.start()
-                pids["nats-server"] = nats_server.pid
-                nats_url = nats_server.url
+                nats_url = _start(NatsServer(nats_dir), stack, pids).url
             else:
                 nats_url = options.nats_url
             url = (options.database_url
