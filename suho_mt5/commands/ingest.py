@@ -47,10 +47,10 @@ def setup_streams(nats_url: str, config: str | Path | None = None) -> list[str]:
     contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
 
     async def go() -> list[str]:
-        import nats
+        from suho_mt5._bus import connect_once
 
         try:
-            nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=1)
+            nc = await connect_once(nats_url)
         except Exception as exc:
             raise StreamSetupError(f"cannot connect to {nats_url}: {exc}") from exc
         try:

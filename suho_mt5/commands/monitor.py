@@ -114,13 +114,9 @@ NATS_TIMEOUT = 5.0
 
 
 async def _jetstream_consumers(nats_url: str) -> list[dict[str, Any]]:
-    import nats
+    from suho_mt5._bus import connect_once
 
-    async def ignore(_: Exception) -> None:  # the failure is raised; no log line besides
-        return None
-
-    client = await nats.connect(servers=[nats_url], connect_timeout=2, allow_reconnect=False,
-                                max_reconnect_attempts=0, error_cb=ignore)
+    client = await connect_once(nats_url, timeout=2)
     try:
         manager = client.jsm()
         rows: list[dict[str, Any]] = []

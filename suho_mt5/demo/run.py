@@ -364,6 +364,7 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
                 nats_url = _start(NatsServer(nats_dir), stack, pids).url
             else:
                 nats_url = options.nats_url
+            setup_streams(nats_url)  # first: a bus that is not there fails the demo at once
             url = (options.database_url
                    if options.database_url is not None and engine == "external"
                    else _start_database(engine, workdir, stack, pids))
@@ -381,7 +382,6 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
                     stack.push(lambda: _drop_logins(url, suffix))
         with _step(timings, "accounts", progress):
             tenants = _create_tenants(url, options, suffix.replace("_", "-"))
-            setup_streams(nats_url)
         run = DemoRun(engine=engine, database_url=url, app_url=app_url, bridge_url=bridge_url,
                       nats_url=nats_url, tenants=tenants, logins=logins is not None,
                       timings=timings, pids=pids, notes=notes)
