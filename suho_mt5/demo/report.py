@@ -83,6 +83,38 @@ def _rows(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[dic
             for row in conn.execute(text(sql), params or {})]
 
 
+def signal_hops(metrics_url: str) -> dict[str, dict[str, float]]:
+    """The gateway's ``suho_gateway_signal_hop_seconds`` histogram per hop: how many signals,
+    and the bucket bounds (ms) that hold their median and 99th percentile."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "suho_gateway_signal_hop_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                buckets.setdefault(sample.labels["hop"], []).append(
+                    (float(sample.labels["le"]), sample.value))
+    out = {}
+    for hop, points in buckets.items():
+        points.sort()
+        total = points[-1][1]
+        if not total:
+            continue
+
+        def bound(q: float, points: list[tuple[float, float]] = points,
+                  total: float = total) -> float:
+            return next(le for le, n in points if n >= q * total) * 1000
+
+        out[hop] = {"signals": total, "p50_ms_at_most": bound(0.5),
+                    "p99_ms_at_most": bound(0.99)}
+    return out
+
+
 def _percentile(values: list[float], p: float) -> float | None:
     if not values:
         return None
@@ -126,6 +158,7 @@ def collect(run: Any) -> dict[str, Any]:
                 queries[tenant] = {name: _rows(conn, sql) for name, sql in SEED_QUERIES.items()}
         isolation = _isolation(app, run.tenants[0].tenant_id, run.tenants[1].tenant_id,
                                run.logins)
+        hops = signal_hops(run.gateway_metrics_url) if run.gateway_metrics_url else {}
     finally:
         admin.dispose()
         app.dispose()
@@ -159,6 +192,7 @@ def collect(run: Any) -> dict[str, Any]:
             "latency_ms": {"count": len(latency), "p50": _percentile(latency, 0.5),
                            "p99": _percentile(latency, 0.99),
                            "max": _percentile(latency, 1.0)},
+            "gateway_hops": hops,
         },
         "risk_events": risk,
         "seed_queries": queries,
@@ -247,6 +281,8 @@ def render(report: dict[str, Any], console: Any) -> None:
     console.print(f"signal delivery latency (signal created -> EA socket): "
                   f"[bold]p50 {_fmt(lat['p50'])} ms, p99 {_fmt(lat['p99'])} ms[/] "
                   f"(max {_fmt(lat['max'])} ms, {lat['count']} signals)")
+    table("each hop, from the gateway's histogram (bucket bounds, ms)",
+          [{"hop": hop, **values} for hop, values in sig["gateway_hops"].items()])
     console.print(f"risk events written: {report['risk_events']}")
     for tenant, answers in report["seed_queries"].items():
         console.rule(f"seed queries as tenant {tenant}")

@@ -94,6 +94,7 @@ class DemoRun:
     reference_quotes: int = 0
     pids: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    gateway_metrics_url: str | None = None
 
 
 def _plain(url: str) -> str:
@@ -387,6 +388,8 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
                       timings=timings, pids=pids, notes=notes)
         with _step(timings, "services", progress):
             bridge_metrics, ws_port, tcp_port = free_port(), free_port(), free_port()
+            gateway_metrics = free_port()
+            run.gateway_metrics_url = f"http://127.0.0.1:{gateway_metrics}/metrics"
             bridge = Service(workdir, "data-bridge", [
                 "ingest", "run", "--url", bridge_url, "--nats-url", nats_url,
                 "--metrics-port", str(bridge_metrics), "--batch-size", "200",
@@ -396,7 +399,8 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
             gateway = Service(workdir, "gateway", [
                 "gateway", "run", "--url", app_url, "--nats-url", nats_url,
                 "--host", "127.0.0.1", "--ws-port", str(ws_port), "--tcp-port",
-                str(tcp_port), "--heartbeat", "5"], tcp_port)
+                str(tcp_port), "--heartbeat", "5", "--metrics-port", str(gateway_metrics)],
+                tcp_port)
             stack.push(gateway.stop)
             gateway.start()
             pids["data-bridge"], pids["gateway"] = bridge.pid, gateway.pid

@@ -32,6 +32,11 @@ def test_demo_runs_the_data_flow_and_leaves_nothing(tmp_path: Path) -> None:
     assert sig["published"] > 0 and sig["received_by_eas"] == sig["published"]
     assert sig["executions_stored"] == sig["published"] == sig["trades_closed"]
     assert sig["latency_ms"]["count"] == sig["published"] and sig["latency_ms"]["p50"] > 0
+    # ... and the gateway's own histogram has every hop of every one of them
+    assert {hop: v["signals"] for hop, v in sig["gateway_hops"].items()} == {
+        hop: sig["published"] for hop in ("created_to_published", "published_to_received",
+                                          "received_to_written", "written_to_acked",
+                                          "created_to_acked")}
     # the seed's queries, answered per tenant; deviations are the brokers' offsets
     for tenant, offset in (("demo-alpha", 0.8), ("demo-beta", -1.5)):
         answers = report["seed_queries"][tenant]
