@@ -16,6 +16,7 @@ from suho_mt5.cli.db import db
 from suho_mt5.cli.gateway import gateway, simulate
 from suho_mt5.cli.ingest import ingest, streams
 from suho_mt5.cli.monitor import monitor
+from suho_mt5.cli.signal import signal
 
 __all__ = ["main"]
 
@@ -33,5 +34,6 @@ main.add_command(account)
 main.add_command(monitor)
 main.add_command(gateway)
 main.add_command(simulate)
+main.add_command(signal)
 for _group in (audit, report, gdpr, feedback):
     main.add_command(_group)
