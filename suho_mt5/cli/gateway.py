@@ -71,10 +71,13 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
               show_default=True)
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Multiply the seed's per-account rates.")
+@click.option("--record", metavar="FILE",
+              help="Write every data packet the EAs send to FILE (for `suho-mt5 ingest "
+                   "replay`).")
 @url_option
 @reports_errors
 def simulate(gateway_url: str, accounts: str, duration: float, transport: str, speed: float,
-             url: str | None) -> None:
+             record: str | None, url: str | None) -> None:
     """Simulated EAs: stream, execute signals, reconnect and resume; print a report."""
     from suho_mt5.commands.gateway import resolve_accounts, run_simulation
     from suho_mt5.gateway.simulator import Rates
@@ -82,5 +85,5 @@ def simulate(gateway_url: str, accounts: str, duration: float, transport: str, s
     if "://" not in gateway_url:
         gateway_url = f"{transport}://{gateway_url}"
     sims = resolve_accounts(accounts, url)
-    report = run_simulation(gateway_url, sims, duration, Rates(speed=speed))
+    report = run_simulation(gateway_url, sims, duration, Rates(speed=speed), record=record)
     click.echo(report.summary())

@@ -7,7 +7,9 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 
+from suho_mt5.errors import ConfigError
 from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, run_fast, tune_gc
 from suho_mt5.gateway.simulator import (
     Rates,
@@ -53,8 +55,6 @@ def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
     """``accounts`` is a JSON file of accounts and keys, or a number of demo accounts to
     create in the database at ``url``."""
     if accounts.isdigit():
-        from suho_mt5.errors import ConfigError
-
         if url is None:
             raise ConfigError("--accounts N creates demo accounts: give --url of the database")
         return provision_accounts(url, int(accounts))
@@ -62,6 +62,15 @@ def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
 
 
 def run_simulation(gateway_url: str, accounts: Sequence[SimAccount], duration_s: float,
-                   rates: Rates) -> SimulationReport:
-    """Run the simulated EAs for ``duration_s`` and return what they saw."""
-    return run_fast(simulate(gateway_url, accounts, duration_s, rates))
+                   rates: Rates, *, record: str | Path | None = None) -> SimulationReport:
+    """Run the simulated EAs for ``duration_s`` and return what they saw. With ``record``,
+    every data packet they send is appended to that file (144-byte packets end to end: what
+    ``suho-mt5 ingest replay`` reads)."""
+    if record is None:
+        return run_fast(simulate(gateway_url, accounts, duration_s, rates))
+    try:
+        out = Path(record).open("wb")  # noqa: SIM115 (closed below, after the run)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {record}: {exc.strerror or exc}") from exc
+    with out:
+        return run_fast(simulate(gateway_url, accounts, duration_s, rates, record=out.write))
