@@ -7,9 +7,12 @@ commands live in a module of their own here and are added to :func:`main` below.
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from suho_mt5 import __version__
+from suho_mt5.cli._common import SuhoGroup
 from suho_mt5.cli.account import account
 from suho_mt5.cli.compliance import audit, feedback, gdpr, report
 from suho_mt5.cli.db import db
@@ -21,10 +24,19 @@ from suho_mt5.cli.signal import signal
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SuhoGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="suho-mt5")
 def main() -> None:
-    """Connect MetaTrader 5 Expert Advisors to a multi-tenant TimescaleDB backend."""
+    """Connect MetaTrader 5 Expert Advisors to a multi-tenant TimescaleDB backend.
+
+    Every command takes --url (or $SUHO_DATABASE_URL) and, if it talks to NATS, --nats-url
+    (or $SUHO_NATS_URL). Errors are one "error: ..." line on stderr and exit status 1;
+    usage mistakes exit 2. `suho-mt5 COMMAND --help` shows each command with an example.
+    """
+    # nats-py logs a connection failure with its traceback when nothing else handles it;
+    # the command raises its own one-line error. A service that configures logging (gateway
+    # run) still gets these records through the root logger.
+    logging.getLogger("nats").addHandler(logging.NullHandler())
 
 
 main.add_command(db)

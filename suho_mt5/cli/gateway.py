@@ -38,13 +38,26 @@ def gateway() -> None:
 def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
                 tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
                 heartbeat: float, ack_timeout: float) -> None:
-    """Accept EA connections, authenticate them, relay packets to and from NATS."""
+    """Accept EA connections, authenticate them, relay packets to and from NATS.
+
+    \b
+    Example:
+      suho-mt5 gateway run --url postgresql://gateway:secret@db/suho \\
+          --nats-url nats://127.0.0.1:4222 --ws-port 8000 --tcp-port 8001
+    """
     from suho_mt5.commands.gateway import run_gateway
     from suho_mt5.db import database_url_from_env
     from suho_mt5.gateway import GatewayConfig
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    from suho_mt5.commands._connect import check_database, check_nats
+
+    url = url or database_url_from_env()
+    # Once running, the gateway rides out outages; a server that is not there at the start
+    # is a mistake to report, not to wait for silently.
+    check_database(url)
+    check_nats(nats_url, "gateway run")
     config = GatewayConfig(
         host=host,
         ws_port=None if ws_port < 0 else ws_port,
@@ -56,7 +69,7 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         idle_timeout_s=3 * heartbeat,
         ack_timeout_s=ack_timeout,
     )
-    run_gateway(config, url or database_url_from_env(), nats_url)
+    run_gateway(config, url, nats_url)
 
 
 @click.command("simulate")
@@ -75,15 +88,40 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
               help="Write every data packet the EAs send to FILE (for `suho-mt5 ingest "
                    "replay`).")
 @url_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
 def simulate(gateway_url: str, accounts: str, duration: float, transport: str, speed: float,
-             record: str | None, url: str | None) -> None:
-    """Simulated EAs: stream, execute signals, reconnect and resume; print a report."""
-    from suho_mt5.commands.gateway import resolve_accounts, run_simulation
+             record: str | None, url: str | None, as_json: bool) -> None:
+    """Simulated EAs: stream, execute signals, reconnect and resume; print a report.
+
+    \b
+    Example:
+      suho-mt5 simulate --gateway ws://127.0.0.1:8000 --accounts accounts.json \\
+          --duration 60 --record session.bin
+    """
+    from suho_mt5.commands.gateway import (
+        check_gateway,
+        check_record,
+        resolve_accounts,
+        run_simulation,
+    )
     from suho_mt5.gateway.simulator import Rates
 
     if "://" not in gateway_url:
         gateway_url = f"{transport}://{gateway_url}"
-    sims = resolve_accounts(accounts, url)
+    # A file is read first (a bad one is named); demo accounts are created only once the
+    # gateway has answered.
+    sims = None if accounts.isdigit() else resolve_accounts(accounts, url)
+    if record is not None:
+        check_record(record)
+    check_gateway(gateway_url)
+    if sims is None:
+        sims = resolve_accounts(accounts, url)
     report = run_simulation(gateway_url, sims, duration, Rates(speed=speed), record=record)
-    click.echo(report.summary())
+    if as_json:
+        import json
+        from dataclasses import asdict
+
+        click.echo(json.dumps(asdict(report), indent=2, default=str))
+    else:
+        click.echo(report.summary())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
+from suho_mt5.cli._common import check_nats_url, nats_url_option, reports_errors, url_option
 from suho_mt5.commands.ingest import configure_logging, run_bridge, setup_streams
 from suho_mt5.db import database_url_from_env
 
@@ -26,7 +26,12 @@ def streams() -> None:
 @_config_option
 @reports_errors
 def streams_setup(nats_url: str, config: str | None) -> None:
-    """Create or update every stream and consumer (idempotent)."""
+    """Create or update every stream and consumer (idempotent).
+
+    \b
+    Example:
+      suho-mt5 streams setup --nats-url nats://127.0.0.1:4222
+    """
     for line in setup_streams(nats_url, config):
         click.echo(line)
 
@@ -54,9 +59,23 @@ def ingest() -> None:
 def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
                batch_size: int, metrics_port: int | None, offline_after: float,
                offline_check_every: float, log_json: bool) -> None:
-    """Consume mt5.account.> and write it to the database until SIGTERM (exit 0)."""
+    """Consume mt5.account.> and write it to the database until SIGTERM (exit 0).
+
+    \b
+    Example:
+      suho-mt5 ingest run --url postgresql+psycopg://bridge:secret@db/suho \\
+          --nats-url nats://127.0.0.1:4222 --workers 2 --metrics-port 9464
+    """
+    from suho_mt5.commands._connect import check_database_url, check_nats
+
+    url = url or database_url_from_env()
+    # The bridge rides out a database outage by design (it retries and acks nothing), so
+    # only the URL is checked; but it would wait silently forever for a NATS server that is
+    # not there at the start.
+    check_database_url(url)
+    check_nats(nats_url, "ingest run")
     configure_logging(log_json)
-    run_bridge(url or database_url_from_env(), nats_url, workers=workers, batch_size=batch_size,
+    run_bridge(url, nats_url, workers=workers, batch_size=batch_size,
                metrics_port=metrics_port, config=config, offline_after=offline_after,
                offline_check_every=offline_check_every)
 
@@ -64,7 +83,7 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
 @ingest.command("replay")
 @click.argument("file", metavar="FILE")
 @url_option
-@click.option("--nats-url", envvar="SUHO_NATS_URL",
+@click.option("--nats-url", envvar="SUHO_NATS_URL", callback=check_nats_url,
               help="Publish on this NATS server's bus [env: SUHO_NATS_URL]; without it the "
                    "packets are written straight to the database at --url.")
 @click.option("--direct", is_flag=True,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from suho_mt5._subjects import account_subject, message_id
+from suho_mt5.commands._connect import connect_nats
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import (
     ConfigError,
@@ -248,30 +249,10 @@ async def _account_tenants(url: str, accounts: frozenset[uuid.UUID]) -> dict[uui
 
 # --------------------------------------------------------------------------- bus
 
-async def _connect_nats(nats_url: str) -> Any:
-    try:
-        import nats
-    except ImportError as exc:
-        raise ConfigError("a replay onto the bus needs nats-py: "
-                          "pip install 'suho-mt5[nats]'") from exc
-
-    async def quiet(_: Exception) -> None:
-        return None
-
-    # Not allow_reconnect=False: nats-py then waits forever for a server that refuses.
-    try:
-        return await asyncio.wait_for(
-            nats.connect(servers=[nats_url], connect_timeout=5, max_reconnect_attempts=1,
-                         error_cb=quiet), 15)
-    except Exception as exc:
-        reason = str(exc) or type(exc).__name__
-        raise StreamSetupError(f"cannot connect to NATS at {nats_url}: {reason}") from exc
-
-
 async def _publish(recording: Recording, tenants: dict[uuid.UUID, str], nats_url: str,
                    summary: ReplaySummary, frame_packets: int,
                    progress: Callable[[int], None]) -> None:
-    nc = await _connect_nats(nats_url)
+    nc = await connect_nats(nats_url, "a replay onto the bus")
     try:
         js = nc.jetstream()
         probe = account_subject(next(iter(tenants.values())), next(iter(tenants)), "quote")

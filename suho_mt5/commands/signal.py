@@ -7,10 +7,11 @@ tenant; a JetStream stream that takes the account's signal subject), then calls
 SIGNAL packet on ``mt5.signal.<tenant>.<account_id>`` with the signal id as ``Nats-Msg-Id``
 and marks it ``sent``.
 
-The URL may be a superuser, a login in ``mt5_ingest`` or a login of a tenant role: the tenant
-is set for the whole session (not per transaction) because ``publish_signal`` commits twice
-and the connection is this command's own, closed when it returns, so nothing leaks to a
-later user of it.
+The URL is a superuser or a login in ``mt5_ingest`` (``publish_signal`` writes
+``public.mt5_trading_signals``, which tenant roles reach only through their views). The
+tenant is still set, for the whole session (not per transaction, because ``publish_signal``
+commits twice): a table owner under ``FORCE ROW LEVEL SECURITY`` then passes the tenant
+policy; the connection is this command's own and closed when it returns, so nothing leaks.
 
 Every failure is a :class:`~suho_mt5.errors.SuhoError` with a one-line message.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from suho_mt5._names import TENANT_SETTING
 from suho_mt5._subjects import outbound_subject
+from suho_mt5.commands._connect import connect_nats
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import ConfigError, DatabaseError, SignalError, StreamSetupError
 from suho_mt5.ingest.signals import PublishedSignal
@@ -66,26 +68,6 @@ def _account_uuid(account_id: uuid.UUID | str) -> uuid.UUID:
         raise ConfigError(f"not an account id (a UUID): {account_id!r}") from None
 
 
-async def _connect_nats(nats_url: str) -> Any:
-    try:
-        import nats
-    except ImportError as exc:  # the `nats` extra
-        raise ConfigError("signal send needs nats-py: pip install 'suho-mt5[nats]'") from exc
-
-    async def quiet(_: Exception) -> None:  # the failure is raised; no log line besides
-        return None
-
-    # Not allow_reconnect=False: nats-py then waits forever for a server that refuses.
-    try:
-        return await asyncio.wait_for(
-            nats.connect(servers=[nats_url], connect_timeout=CONNECT_TIMEOUT,
-                         max_reconnect_attempts=1, error_cb=quiet),
-            3 * CONNECT_TIMEOUT)
-    except Exception as exc:
-        reason = str(exc) or type(exc).__name__
-        raise StreamSetupError(f"cannot connect to NATS at {nats_url}: {reason}") from exc
-
-
 async def _check_account(conn: Any, tenant: str, account: uuid.UUID) -> None:
     import psycopg
 
@@ -115,27 +97,27 @@ async def _send(url: str, nats_url: str, tenant: str, account: uuid.UUID,
 
     conninfo, _ = psycopg_conninfo(url)
     subject = outbound_subject("signal", tenant, account)
-    nc = await _connect_nats(nats_url)
     try:
-        js = nc.jetstream()
+        conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
+        raise DatabaseError(f"cannot connect to the database: {first}") from exc
+    async with conn:
+        await _check_account(conn, tenant, account)  # an unknown account needs no NATS
+        nc = await connect_nats(nats_url, "signal send")
         try:
-            await js.find_stream_name_by_subject(subject)
-        except Exception as exc:  # NotFoundError, or no JetStream on that server
-            raise StreamSetupError(
-                f"no JetStream stream takes {subject} at {nats_url} ({exc or type(exc).__name__}"
-                "): run `suho-mt5 streams setup` first") from exc
-        try:
-            conn = await psycopg.AsyncConnection.connect(conninfo,
-                                                         connect_timeout=CONNECT_TIMEOUT)
-        except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
-            raise DatabaseError(f"cannot connect to the database: {first}") from exc
-        async with conn:
-            await _check_account(conn, tenant, account)
+            js = nc.jetstream()
+            try:
+                await js.find_stream_name_by_subject(subject)
+            except Exception as exc:  # NotFoundError, or no JetStream on that server
+                raise StreamSetupError(
+                    f"no JetStream stream takes {subject} at {nats_url} "
+                    f"({exc or type(exc).__name__}): run `suho-mt5 streams setup` first"
+                ) from exc
             return await publish_signal(conn, js, tenant_id=tenant, account_id=account,
                                         **kwargs)
-    finally:
-        await nc.close()
+        finally:
+            await nc.close()
 
 
 def send_signal(

@@ -198,3 +198,15 @@ def test_a_nats_server_without_the_streams_is_refused_before_storing(
                            TENANT, "--account", account, "--symbol", "EURUSD", "--action",
                            "buy", "--volume", "0.1"), "suho-mt5 streams setup")
     assert count_signals(url) == before
+
+
+def test_a_login_in_mt5_ingest_sends_signals(url: str, nats_url: str, account: str) -> None:
+    from tests.integration.ingest._support import make_ingest_login
+
+    ingest = make_ingest_login(url)
+    result = run("signal", "send", "--url", ingest, "--nats-url", nats_url, "--tenant", TENANT,
+                 "--account", account, "--symbol", "USDJPY", "--action", "close",
+                 "--volume", "0.5")
+    assert result.exit_code == 0, result.output
+    row = stored(url, result.output.strip())
+    assert (row["action"], row["status"]) == ("CLOSE", "sent")
