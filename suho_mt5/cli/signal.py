@@ -10,10 +10,13 @@ from datetime import timedelta
 import click
 
 from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
-from suho_mt5.commands import signal as commands
 from suho_mt5.db import database_url_from_env
 
-__all__ = ["signal"]
+__all__ = ["ACTIONS", "signal"]
+
+#: ``SignalAction``'s values, spelled out: importing the command line loads no model (the
+#: gateway, which imports it, never does); a unit test keeps the two equal.
+ACTIONS = ("BUY", "SELL", "CLOSE", "MODIFY")
 
 
 @click.group()
@@ -28,7 +31,7 @@ def signal() -> None:
 @click.option("--account", "account_id", required=True, metavar="ACCOUNT_ID",
               help="The account (a UUID) whose EA receives the signal.")
 @click.option("--symbol", required=True, help="The broker's symbol, e.g. EURUSD.")
-@click.option("--action", required=True, type=click.Choice(commands.ACTIONS,
+@click.option("--action", required=True, type=click.Choice(ACTIONS,
                                                            case_sensitive=False),
               help="What the EA is asked to do.")
 @click.option("--volume", required=True, help="Lots, e.g. 0.10.")
@@ -64,7 +67,9 @@ def signal_send(url: str | None, nats_url: str, tenant_id: str, account_id: str,
           --account 3f6c0a3e-0b1d-4c1e-9f4e-2a7d5c9b8e10 --symbol EURUSD --action buy \\
           --volume 0.10 --entry 1.09530 --sl 1.09320 --tp 1.09820 --confidence 0.85
     """
-    sent = commands.send_signal(
+    from suho_mt5.commands.signal import send_signal
+
+    sent = send_signal(
         url or database_url_from_env(), nats_url, tenant_id=tenant_id, account_id=account_id,
         symbol=symbol, action=action, volume=volume, entry_price=entry_price,
         stop_loss=stop_loss, take_profit=take_profit,

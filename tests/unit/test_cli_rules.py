@@ -191,3 +191,10 @@ def test_an_unexpected_exception_is_one_line_unless_debugging(
     one_error_line(CliRunner().invoke(group, ["boom"]), "unexpected KeyError")
     monkeypatch.setenv("SUHO_DEBUG", "1")
     assert isinstance(CliRunner().invoke(group, ["boom"]).exception, KeyError)
+
+
+def test_signal_send_offers_every_action_the_schema_takes() -> None:
+    from suho_mt5.cli.signal import ACTIONS
+    from suho_mt5.commands.signal import ACTIONS as SCHEMA_ACTIONS
+
+    assert ACTIONS == SCHEMA_ACTIONS
