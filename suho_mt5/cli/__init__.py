@@ -29,9 +29,10 @@ __all__ = ["main"]
 def main() -> None:
     """Connect MetaTrader 5 Expert Advisors to a multi-tenant TimescaleDB backend.
 
-    Every command takes --url (or $SUHO_DATABASE_URL) and, if it talks to NATS, --nats-url
-    (or $SUHO_NATS_URL). Errors are one "error: ..." line on stderr and exit status 1;
-    usage mistakes exit 2. `suho-mt5 COMMAND --help` shows each command with an example.
+    A command that uses the database takes --url (or $SUHO_DATABASE_URL), one that talks
+    to NATS --nats-url (or $SUHO_NATS_URL). Errors are one "error: ..." line on stderr
+    and exit status 1; usage mistakes exit 2. `suho-mt5 COMMAND --help` shows each
+    command with an example.
     """
     # nats-py logs a connection failure with its traceback when nothing else handles it;
     # the command raises its own one-line error. A service that configures logging (gateway
