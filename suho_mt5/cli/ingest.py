@@ -116,6 +116,7 @@ def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool
       suho-mt5 ingest replay session.bin --nats-url nats://127.0.0.1:4222 --tenant acme
     """
     import json
+    import os
     import sys
 
     from suho_mt5.commands.replay import Recording, replay
@@ -129,15 +130,20 @@ def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), disable=not show, transient=True) as bar:
-        task = bar.add_task("replaying", total=None)
+        # Two passes: the whole file is checked before anything is sent.
+        size = os.stat(file).st_size if os.path.isfile(file) else 0
+        check = bar.add_task("checking", total=size // 144 or None)
+        task = bar.add_task("replaying", total=None, visible=False)
 
         def started(recording: Recording) -> None:
-            bar.update(task, total=recording.data_packets,
+            bar.update(check, visible=False)
+            bar.update(task, total=recording.data_packets, visible=True,
                        description=f"replaying {recording.path.name}")
 
         summary = replay(file, url=url, nats_url=nats_url, tenant_id=tenant_id,
                          frame_packets=frame_packets, batch_packets=batch_size,
-                         on_start=started, progress=lambda n: bar.advance(task, n))
+                         on_start=started, progress=lambda n: bar.advance(task, n),
+                         checked=lambda n: bar.advance(check, n))
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
         return

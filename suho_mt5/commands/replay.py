@@ -154,8 +154,10 @@ def _packets(path: Path) -> Iterator[tuple[int, Packet]]:
             yield start + off, packet
 
 
-def read_recording(path: str | Path) -> Recording:
-    """Check a recording whole (see the module doc) and say what it holds."""
+def read_recording(path: str | Path,
+                   checked: Callable[[int], None] | None = None) -> Recording:
+    """Check a recording whole (see the module doc) and say what it holds; ``checked(n)``
+    is called as ``n`` more packets have been decoded."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -173,13 +175,17 @@ def read_recording(path: str | Path) -> Recording:
     data = 0
     skipped: dict[str, int] = {}
     raw_accounts: set[bytes] = set()
-    for _, packet in _packets(path):
+    for n, (_, packet) in enumerate(_packets(path), 1):
         if packet.MESSAGE_TYPE in DATA_KINDS:
             data += 1
             raw_accounts.add(packet.account_id)
         else:
             name = packet.MESSAGE_TYPE.name
             skipped[name] = skipped.get(name, 0) + 1
+        if checked is not None and n % _READ_PACKETS == 0:
+            checked(_READ_PACKETS)
+    if checked is not None and size // PACKET_SIZE % _READ_PACKETS:
+        checked(size // PACKET_SIZE % _READ_PACKETS)
     accounts = {uuid.UUID(bytes=a) for a in raw_accounts}
     return Recording(path, size // PACKET_SIZE, data, frozenset(accounts), skipped)
 
@@ -349,14 +355,16 @@ def replay(
     batch_packets: int = DEFAULT_BATCH_PACKETS,
     on_start: Callable[[Recording], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    checked: Callable[[int], None] | None = None,
 ) -> ReplaySummary:
     """Replay the recording at ``path`` onto the bus (``nats_url``) or into the database
     (``url`` only); see the module doc.
 
     Every account's tenant comes from the database at ``url``; without ``url`` (bus mode
     only) ``tenant_id`` is every account's tenant, unchecked (the bridge dead-letters what
-    does not belong). ``on_start`` gets what the file holds once it is checked;
-    ``progress(n)`` is called as ``n`` more data packets are published or written.
+    does not belong). ``checked(n)`` is called as ``n`` more packets of the file are
+    checked, ``on_start`` gets what the file holds once it is, and ``progress(n)`` is called
+    as ``n`` more data packets are published or written.
     """
     if nats_url is None and url is None:
         raise ConfigError("nowhere to replay to: give --nats-url (publish on the bus) or "
@@ -372,7 +380,7 @@ def replay(
         from suho_mt5.ingest.writer import psycopg_conninfo
 
         psycopg_conninfo(url)  # a malformed URL is named before the file is read
-    recording = read_recording(path)
+    recording = read_recording(path, checked)
     summary = ReplaySummary(str(path), "bus" if nats_url is not None else "database",
                             recording.packets, recording.data_packets,
                             len(recording.accounts), skipped=dict(recording.skipped))

@@ -137,7 +137,9 @@ def test_the_file_is_checked_and_framed_as_the_gateway_frames(tmp_path: Path) ->
     accounts = {uuid.uuid4(): "acme", uuid.uuid4(): "globex.eu"}
     ack = AckPacket(999, 1, next(iter(accounts)).bytes, 3, MessageType.BROKER_QUOTE)
     packets = recording(tmp_path / "r.bin", accounts, extra=(ack,))
-    found = read_recording(tmp_path / "r.bin")
+    checked: list[int] = []
+    found = read_recording(tmp_path / "r.bin", checked.append)
+    assert sum(checked) == len(packets)  # the progress of the check pass
     assert (found.packets, found.data_packets, found.skipped) == (len(packets),
                                                                   len(packets) - 1, {"ACK": 1})
     assert found.accounts == set(accounts)
