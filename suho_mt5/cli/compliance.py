@@ -13,7 +13,7 @@ from suho_mt5.commands import compliance as commands
 from suho_mt5.compliance.feedback import FORMATS
 from suho_mt5.compliance.reports import REPORT_TYPES, TRANSACTION_FIELDS_NOT_HELD
 from suho_mt5.db import database_url_from_env
-from suho_mt5.errors import AuditChainError, ComplianceError
+from suho_mt5.errors import AuditChainError, ComplianceError, ReportError
 
 __all__ = ["audit", "feedback", "gdpr", "report"]
 
@@ -37,7 +37,6 @@ def audit() -> None:
 @url_option
 @click.option("--tenant", default=None, help="Only this tenant's chain.")
 @click.option("--since", "since", default=None, metavar="DIGEST_FILE",
-              type=click.Path(dir_okay=False),
               help="Also prove every position in this digest still holds its hash.")
 @json_option
 @reports_errors
@@ -167,7 +166,7 @@ def report_compliance(url: str | None, tenant: str, month: str, report_type: str
 @url_option
 @tenant_option
 @month_option
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--output", "-o", required=True, metavar="FILE",
               help="CSV file to write ('-': standard output).")
 @json_option
 @reports_errors
@@ -180,9 +179,12 @@ def report_transactions(url: str | None, tenant: str, month: str, output: str,
       suho-mt5 report transactions --tenant tenant_demo --month 2026-10 -o trades.csv
     """
     # lazy: a command that fails before its first row leaves no empty file behind
-    with click.open_file(output, "w", encoding="utf-8", lazy=True) as out:
-        rows = commands.report_transactions(url or database_url_from_env(), tenant=tenant,
-                                             month=month, out=out)
+    try:
+        with click.open_file(output, "w", encoding="utf-8", lazy=True) as out:
+            rows = commands.report_transactions(url or database_url_from_env(),
+                                                 tenant=tenant, month=month, out=out)
+    except click.FileError as exc:  # opened at the first row: an unwritable path
+        raise ReportError(f"cannot write {output}: {exc.message}") from exc
     summary = {"rows": rows, "output": output,
                "fields_not_held": list(TRANSACTION_FIELDS_NOT_HELD)}
     if as_json:

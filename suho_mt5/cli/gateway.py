@@ -25,9 +25,9 @@ def gateway() -> None:
               help="WebSocket port (-1: none).")
 @click.option("--tcp-port", type=int, default=8001, show_default=True,
               help="TCP/TLS stream port (-1: none).")
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--tls-cert", metavar="FILE", default=None,
               help="PEM certificate chain: both endpoints then speak TLS.")
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--tls-key", metavar="FILE", default=None,
               help="PEM private key of --tls-cert.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics here.")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True,
@@ -51,6 +51,13 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    import os
+
+    from suho_mt5.errors import ConfigError
+
+    for pem in (tls_cert, tls_key):
+        if pem is not None and not (os.path.isfile(pem) and os.access(pem, os.R_OK)):
+            raise ConfigError(f"cannot read {pem}: not a readable file")
     from suho_mt5.commands._connect import check_database, check_nats
 
     url = url or database_url_from_env()

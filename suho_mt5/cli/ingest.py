@@ -11,7 +11,7 @@ from suho_mt5.db import database_url_from_env
 __all__ = ["ingest", "streams"]
 
 _config_option = click.option(
-    "--config", type=click.Path(exists=True, dir_okay=False),
+    "--config", metavar="FILE",
     help="Bus contract YAML (default: the one shipped, same as config/nats-subjects.yaml).",
 )
 

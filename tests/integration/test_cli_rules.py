@@ -74,6 +74,15 @@ def test_an_unknown_tenant_or_account_is_one_line(url: str, tmp_path: Path, args
     assert count(url, "mt5_compliance_reports") == reports
 
 
+def test_an_export_to_a_path_that_cannot_be_written_is_one_line(url: str,
+                                                                 tmp_path: Path) -> None:
+    for args in (["report", "transactions", "--tenant", TENANT, "--month", "2026-10"],
+                 ["feedback", "export", "--tenant", TENANT]):
+        one_error_line(run(url, *args, "-o", str(tmp_path / "no" / "such.csv")),
+                       "No such file or directory")
+        one_error_line(run(url, *args, "-o", str(tmp_path)), "s a directory")
+
+
 def test_the_compliance_commands_through_clirunner(url: str, tmp_path: Path) -> None:
     report = run(url, "report", "compliance", "--tenant", TENANT, "--month", "2026-10",
                  "--json")
