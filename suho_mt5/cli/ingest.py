@@ -24,15 +24,29 @@ def streams() -> None:
 @streams.command("setup")
 @nats_url_option
 @_config_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print each stream and consumer with its state as JSON.")
 @reports_errors
-def streams_setup(nats_url: str, config: str | None) -> None:
+def streams_setup(nats_url: str, config: str | None, as_json: bool) -> None:
     """Create or update every stream and consumer (idempotent).
 
     \b
     Example:
       suho-mt5 streams setup --nats-url nats://127.0.0.1:4222
     """
-    for line in setup_streams(nats_url, config):
+    lines = setup_streams(nats_url, config)
+    if as_json:
+        import json
+
+        # "stream MT5_ACCOUNTS: created" -> {"kind": "stream", "name": ..., "state": ...}
+        objects = []
+        for line in lines:
+            what, _, state = line.partition(": ")
+            kind, _, name = what.partition(" ")
+            objects.append({"kind": kind, "name": name, "state": state})
+        click.echo(json.dumps(objects, indent=2))
+        return
+    for line in lines:
         click.echo(line)
 
 

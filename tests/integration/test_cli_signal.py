@@ -123,6 +123,14 @@ def test_send_stores_publishes_and_the_ea_decodes_the_same_values(
     assert packet.confidence_bp == 8500 and packet.expires_at_us > packet.timestamp_us
 
 
+def test_streams_setup_prints_json(nats_url: str) -> None:
+    result = CliRunner().invoke(main, ["streams", "setup", "--nats-url", nats_url, "--json"])
+    assert result.exit_code == 0, result.output
+    objects = json.loads(result.output)
+    assert {"kind": "stream", "name": "MT5_SIGNALS", "state": "up to date"} in objects
+    assert {"kind": "consumer", "name": "MT5_ACCOUNTS/suho-bridge", "state": "ready"} in objects
+
+
 def test_json_and_the_environment_variables(url: str, nats_url: str, account: str) -> None:
     env = {"SUHO_DATABASE_URL": url, "SUHO_NATS_URL": nats_url}
     result = run("signal", "send", "--tenant", TENANT, "--account", account, "--symbol",

@@ -46,8 +46,8 @@ WITH_URL = [p for p in COMMANDS if any(x.name == "url" for x in command_at(p).pa
 WITH_NATS = [p for p in COMMANDS if any(x.name == "nats_url" for x in command_at(p).params)]
 #: Commands whose output a program reads: each has --json (audit digest prints JSON always,
 #: db sql prints SQL; the services log).
-WITH_JSON = set(ARGS) - {("audit", "digest"), ("db", "maintain"), ("streams", "setup"),
-                         ("ingest", "run"), ("gateway", "run")} | {("db", "history")}
+WITH_JSON = set(ARGS) - {("audit", "digest"), ("db", "maintain"), ("ingest", "run"),
+                         ("gateway", "run")} | {("db", "history")}
 
 
 @pytest.fixture(autouse=True)
