@@ -21,7 +21,8 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── BatchWriteError    the database refused a batch for a reason other than its rows
     │   ├── DatabaseUnavailableError  the database cannot be reached (retried, never acked)
     │   ├── SignalError        a signal could not be stored or published
-    │   └── ReconcileError     no canonical symbol or pip size for a broker symbol
+    │   ├── ReconcileError     no canonical symbol or pip size for a broker symbol
+    │   └── ReplayError        a recorded packet stream that cannot be replayed
     ├── GatewayError           the EA gateway or its simulator
     │   ├── SessionRefusedError    the gateway answered HELLO with anything but ACCEPTED
     │   ├── SessionClosedError     the connection was closed (carries the close code)
@@ -65,6 +66,7 @@ __all__ = [
     "ProtocolError",
     "ReadOnlyModelError",
     "ReconcileError",
+    "ReplayError",
     "ReportError",
     "ServerError",
     "SessionClosedError",
@@ -154,6 +156,11 @@ class SignalError(IngestError):
 
 class ReconcileError(IngestError):
     """A broker symbol has no canonical symbol or pip size."""
+
+
+class ReplayError(IngestError):
+    """A recorded packet stream that cannot be replayed: unreadable, not whole packets, a
+    packet that does not decode (the message names its byte offset), an unknown account."""
 
 
 class ComplianceError(SuhoError):

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
-from suho_mt5.errors import SuhoError
+from suho_mt5.errors import ConfigError, SuhoError
 
-__all__ = ["nats_url_option", "reports_errors", "url_option"]
+__all__ = ["SuhoGroup", "check_nats_url", "nats_url_option", "one_line", "reports_errors",
+           "url_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message: a driver's message (libpq's, SQLAlchemy's) may
+    run over several, and an error is one line.
+
+    >>> one_line(ValueError("connection refused\\n\\tIs the server running?"))
+    'connection refused'
+    """
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def reports_errors(func: F) -> F:
@@ -24,10 +38,53 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SuhoError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {one_line(exc)}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+class SuhoGroup(click.Group):
+    """The top-level group: whatever escapes a command is still one line and exit 1.
+
+    :func:`reports_errors` handles a command's own :class:`SuhoError`; this catches what is
+    raised while the options are parsed (an option callback) and any unexpected exception,
+    so no traceback reaches the user. ``SUHO_DEBUG=1`` lets the traceback through.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except SuhoError as exc:
+            click.echo(f"error: {one_line(exc)}", err=True)
+            ctx.exit(1)
+        except Exception as exc:
+            if os.environ.get("SUHO_DEBUG"):
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__}: {one_line(exc)} "
+                       "(SUHO_DEBUG=1 shows the traceback)", err=True)
+            ctx.exit(1)
+
+
+_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def check_nats_url(ctx: click.Context, param: click.Parameter, value: str | None
+                   ) -> str | None:
+    """An option callback: ``value`` must be a NATS URL (``nats://host:port``), else one
+    :class:`ConfigError` line (raised through :class:`SuhoGroup`)."""
+    if value is None or value == "":
+        return None
+    parsed = urlsplit(value)
+    try:
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        port_ok = False
+    if parsed.scheme not in _NATS_SCHEMES or not parsed.hostname or not port_ok:
+        raise ConfigError(f"not a NATS URL: {value!r} (for example nats://127.0.0.1:4222)")
+    return value
 
 
 url_option = click.option(
@@ -41,5 +98,6 @@ nats_url_option = click.option(
     envvar="SUHO_NATS_URL",
     default="nats://127.0.0.1:4222",
     show_default=True,
+    callback=check_nats_url,
     help="NATS server URL [env: SUHO_NATS_URL].",
 )

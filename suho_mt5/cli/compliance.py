@@ -13,7 +13,7 @@ from suho_mt5.commands import compliance as commands
 from suho_mt5.compliance.feedback import FORMATS
 from suho_mt5.compliance.reports import REPORT_TYPES, TRANSACTION_FIELDS_NOT_HELD
 from suho_mt5.db import database_url_from_env
-from suho_mt5.errors import AuditChainError, ComplianceError
+from suho_mt5.errors import AuditChainError, ComplianceError, ReportError
 
 __all__ = ["audit", "feedback", "gdpr", "report"]
 
@@ -37,13 +37,17 @@ def audit() -> None:
 @url_option
 @click.option("--tenant", default=None, help="Only this tenant's chain.")
 @click.option("--since", "since", default=None, metavar="DIGEST_FILE",
-              type=click.Path(dir_okay=False),
               help="Also prove every position in this digest still holds its hash.")
 @json_option
 @reports_errors
 def audit_verify(url: str | None, tenant: str | None, since: str | None,
                  as_json: bool) -> None:
-    """Recompute every chain; exit 1 naming the first broken position of each."""
+    """Recompute every chain; exit 1 naming the first broken position of each.
+
+    \b
+    Example:
+      suho-mt5 audit verify --since digests/2026-11-01.json --json
+    """
     result = commands.audit_verify(url or database_url_from_env(), tenant=tenant, since=since)
     if as_json:
         _echo_json(result.as_json())
@@ -66,7 +70,12 @@ def audit_verify(url: str | None, tenant: str | None, since: str | None,
 @reports_errors
 def audit_digest(url: str | None, tenant: str | None) -> None:
     """Print the chain heads (tenant, position, hash, time) as JSON: keep the file outside
-    the database (WORM storage, signed, another system)."""
+    the database (WORM storage, signed, another system).
+
+    \b
+    Example:
+      suho-mt5 audit digest > digests/$(date -u +%F).json
+    """
     digest = commands.audit_digest(url or database_url_from_env(), tenant=tenant)
     sys.stdout.write(digest.dumps())
 
@@ -76,7 +85,12 @@ def audit_digest(url: str | None, tenant: str | None) -> None:
 @json_option
 @reports_errors
 def audit_checkpoint(url: str | None, as_json: bool) -> None:
-    """Record retention checkpoints (run before retention; daily is plenty)."""
+    """Record retention checkpoints (run before retention; daily is plenty).
+
+    \b
+    Example:
+      suho-mt5 audit checkpoint --json
+    """
     written = commands.audit_checkpoint(url or database_url_from_env())
     if as_json:
         _echo_json({"checkpoints": written})
@@ -95,7 +109,14 @@ def audit_checkpoint(url: str | None, as_json: bool) -> None:
 @reports_errors
 def audit_correct(url: str | None, tenant: str, event_id: str, reason: str,
                   changes: tuple[str, ...], as_json: bool) -> None:
-    """Append a correction that names the original event (which stays as it was)."""
+    """Append a correction that names the original event (which stays as it was).
+
+    \b
+    Example:
+      suho-mt5 audit correct --tenant tenant_demo \\
+          --event 0b9a7c1e-5d4f-4e2a-9c3b-1f2e3d4c5b6a --reason "wrong broker" \\
+          --set broker_name="IC Markets"
+    """
     correction: dict[str, object] = {}
     for change in changes:
         field, sep, value = change.partition("=")
@@ -125,7 +146,12 @@ def report() -> None:
 @reports_errors
 def report_compliance(url: str | None, tenant: str, month: str, report_type: str,
                       as_json: bool) -> None:
-    """Generate and store a monthly report (again: replaces it)."""
+    """Generate and store a monthly report (again: replaces it).
+
+    \b
+    Example:
+      suho-mt5 report compliance --tenant tenant_demo --month 2026-10 --json
+    """
     stored = commands.report_compliance(url or database_url_from_env(), tenant=tenant,
                                         month=month, report_type=report_type)
     if as_json:
@@ -140,16 +166,25 @@ def report_compliance(url: str | None, tenant: str, month: str, report_type: str
 @url_option
 @tenant_option
 @month_option
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+@click.option("--output", "-o", required=True, metavar="FILE",
               help="CSV file to write ('-': standard output).")
 @json_option
 @reports_errors
 def report_transactions(url: str | None, tenant: str, month: str, output: str,
                         as_json: bool) -> None:
-    """Export the month's executed trades with the MiFID II RTS 22 fields the schema holds."""
-    with click.open_file(output, "w", encoding="utf-8") as out:
-        rows = commands.report_transactions(url or database_url_from_env(), tenant=tenant,
-                                             month=month, out=out)
+    """Export the month's executed trades with the MiFID II RTS 22 fields the schema holds.
+
+    \b
+    Example:
+      suho-mt5 report transactions --tenant tenant_demo --month 2026-10 -o trades.csv
+    """
+    # lazy: a command that fails before its first row leaves no empty file behind
+    try:
+        with click.open_file(output, "w", encoding="utf-8", lazy=True) as out:
+            rows = commands.report_transactions(url or database_url_from_env(),
+                                                 tenant=tenant, month=month, out=out)
+    except click.FileError as exc:  # opened at the first row: an unwritable path
+        raise ReportError(f"cannot write {output}: {exc.message}") from exc
     summary = {"rows": rows, "output": output,
                "fields_not_held": list(TRANSACTION_FIELDS_NOT_HELD)}
     if as_json:
@@ -172,7 +207,12 @@ def gdpr() -> None:
 @json_option
 @reports_errors
 def gdpr_erase(url: str | None, tenant: str, user_id: str, as_json: bool) -> None:
-    """Pseudonymise a user's personal fields; keep money, reports and the audit chain."""
+    """Pseudonymise a user's personal fields; keep money, reports and the audit chain.
+
+    \b
+    Example:
+      suho-mt5 gdpr erase --tenant tenant_demo --user user_001 --json
+    """
     erasure = commands.gdpr_erase(url or database_url_from_env(), tenant=tenant,
                                   user_id=user_id)
     if as_json:
@@ -196,7 +236,12 @@ def feedback() -> None:
 @reports_errors
 def feedback_export(url: str | None, tenant: str, output: str, fmt: str,
                     as_json: bool) -> None:
-    """Write closed trades with features and outcomes; mark them included_in_training."""
+    """Write closed trades with features and outcomes; mark them included_in_training.
+
+    \b
+    Example:
+      suho-mt5 feedback export --tenant tenant_demo -o feedback.csv --format csv
+    """
     done = commands.feedback_export(url or database_url_from_env(), tenant=tenant,
                                     destination=output, fmt=fmt)
     if as_json:

@@ -78,6 +78,15 @@ def _describe_revisions(revisions: list[str]) -> str:
     return ", ".join(f"{r} (head)" if r in heads else r for r in revisions)
 
 
+def _print_revisions(at: list[str], as_json: bool) -> None:
+    """Where the database is after a migration (the progress lines went to stderr)."""
+    if as_json:
+        heads = sorted(_heads())
+        _print_json({"revisions": at, "heads": heads, "at_head": sorted(at) == heads})
+    else:
+        click.echo(f"at {_describe_revisions(at)}")
+
+
 @click.group()
 def db() -> None:
     """Migrate, inspect, check and maintain the database.
@@ -92,24 +101,38 @@ def db() -> None:
 @edition_option
 @quiet_option
 @click.argument("revision", default="head")
+@json_option
 @reports_errors
-def db_upgrade(url: str | None, edition: str | None, quiet: bool, revision: str) -> None:
-    """Migrate the database up to REVISION (default: head)."""
+def db_upgrade(url: str | None, edition: str | None, quiet: bool, revision: str,
+               as_json: bool) -> None:
+    """Migrate the database up to REVISION (default: head).
+
+    \b
+    Example:
+      suho-mt5 db upgrade --url postgresql://postgres@localhost/suho
+      suho-mt5 db upgrade 0004 --edition postgresql --json
+    """
     with _progress(quiet):
         at = commands.upgrade(_url(url), revision, edition=edition)
-    click.echo(f"at {_describe_revisions(at)}")
+    _print_revisions(at, as_json)
 
 
 @db.command("downgrade")
 @url_option
 @quiet_option
 @click.argument("revision")
+@json_option
 @reports_errors
-def db_downgrade(url: str | None, quiet: bool, revision: str) -> None:
-    """Migrate the database down to REVISION ("base" removes every suho-mt5 object)."""
+def db_downgrade(url: str | None, quiet: bool, revision: str, as_json: bool) -> None:
+    """Migrate the database down to REVISION ("base" removes every suho-mt5 object).
+
+    \b
+    Example:
+      suho-mt5 db downgrade 0010
+    """
     with _progress(quiet):
         at = commands.downgrade(_url(url), revision)
-    click.echo(f"at {_describe_revisions(at)}")
+    _print_revisions(at, as_json)
 
 
 @db.command("current")
@@ -117,11 +140,15 @@ def db_downgrade(url: str | None, quiet: bool, revision: str) -> None:
 @json_option
 @reports_errors
 def db_current(url: str | None, as_json: bool) -> None:
-    """Show the revision the database is at."""
+    """Show the revision the database is at.
+
+    \b
+    Example:
+      suho-mt5 db current --json
+    """
     at = commands.current(_url(url))
     if as_json:
-        heads = sorted(_heads())
-        _print_json({"revisions": at, "heads": heads, "at_head": sorted(at) == heads})
+        _print_revisions(at, as_json)
     else:
         click.echo(_describe_revisions(at))
 
@@ -130,7 +157,12 @@ def db_current(url: str | None, as_json: bool) -> None:
 @json_option
 @reports_errors
 def db_history(as_json: bool) -> None:
-    """List the migrations this package ships, newest first (no database needed)."""
+    """List the migrations this package ships, newest first (no database needed).
+
+    \b
+    Example:
+      suho-mt5 db history --json
+    """
     revisions = commands.history()
     if as_json:
         _print_json([asdict(r) for r in revisions])
@@ -151,7 +183,12 @@ def db_history(as_json: bool) -> None:
 @reports_errors
 def db_sql(edition: str, revisions: str) -> None:
     """Print the SQL of an upgrade to REVISIONS (head, or a range such as 0001:0003), as a
-    script a DBA can review and apply with psql."""
+    script a DBA can review and apply with psql.
+
+    \b
+    Example:
+      suho-mt5 db sql --edition timescale > suho.sql
+    """
     click.echo(commands.render_sql(edition, revisions), nl=False)
 
 
@@ -160,7 +197,12 @@ def db_sql(edition: str, revisions: str) -> None:
 @json_option
 @reports_errors
 def db_check(url: str | None, as_json: bool) -> None:
-    """Compare the models with the database; exit status 1 when they differ."""
+    """Compare the models with the database; exit status 1 when they differ.
+
+    \b
+    Example:
+      suho-mt5 db check --json
+    """
     drift = commands.check(_url(url))
     if as_json:
         _print_json([{"kind": d.kind, "table": d.table, "detail": d.detail} for d in drift])
@@ -180,7 +222,12 @@ def db_check(url: str | None, as_json: bool) -> None:
 @reports_errors
 def db_maintain(url: str | None, batch_size: int | None, role: str | None) -> None:
     """CALL mt5_maintain(): refresh the aggregates and apply retention (run it from cron
-    every few minutes on the apache and postgresql editions)."""
+    every few minutes on the apache and postgresql editions).
+
+    \b
+    Example:
+      suho-mt5 db maintain --role mt5_maintenance
+    """
     commands.maintain(_url(url), batch_size=batch_size, role=role)
     click.echo("mt5_maintain() done")
 
@@ -190,7 +237,12 @@ def db_maintain(url: str | None, batch_size: int | None, role: str | None) -> No
 @json_option
 @reports_errors
 def db_health(url: str | None, as_json: bool) -> None:
-    """SELECT * FROM health_check(); exit status 1 when a component reports an error."""
+    """SELECT * FROM health_check(); exit status 1 when a component reports an error.
+
+    \b
+    Example:
+      suho-mt5 db health --json
+    """
     rows = commands.health(_url(url))
     if as_json:
         _print_json([asdict(r) for r in rows])
@@ -207,7 +259,12 @@ def db_health(url: str | None, as_json: bool) -> None:
 @json_option
 @reports_errors
 def db_info(url: str | None, as_json: bool) -> None:
-    """Show the server version and the schema edition it supports."""
+    """Show the server version and the schema edition it supports.
+
+    \b
+    Example:
+      suho-mt5 db info --json
+    """
     info = commands.info(_url(url))
     if as_json:
         _print_json({**asdict(info), "edition": info.edition.value})

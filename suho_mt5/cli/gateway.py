@@ -25,9 +25,9 @@ def gateway() -> None:
               help="WebSocket port (-1: none).")
 @click.option("--tcp-port", type=int, default=8001, show_default=True,
               help="TCP/TLS stream port (-1: none).")
-@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--tls-cert", metavar="FILE", default=None,
               help="PEM certificate chain: both endpoints then speak TLS.")
-@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--tls-key", metavar="FILE", default=None,
               help="PEM private key of --tls-cert.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics here.")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True,
@@ -38,13 +38,33 @@ def gateway() -> None:
 def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
                 tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
                 heartbeat: float, ack_timeout: float) -> None:
-    """Accept EA connections, authenticate them, relay packets to and from NATS."""
+    """Accept EA connections, authenticate them, relay packets to and from NATS.
+
+    \b
+    Example:
+      suho-mt5 gateway run --url postgresql://gateway:secret@db/suho \\
+          --nats-url nats://127.0.0.1:4222 --ws-port 8000 --tcp-port 8001
+    """
     from suho_mt5.commands.gateway import run_gateway
     from suho_mt5.db import database_url_from_env
     from suho_mt5.gateway import GatewayConfig
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    import os
+
+    from suho_mt5.errors import ConfigError
+
+    for pem in (tls_cert, tls_key):
+        if pem is not None and not (os.path.isfile(pem) and os.access(pem, os.R_OK)):
+            raise ConfigError(f"cannot read {pem}: not a readable file")
+    from suho_mt5.commands._connect import check_database, check_nats
+
+    url = url or database_url_from_env()
+    # Once running, the gateway rides out outages; a server that is not there at the start
+    # is a mistake to report, not to wait for silently.
+    check_database(url)
+    check_nats(nats_url, "gateway run")
     config = GatewayConfig(
         host=host,
         ws_port=None if ws_port < 0 else ws_port,
@@ -56,7 +76,7 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         idle_timeout_s=3 * heartbeat,
         ack_timeout_s=ack_timeout,
     )
-    run_gateway(config, url or database_url_from_env(), nats_url)
+    run_gateway(config, url, nats_url)
 
 
 @click.command("simulate")
@@ -71,16 +91,44 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
               show_default=True)
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Multiply the seed's per-account rates.")
+@click.option("--record", metavar="FILE",
+              help="Write every data packet the EAs send to FILE (for `suho-mt5 ingest "
+                   "replay`).")
 @url_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
 def simulate(gateway_url: str, accounts: str, duration: float, transport: str, speed: float,
-             url: str | None) -> None:
-    """Simulated EAs: stream, execute signals, reconnect and resume; print a report."""
-    from suho_mt5.commands.gateway import resolve_accounts, run_simulation
+             record: str | None, url: str | None, as_json: bool) -> None:
+    """Simulated EAs: stream, execute signals, reconnect and resume; print a report.
+
+    \b
+    Example:
+      suho-mt5 simulate --gateway ws://127.0.0.1:8000 --accounts accounts.json \\
+          --duration 60 --record session.bin
+    """
+    from suho_mt5.commands.gateway import (
+        check_gateway,
+        check_record,
+        resolve_accounts,
+        run_simulation,
+    )
     from suho_mt5.gateway.simulator import Rates
 
     if "://" not in gateway_url:
         gateway_url = f"{transport}://{gateway_url}"
-    sims = resolve_accounts(accounts, url)
-    report = run_simulation(gateway_url, sims, duration, Rates(speed=speed))
-    click.echo(report.summary())
+    # A file is read first (a bad one is named); demo accounts are created only once the
+    # gateway has answered.
+    sims = None if accounts.isdigit() else resolve_accounts(accounts, url)
+    if record is not None:
+        check_record(record)
+    check_gateway(gateway_url)
+    if sims is None:
+        sims = resolve_accounts(accounts, url)
+    report = run_simulation(gateway_url, sims, duration, Rates(speed=speed), record=record)
+    if as_json:
+        import json
+        from dataclasses import asdict
+
+        click.echo(json.dumps(asdict(report), indent=2, default=str))
+    else:
+        click.echo(report.summary())

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
+from suho_mt5.cli._common import check_nats_url, nats_url_option, reports_errors, url_option
 from suho_mt5.commands.ingest import configure_logging, run_bridge, setup_streams
 from suho_mt5.db import database_url_from_env
 
 __all__ = ["ingest", "streams"]
 
 _config_option = click.option(
-    "--config", type=click.Path(exists=True, dir_okay=False),
+    "--config", metavar="FILE",
     help="Bus contract YAML (default: the one shipped, same as config/nats-subjects.yaml).",
 )
 
@@ -24,10 +24,29 @@ def streams() -> None:
 @streams.command("setup")
 @nats_url_option
 @_config_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print each stream and consumer with its state as JSON.")
 @reports_errors
-def streams_setup(nats_url: str, config: str | None) -> None:
-    """Create or update every stream and consumer (idempotent)."""
-    for line in setup_streams(nats_url, config):
+def streams_setup(nats_url: str, config: str | None, as_json: bool) -> None:
+    """Create or update every stream and consumer (idempotent).
+
+    \b
+    Example:
+      suho-mt5 streams setup --nats-url nats://127.0.0.1:4222
+    """
+    lines = setup_streams(nats_url, config)
+    if as_json:
+        import json
+
+        # "stream MT5_ACCOUNTS: created" -> {"kind": "stream", "name": ..., "state": ...}
+        objects = []
+        for line in lines:
+            what, _, state = line.partition(": ")
+            kind, _, name = what.partition(" ")
+            objects.append({"kind": kind, "name": name, "state": state})
+        click.echo(json.dumps(objects, indent=2))
+        return
+    for line in lines:
         click.echo(line)
 
 
@@ -54,8 +73,103 @@ def ingest() -> None:
 def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
                batch_size: int, metrics_port: int | None, offline_after: float,
                offline_check_every: float, log_json: bool) -> None:
-    """Consume mt5.account.> and write it to the database until SIGTERM (exit 0)."""
+    """Consume mt5.account.> and write it to the database until SIGTERM (exit 0).
+
+    \b
+    Example:
+      suho-mt5 ingest run --url postgresql+psycopg://bridge:secret@db/suho \\
+          --nats-url nats://127.0.0.1:4222 --workers 2 --metrics-port 9464
+    """
+    from suho_mt5.commands._connect import check_database_url, check_nats
+
+    url = url or database_url_from_env()
+    # The bridge rides out a database outage by design (it retries and acks nothing), so
+    # only the URL is checked; but it would wait silently forever for a NATS server that is
+    # not there at the start.
+    check_database_url(url)
+    check_nats(nats_url, "ingest run")
     configure_logging(log_json)
-    run_bridge(url or database_url_from_env(), nats_url, workers=workers, batch_size=batch_size,
+    run_bridge(url, nats_url, workers=workers, batch_size=batch_size,
                metrics_port=metrics_port, config=config, offline_after=offline_after,
                offline_check_every=offline_check_every)
+
+
+@ingest.command("replay")
+@click.argument("file", metavar="FILE")
+@url_option
+@click.option("--nats-url", envvar="SUHO_NATS_URL", callback=check_nats_url,
+              help="Publish on this NATS server's bus [env: SUHO_NATS_URL]; without it the "
+                   "packets are written straight to the database at --url.")
+@click.option("--direct", is_flag=True,
+              help="Write to the database at --url even when a NATS URL is set.")
+@click.option("--tenant", "tenant_id",
+              help="Bus only, with no --url to look accounts up: every account's tenant.")
+@click.option("--frame-packets", type=click.IntRange(1, 10000), default=1000,
+              show_default=True, help="Packets per frame (one bus message) at most.")
+@click.option("--batch-size", type=click.IntRange(1, 100000), default=5000, show_default=True,
+              help="Packets per transaction when writing to the database.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@reports_errors
+def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool,
+                  tenant_id: str | None, frame_packets: int, batch_size: int, quiet: bool,
+                  as_json: bool) -> None:
+    """Replay FILE, a recorded packet stream: 144-byte packets end to end, as EAs send
+    them (`suho-mt5 simulate --record FILE` writes one).
+
+    The whole file is checked first (whole packets, each one decodes). With --nats-url the
+    packets are published in per-account frames on mt5.account.<tenant>.<account>.<kind>
+    with the gateway's Nats-Msg-Id, so replaying a file twice stores it once, and
+    `suho-mt5 ingest run` writes them; each account's tenant is looked up at --url, or
+    given by --tenant. With only --url (or --direct) they are written straight to the
+    tables through the ingest writer (idempotent too; no reconciliation, no risk events).
+
+    \b
+    Example:
+      suho-mt5 ingest replay session.bin --url "$SUHO_DATABASE_URL" --json
+      suho-mt5 ingest replay session.bin --nats-url nats://127.0.0.1:4222 --tenant acme
+    """
+    import json
+    import os
+    import sys
+
+    from suho_mt5.commands.replay import Recording, replay
+
+    if direct:
+        nats_url = None
+    show = not quiet and sys.stderr.isatty()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), disable=not show, transient=True) as bar:
+        # Two passes: the whole file is checked before anything is sent.
+        size = os.stat(file).st_size if os.path.isfile(file) else 0
+        check = bar.add_task("checking", total=size // 144 or None)
+        task = bar.add_task("replaying", total=None, visible=False)
+
+        def started(recording: Recording) -> None:
+            bar.update(check, visible=False)
+            bar.update(task, total=recording.data_packets, visible=True,
+                       description=f"replaying {recording.path.name}")
+
+        summary = replay(file, url=url, nats_url=nats_url, tenant_id=tenant_id,
+                         frame_packets=frame_packets, batch_packets=batch_size,
+                         on_start=started, progress=lambda n: bar.advance(task, n),
+                         checked=lambda n: bar.advance(check, n))
+    if as_json:
+        click.echo(json.dumps(summary.as_json(), indent=2))
+        return
+    skipped = sum(summary.skipped.values())
+    line = (f"{summary.data_packets} packet(s) of {summary.accounts} account(s) in "
+            f"{summary.frames} frame(s)")
+    if summary.mode == "bus":
+        click.echo(f"{line} published; {summary.duplicate_frames} frame(s) were duplicates")
+    else:
+        written = sum(summary.written.values())
+        click.echo(f"{line}: {written} row(s) written, {summary.duplicate_rows} already "
+                   f"there, {summary.dead_letters} dead letter(s)")
+    if skipped:
+        click.echo(f"skipped {skipped} packet(s) that are not data: "
+                   + ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())))

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from suho_mt5.cli._common import reports_errors, url_option
+from suho_mt5.cli._common import check_nats_url, reports_errors, url_option
 from suho_mt5.commands import monitor as commands
 from suho_mt5.db import database_url_from_env
 
@@ -46,7 +46,7 @@ def _cell(value: Any) -> str:
 @click.command("monitor")
 @url_option
 @click.option("--role", help="SET ROLE to this role first (e.g. mt5_maintenance).")
-@click.option("--nats-url", envvar="SUHO_NATS_URL",
+@click.option("--nats-url", envvar="SUHO_NATS_URL", callback=check_nats_url,
               help="NATS server whose JetStream consumers' lag to show [env: SUHO_NATS_URL].")
 @click.option("--json", "as_json", is_flag=True, help="Print the same data as JSON.")
 @reports_errors

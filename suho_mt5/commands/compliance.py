@@ -29,9 +29,14 @@ from suho_mt5.compliance.audit import (
 )
 from suho_mt5.compliance.feedback import FeedbackExport, export_feedback
 from suho_mt5.compliance.gdpr import Erasure, erase_user
-from suho_mt5.compliance.reports import StoredReport, export_transactions, generate_report
-from suho_mt5.db import make_engine
-from suho_mt5.errors import ComplianceError, DatabaseError
+from suho_mt5.compliance.reports import (
+    StoredReport,
+    export_transactions,
+    generate_report,
+    month_bounds,
+)
+from suho_mt5.db import make_engine, tenant_connection
+from suho_mt5.errors import ComplianceError, DatabaseError, TenantError
 
 __all__ = [
     "audit_checkpoint",
@@ -62,23 +67,46 @@ def _run(url: str, what: str, action: Callable[[Engine], T]) -> T:
     with _engine(url) as engine:
         try:
             return action(engine)
-        except ComplianceError:
+        except (ComplianceError, TenantError):
             raise
         except sa.exc.DBAPIError as exc:
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseError(f"{what} failed: {first}") from exc
 
 
+def _known_tenant(engine: Engine, tenant: str) -> None:
+    """Refuse a tenant with no account (tenants exist through their accounts), before a
+    report or an export of nothing is stored or marked. Run as the command's own login: a
+    tenant role reads its accounts through the tenant view, a service role the table."""
+    with tenant_connection(engine, tenant) as conn:
+        known = conn.execute(
+            sa.text("SELECT EXISTS (SELECT 1 FROM mt5_user_accounts WHERE tenant_id = :t)"),
+            {"t": tenant}).scalar_one()
+    if not known:
+        raise TenantError(f"unknown tenant {tenant!r}: it has no accounts")
+
+
+def _no_chain(tenant: str) -> TenantError:
+    return TenantError(f"unknown tenant {tenant!r}: it has no audit events")
+
+
 def audit_verify(url: str, *, tenant: str | None = None,
                  since: Path | str | None = None) -> VerifyResult:
-    """Verify the audit chains (optionally against a digest file taken earlier)."""
+    """Verify the audit chains (optionally against a digest file taken earlier). A
+    ``tenant`` with no chain is unknown (:class:`TenantError`), not a chain that verifies."""
     digest = read_digest(since) if since is not None else None
-    return _run(url, "audit verify", lambda e: verify(e, tenant=tenant, since=digest))
+    result = _run(url, "audit verify", lambda e: verify(e, tenant=tenant, since=digest))
+    if tenant is not None and not result.chains:
+        raise _no_chain(tenant)
+    return result
 
 
 def audit_digest(url: str, *, tenant: str | None = None) -> Digest:
     """The chain heads now, to be written outside the database."""
-    return _run(url, "audit digest", lambda e: take_digest(e, tenant=tenant))
+    digest = _run(url, "audit digest", lambda e: take_digest(e, tenant=tenant))
+    if tenant is not None and not digest.heads:
+        raise _no_chain(tenant)
+    return digest
 
 
 def audit_checkpoint(url: str) -> int:
@@ -100,12 +128,24 @@ def audit_correct(url: str, *, tenant: str, event_id: str, reason: str,
 def report_compliance(url: str, *, tenant: str, month: str,
                       report_type: str = "monthly_trading") -> StoredReport:
     """Generate (or regenerate) and store one compliance report."""
-    return _run(url, "report", lambda e: generate_report(e, tenant, month, report_type))
+    month_bounds(month)  # a malformed month is named before the database is asked
+
+    def run(engine: Engine) -> StoredReport:
+        _known_tenant(engine, tenant)
+        return generate_report(engine, tenant, month, report_type)
+
+    return _run(url, "report", run)
 
 
 def report_transactions(url: str, *, tenant: str, month: str, out: IO[str]) -> int:
     """Write the month's transaction report (CSV) to ``out``; returns the row count."""
-    return _run(url, "transaction report", lambda e: export_transactions(e, tenant, month, out))
+    month_bounds(month)
+
+    def run(engine: Engine) -> int:
+        _known_tenant(engine, tenant)
+        return export_transactions(engine, tenant, month, out)
+
+    return _run(url, "transaction report", run)
 
 
 def gdpr_erase(url: str, *, tenant: str, user_id: str) -> Erasure:
@@ -116,5 +156,8 @@ def gdpr_erase(url: str, *, tenant: str, user_id: str) -> Erasure:
 def feedback_export(url: str, *, tenant: str, destination: str, fmt: str = "csv"
                     ) -> FeedbackExport:
     """Export and mark the tenant's pending closed trades."""
-    return _run(url, "feedback export",
-                lambda e: export_feedback(e, tenant, destination, fmt=fmt))
+    def run(engine: Engine) -> FeedbackExport:
+        _known_tenant(engine, tenant)
+        return export_feedback(engine, tenant, destination, fmt=fmt)
+
+    return _run(url, "feedback export", run)

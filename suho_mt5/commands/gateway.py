@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 
+from suho_mt5.errors import ConfigError, GatewayError, SessionClosedError
 from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, run_fast, tune_gc
 from suho_mt5.gateway.simulator import (
     Rates,
@@ -18,7 +21,7 @@ from suho_mt5.gateway.simulator import (
     simulate,
 )
 
-__all__ = ["resolve_accounts", "run_gateway", "run_simulation"]
+__all__ = ["check_gateway", "check_record", "resolve_accounts", "run_gateway", "run_simulation"]
 
 
 async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
@@ -49,19 +52,53 @@ def run_gateway(config: GatewayConfig, url: str, nats_url: str) -> None:
     run_fast(_serve(config, url, nats_url))
 
 
+def check_gateway(gateway_url: str) -> None:
+    """Open one connection to the gateway and close it: a URL it cannot reach is one
+    :class:`~suho_mt5.errors.GatewayError` now, not simulated EAs retrying for minutes."""
+    from suho_mt5.gateway.client import open_connection
+
+    async def probe() -> None:
+        try:
+            conn = await open_connection(gateway_url)
+        except SessionClosedError as exc:  # "cannot connect to URL: reason", no close code
+            raise GatewayError(exc.reason) from exc
+        await conn.close()
+
+    asyncio.run(probe())
+
+
 def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
     """``accounts`` is a JSON file of accounts and keys, or a number of demo accounts to
     create in the database at ``url``."""
     if accounts.isdigit():
-        from suho_mt5.errors import ConfigError
-
         if url is None:
             raise ConfigError("--accounts N creates demo accounts: give --url of the database")
         return provision_accounts(url, int(accounts))
     return load_accounts(accounts)
 
 
+def check_record(record: str | Path) -> None:
+    """A :class:`ConfigError` now if ``record`` cannot be written, before any EA runs (the
+    file itself is created when the run starts)."""
+    path = Path(record)
+    if path.is_dir():
+        raise ConfigError(f"cannot write {record}: it is a directory")
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {record}: No such file or directory")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"cannot write {record}: Permission denied")
+
+
 def run_simulation(gateway_url: str, accounts: Sequence[SimAccount], duration_s: float,
-                   rates: Rates) -> SimulationReport:
-    """Run the simulated EAs for ``duration_s`` and return what they saw."""
-    return run_fast(simulate(gateway_url, accounts, duration_s, rates))
+                   rates: Rates, *, record: str | Path | None = None) -> SimulationReport:
+    """Run the simulated EAs for ``duration_s`` and return what they saw. With ``record``,
+    every data packet they send is appended to that file (144-byte packets end to end: what
+    ``suho-mt5 ingest replay`` reads)."""
+    if record is None:
+        return run_fast(simulate(gateway_url, accounts, duration_s, rates))
+    try:
+        out = Path(record).open("wb")  # noqa: SIM115 (closed below, after the run)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {record}: {exc.strerror or exc}") from exc
+    with out:
+        return run_fast(simulate(gateway_url, accounts, duration_s, rates, record=out.write))

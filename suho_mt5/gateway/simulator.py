@@ -111,8 +111,12 @@ class SimulatedEA:
     """One simulated EA; :meth:`run` until a deadline, reconnecting as needed."""
 
     def __init__(self, account: SimAccount, url: str, rates: Rates = Rates(), *,
-                 seed: int | None = None, reconnect_delay_s: float = 0.2) -> None:
+                 seed: int | None = None, reconnect_delay_s: float = 0.2,
+                 record: Callable[[bytes], object] | None = None) -> None:
         self.account = account
+        #: Called with every data packet when it is first sent (not on a resend): the
+        #: stream ``suho-mt5 ingest replay`` reads back.
+        self.record = record
         self.url = url
         self.rates = rates
         self.rng = random.Random(seed if seed is not None else account.account_id.int)
@@ -140,6 +144,8 @@ class SimulatedEA:
     async def _send_data(self, build: Callable[[int], Packet]) -> None:
         seq = self._number()
         data = encode(build(seq))
+        if self.record is not None:
+            self.record(data)
         self.outbox.append((seq, data))
         self.stats.data_sent.append(seq)
         if self.conn is not None and self.connected.is_set():
@@ -393,9 +399,11 @@ def report_of(eas: Sequence[SimulatedEA]) -> SimulationReport:
 
 
 async def simulate(url: str, accounts: Sequence[SimAccount], duration_s: float,
-                   rates: Rates = Rates(), *, drain_s: float = 10.0) -> SimulationReport:
-    """Run one :class:`SimulatedEA` per account against the gateway at ``url``."""
-    eas = [SimulatedEA(a, url, rates) for a in accounts]
+                   rates: Rates = Rates(), *, drain_s: float = 10.0,
+                   record: Callable[[bytes], object] | None = None) -> SimulationReport:
+    """Run one :class:`SimulatedEA` per account against the gateway at ``url``; ``record``
+    gets every data packet the EAs send, once, in the order they send them."""
+    eas = [SimulatedEA(a, url, rates, record=record) for a in accounts]
     await asyncio.gather(*(ea.run(duration_s, drain_s=drain_s) for ea in eas))
     return report_of(eas)
 
