@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from suho_mt5.cli._common import reports_errors
+from suho_mt5.cli._common import check_nats_url, reports_errors
 
 __all__ = ["demo"]
 
@@ -29,8 +29,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 @click.option("--edition", type=click.Choice(["timescale", "apache", "postgresql"]),
               default=None,
               help="Schema flavour for --database-url (default: what the server supports).")
-@click.option("--nats-url", default=None,
-              help="Use this NATS server (with JetStream) instead of starting one.")
+@click.option("--nats-url", default=None, callback=check_nats_url,
+              help="Use this NATS server (with JetStream) instead of starting one. (The demo "
+                   "starts its own servers: $SUHO_DATABASE_URL and $SUHO_NATS_URL are not "
+                   "read.)")
 @click.option("--duration", type=click.FloatRange(5, 3600), default=20.0, show_default=True,
               help="Seconds the simulated EAs stream.")
 @click.option("--accounts-per-tenant", type=click.IntRange(1, 200), default=3,

@@ -9,8 +9,6 @@ import signal
 import sys
 from pathlib import Path
 
-from suho_mt5.errors import StreamSetupError
-
 __all__ = ["configure_logging", "run_bridge", "setup_streams"]
 
 
@@ -47,12 +45,9 @@ def setup_streams(nats_url: str, config: str | Path | None = None) -> list[str]:
     contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
 
     async def go() -> list[str]:
-        from suho_mt5._bus import connect_once
+        from suho_mt5.commands._connect import connect_nats
 
-        try:
-            nc = await connect_once(nats_url)
-        except Exception as exc:
-            raise StreamSetupError(f"cannot connect to {nats_url}: {exc}") from exc
+        nc = await connect_nats(nats_url, "streams setup")
         try:
             return await declare(nc.jetstream(), contract)
         finally:

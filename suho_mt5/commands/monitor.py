@@ -114,9 +114,9 @@ NATS_TIMEOUT = 5.0
 
 
 async def _jetstream_consumers(nats_url: str) -> list[dict[str, Any]]:
-    from suho_mt5._bus import connect_once
+    from suho_mt5.commands._connect import connect_nats
 
-    client = await connect_once(nats_url, timeout=2)
+    client = await connect_nats(nats_url, "monitor")
     try:
         manager = client.jsm()
         rows: list[dict[str, Any]] = []

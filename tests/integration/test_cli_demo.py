@@ -65,6 +65,6 @@ def test_a_nats_server_that_is_down_is_one_line(tmp_path: Path) -> None:
                             "--duration", "5", tmp_path=tmp_path)
     assert code == 1
     lines = _errors(output)
-    assert len(lines) == 1 and "cannot connect to nats://" in lines[0], output
+    assert len(lines) == 1 and "cannot connect to NATS at nats://" in lines[0], output
     assert output.splitlines()[-1] == lines[0]  # nothing after it: no log noise of nats-py
     assert "demo: migrate" not in output  # it checked the bus before starting a database

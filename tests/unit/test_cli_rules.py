@@ -40,6 +40,7 @@ ARGS: dict[tuple[str, ...], list[str]] = {
                          "--action", "buy", "--volume", "0.1"],
     ("streams", "setup"): [], ("simulate",): ["--gateway", "ws://127.0.0.1:1", "--accounts",
                                               "3"],
+    ("demo",): ["--duration", "5"],
 }
 #: Commands that take a database URL / a NATS URL, found on the tree.
 WITH_URL = [p for p in COMMANDS if any(x.name == "url" for x in command_at(p).params)]
@@ -85,9 +86,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_the_tables_cover_every_command() -> None:
     leaves = {p for p in COMMANDS if not isinstance(command_at(p), click.Group)}
     assert leaves - set(ARGS) == {("db", "sql"), ("db", "history")}  # no server, no URL
-    assert set(WITH_URL) == set(ARGS) - {("streams", "setup")}
+    # the demo starts its own servers: --database-url and --nats-url, no environment
+    assert set(WITH_URL) == set(ARGS) - {("streams", "setup"), ("demo",)}
     assert set(WITH_NATS) == {("streams", "setup"), ("ingest", "run"), ("ingest", "replay"),
-                              ("gateway", "run"), ("signal", "send"), ("monitor",)}
+                              ("gateway", "run"), ("signal", "send"), ("monitor",), ("demo",)}
 
 
 @pytest.mark.parametrize("path", WITH_URL, ids=" ".join)
@@ -130,6 +132,10 @@ def test_a_nats_url_that_is_not_one_is_one_line(path: tuple[str, ...], tmp_path:
     url = ["--url", "postgresql://u@127.0.0.1:1/x"] if path in WITH_URL else []
     one_error_line(run(*args_of(path, tmp_path), "--nats-url", "not a url", *url),
                    "not a NATS URL: 'not a url'")
+    if path == ("demo",):  # reads no environment (it would run a whole demo here)
+        assert command_at(path).params[[p.name for p in command_at(path).params].index(
+            "nats_url")].envvar is None
+        return
     one_error_line(run(*args_of(path, tmp_path), *url, env={"SUHO_NATS_URL": "http://h:1"}),
                    "not a NATS URL: 'http://h:1'")
 
