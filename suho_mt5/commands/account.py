@@ -42,6 +42,7 @@ __all__ = [
     "create",
     "deactivate",
     "list_accounts",
+    "parse_account_id",
     "rotate_key",
 ]
 
@@ -96,7 +97,8 @@ def _tenant(conn: Connection, tenant_id: str) -> str:
     return tenant
 
 
-def _account_uuid(account_id: uuid.UUID | str) -> uuid.UUID:
+def parse_account_id(account_id: uuid.UUID | str) -> uuid.UUID:
+    """``account_id`` as a UUID, or a :class:`ConfigError` naming what it is not."""
     if isinstance(account_id, uuid.UUID):
         return account_id
     try:
@@ -165,7 +167,7 @@ def _update(url: str, account_id: uuid.UUID | str, tenant_id: str | None, assign
             action: str, *, new_key: bool = False) -> tuple[Row[Any], str | None]:
     """UPDATE one account (``:key`` in ``assignments`` is a new key, made in the same
     transaction); an account that is not there, or not of ``tenant_id``, is unknown."""
-    account = _account_uuid(account_id)
+    account = parse_account_id(account_id)
     if tenant_id is not None:
         validate_tenant_id(tenant_id)
     with _connection(url, prefix=f"cannot {action}: ") as conn:

@@ -27,6 +27,7 @@ from typing import Any
 from suho_mt5._names import TENANT_SETTING
 from suho_mt5._subjects import outbound_subject
 from suho_mt5.commands._connect import connect_nats
+from suho_mt5.commands.account import parse_account_id
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import ConfigError, DatabaseError, SignalError, StreamSetupError
 from suho_mt5.ingest.signals import PublishedSignal
@@ -57,15 +58,6 @@ def parse_decimal(value: str | Decimal | None, what: str) -> Decimal | None:
     if not number.is_finite():
         raise ConfigError(f"{what} must be a finite number, not {value!r}")
     return number
-
-
-def _account_uuid(account_id: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(account_id, uuid.UUID):
-        return account_id
-    try:
-        return uuid.UUID(account_id)
-    except ValueError:
-        raise ConfigError(f"not an account id (a UUID): {account_id!r}") from None
 
 
 async def _check_account(conn: Any, tenant: str, account: uuid.UUID) -> None:
@@ -146,7 +138,7 @@ def send_signal(
     recent quote deviation (see :func:`suho_mt5.ingest.signals.publish_signal`).
     """
     tenant = validate_tenant_id(tenant_id)
-    account = _account_uuid(account_id)
+    account = parse_account_id(account_id)
     try:
         chosen = SignalAction(str(action).upper())
     except ValueError:

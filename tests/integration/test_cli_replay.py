@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,8 @@ from suho_mt5.protocol import (
 )
 from tests.integration.ingest._support import Feed, running_bridge
 from tests.integration.ingest._support import nats_server as own_nats_server
-from tests.support.servers import NatsServer
+from tests.support.cli import one_error_line
+from tests.support.servers import NatsServer, free_port
 
 TABLES = ("mt5_broker_quotes", "mt5_account_balance_history", "mt5_ea_heartbeat",
           "mt5_trade_orders")
@@ -83,17 +83,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner(env=env).invoke(main, ["ingest", "replay", *args])
 
 
-def one_error_line(result: Result, text: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], lines
-    assert "Traceback" not in result.output
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def counts(url: str) -> dict[str, int]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -21,7 +20,8 @@ from suho_mt5.commands import account as accounts
 from suho_mt5.commands import db as db_commands
 from suho_mt5.commands.ingest import setup_streams
 from suho_mt5.protocol import SignalPacket, WireAction, decode
-from tests.support.servers import NatsServer
+from tests.support.cli import one_error_line
+from tests.support.servers import NatsServer, free_port
 
 TENANT = "tenant_signal"
 
@@ -51,17 +51,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner(env=env).invoke(main, list(args))
 
 
-def one_error_line(result: Result, text: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], lines
-    assert "Traceback" not in result.output
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def received_on(nats_url: str, subject: str) -> list[Any]:

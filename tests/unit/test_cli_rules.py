@@ -7,7 +7,6 @@ database: ``tests/integration/test_cli_rules.py``.)"""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from click.testing import CliRunner, Result
 from suho_mt5.cli import main
 from suho_mt5.cli._common import SuhoGroup
 from suho_mt5.protocol import HeartbeatPacket, encode
+from tests.support.cli import one_error_line
+from tests.support.servers import free_port
 from tests.unit.test_cli_help import COMMANDS, command_at
 
 ACCOUNT = "3f6c0a3e-0b1d-4c1e-9f4e-2a7d5c9b8e10"
@@ -58,10 +59,6 @@ def _no_urls_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SUHO_DEBUG", raising=False)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def args_of(path: tuple[str, ...], tmp_path: Path) -> list[str]:
@@ -72,11 +69,6 @@ def args_of(path: tuple[str, ...], tmp_path: Path) -> list[str]:
     return [*path, *(files.get(a, a) for a in ARGS[path])]
 
 
-def one_error_line(result: Result, text: str) -> None:
-    assert "Traceback" not in result.output, result.output
-    assert result.exit_code == 1, (result.exit_code, result.output)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], lines
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:
