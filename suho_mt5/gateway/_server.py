@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import socket
 import ssl
 import uuid
 from collections.abc import Coroutine
@@ -115,7 +116,7 @@ class Gateway:
         if cfg.ws_port is not None:
             self._ws_server = await serve(
                 self._on_websocket, cfg.host, cfg.ws_port, ssl=tls,
-                ping_interval=cfg.ws_ping_interval_s, ping_timeout=cfg.ws_ping_timeout_s,
+                ping_interval=None,  # the session pings (WebSocketTransport.unresponsive)
                 close_timeout=2, max_size=cfg.ws_max_message, max_queue=4,
                 compression=None,
             )
@@ -195,13 +196,22 @@ class Gateway:
         if self._stopping:
             await ws.close(int(CloseCode.GOING_AWAY), "gateway shutting down")
             return
-        await self._serve(Session(self, WebSocketTransport(ws)))
+        transport = WebSocketTransport(ws, self.config.ws_ping_interval_s,
+                                       self.config.ws_ping_timeout_s)
+        self._keepalive(transport.os_socket())
+        await self._serve(Session(self, transport))
+
+    def _keepalive(self, sock: socket.socket | None) -> None:
+        cfg = self.config
+        with contextlib.suppress(OSError):
+            enable_tcp_keepalive(sock, cfg.tcp_keepalive_idle_s, cfg.tcp_keepalive_interval_s,
+                                 cfg.tcp_keepalive_count)
 
     async def _on_stream(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
         if self._stopping:
             writer.close()
             return
-        enable_tcp_keepalive(writer)
-        await self._serve(Session(self, StreamTransport(reader, writer,
-                                                        tls=self.config.tls)))
+        transport = StreamTransport(reader, writer, tls=self.config.tls)
+        self._keepalive(transport.os_socket())
+        await self._serve(Session(self, transport))

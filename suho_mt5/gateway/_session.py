@@ -12,7 +12,8 @@ The life of a session (``docs/gateway.md`` and ``docs/protocol.md``, "Session"):
 3. outbound: one durable JetStream consumer per channel (signal, command, config), restarted
    on every HELLO after the later of its ack floor and what the EA says it has handled; each
    message's stream sequence becomes the packet's ``sequence``; the EA's ACK acks it;
-4. liveness: idle, ACK and write deadlines; a keepalive ACK when nothing else was sent.
+4. liveness: idle, ACK and write deadlines; WebSocket ping/pong; a keepalive ACK when
+   nothing else was sent (TCP keepalive is set on the socket by the server).
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ class Session:
             asyncio.create_task(self._publisher(), name="publisher"),
             asyncio.create_task(self._writer(), name="writer"),
             asyncio.create_task(self._watchdog(), name="watchdog"),
+            asyncio.create_task(self._pinger(), name="pinger"),
             asyncio.create_task(self._closed.wait(), name="closed"),
         ]
         try:
@@ -645,6 +647,12 @@ class Session:
                                 self.last_stored_type)
                 self._enqueue(encode(ack))
                 self._last_write = mono
+
+    async def _pinger(self) -> None:
+        """The transport's own liveness check (WebSocket ping/pong) ends the session like
+        the idle deadline does."""
+        reason = await self.transport.unresponsive()
+        raise _Closing(CloseCode.IDLE_TIMEOUT, reason)
 
     def _observe_skew(self, timestamp_us: int) -> None:
         if self.account is not None:
