@@ -75,6 +75,7 @@ class Gateway:
         self.limiter = LoginLimiter(config.max_failed_logins, config.failed_login_window_s,
                                     config.max_tracked_addresses)
         self._nc: NatsClient | None = None
+        self._nc_out: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._sessions: dict[uuid.UUID, Session] = {}
         self._all: set[asyncio.Task[None]] = set()
@@ -90,6 +91,14 @@ class Gateway:
     def nc(self) -> NatsClient:
         assert self._nc is not None, "the gateway is not started"
         return self._nc
+
+    @property
+    def nc_out(self) -> NatsClient:
+        """The connection the backend -> EA consumers deliver on (and their acks go back
+        on): apart from the one that carries the EAs' publishes and their PubAcks, so that a
+        signal is never parsed, or queued in nats-server, behind hundreds of those."""
+        assert self._nc_out is not None, "the gateway is not started"
+        return self._nc_out
 
     @property
     def js(self) -> JetStreamContext:
@@ -108,6 +117,9 @@ class Gateway:
         try:
             self._nc = await nats.connect(self.nats_url, connect_timeout=5,
                                           max_reconnect_attempts=-1, name="suho-mt5-gateway")
+            self._nc_out = await nats.connect(self.nats_url, connect_timeout=5,
+                                              max_reconnect_attempts=-1,
+                                              name="suho-mt5-gateway-outbound")
         except Exception as exc:
             raise BusUnavailableError(f"cannot connect to NATS at {self.nats_url}: {exc}") \
                 from exc
@@ -161,9 +173,10 @@ class Gateway:
         if self._ws_server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws_server.wait_closed(), 5)
-        if self._nc is not None:
-            with contextlib.suppress(Exception):
-                await self._nc.drain()
+        for nc in (self._nc_out, self._nc):
+            if nc is not None:
+                with contextlib.suppress(Exception):
+                    await nc.drain()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
