@@ -109,7 +109,10 @@ def test_simulate_command_against_a_gateway_process(
     accounts = tmp_path / "accounts.json"
     accounts.write_text(json.dumps([{"account_id": str(a.account_id), "api_key": a.api_key}
                                     for a in gw_db.accounts[40:44]]))
-    with gateway_process(gw_db, nats_url, tmp_path) as proc:
+    # The liveness options parse and the gateway runs with them (test_liveness.py checks
+    # what they do).
+    with gateway_process(gw_db, nats_url, tmp_path,
+                         extra=["--ws-ping", "5", "--tcp-keepalive", "7", "3", "4"]) as proc:
         result = CliRunner().invoke(main, [
             "simulate", "--gateway", f"127.0.0.1:{proc.tcp_port}", "--transport", "tcp",
             "--accounts", str(accounts), "--duration", "2", "--speed", "20"])
