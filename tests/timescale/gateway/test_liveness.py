@@ -11,10 +11,17 @@ import os
 import socket
 import struct
 import time
+import uuid
+from datetime import timedelta
 
+import nats
 import pytest
+import sqlalchemy as sa
 
+from suho_mt5.db import make_engine
 from suho_mt5.gateway import open_connection
+from suho_mt5.ingest.bridge import Bridge, BridgeSettings
+from suho_mt5.ingest.streams import DEFAULT_CONTRACT, setup_streams
 from suho_mt5.protocol import (
     CloseCode,
     GoodbyePacket,
@@ -24,6 +31,7 @@ from suho_mt5.protocol import (
     WelcomePacket,
     encode,
 )
+from tests.integration.ingest._support import make_ingest_login
 
 from ._support import GatewayDb, metric, running_gateway, stored_packets, wait_for
 
@@ -56,6 +64,23 @@ def _server_frames(data: bytes | bytearray) -> list[tuple[int, bytes]]:
     return frames
 
 
+def _statuses(url: str, account: uuid.UUID) -> list[str]:
+    """The account's heartbeat rows' statuses, oldest first."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [str(s) for s in conn.execute(sa.text(
+                "SELECT status FROM mt5_ea_heartbeat WHERE account_id = :a ORDER BY time"),
+                {"a": account}).scalars()]
+    finally:
+        engine.dispose()
+
+
+def _status(url: str, account: uuid.UUID) -> str | None:
+    statuses = _statuses(url, account)
+    return statuses[-1] if statuses else None
+
+
 def test_a_websocket_client_that_stops_answering_pings_is_closed(
     gw_db: GatewayDb, nats_url: str
 ) -> None:
@@ -63,11 +88,41 @@ def test_a_websocket_client_that_stops_answering_pings_is_closed(
     HEARTBEAT, then goes silent: it answers no ping. With pings every 0.3 s and a 0.5 s
     timeout it is closed with IDLE_TIMEOUT (in its GOODBYE and close frame) long before the
     90 s HEARTBEAT deadline; its session is gone, so no packet of its account reaches the bus
-    any more and the Data Bridge marks it offline when its heartbeats stop."""
+    any more, and the Data Bridge (running along) marks it offline when its heartbeat is
+    older than its ``offline_after``."""
     me = gw_db.accounts[50]
     acc = me.account_id.bytes
+    ingest_url = make_ingest_login(gw_db.owner_url)
 
     async def scenario() -> None:
+        nc = await nats.connect(nats_url)
+        await setup_streams(nc.jetstream(), DEFAULT_CONTRACT)
+        await nc.close()
+        # The Data Bridge, marking an EA offline 2 s after its last heartbeat.
+        bridge = Bridge(BridgeSettings(url=ingest_url, nats_url=nats_url, fetch_timeout=0.5,
+                                       offline_after=timedelta(seconds=2),
+                                       offline_check_every=0.5, consumer_poll_every=0.5))
+        bridging = asyncio.create_task(bridge.run())
+        try:
+            await with_gateway()
+
+            async def offline() -> bool:
+                return await asyncio.to_thread(_status, gw_db.owner_url,
+                                               me.account_id) == "offline"
+
+            assert await wait_for(offline, 30)
+            # ... "online" first: its HEARTBEAT went through the bridge
+            assert await asyncio.to_thread(_statuses, gw_db.owner_url, me.account_id) == \
+                ["online", "offline"]
+        finally:
+            bridge.stop()
+            await asyncio.wait_for(bridging, 60)
+            nc = await nats.connect(nats_url)
+            with contextlib.suppress(Exception):
+                await nc.jetstream().delete_stream("MT5_MARKET")
+            await nc.close()
+
+    async def with_gateway() -> None:
         async with running_gateway(gw_db, nats_url, ws_ping_interval_s=0.3,
                                    ws_ping_timeout_s=0.5, heartbeat_interval_s=30.0,
                                    idle_timeout_s=90.0) as gw:
