@@ -34,10 +34,17 @@ def gateway() -> None:
               help="Heartbeat interval in seconds (idle timeout: three of them).")
 @click.option("--ack-timeout", type=float, default=30.0, show_default=True,
               help="Seconds an EA may take to ACK a packet before SLOW_CONSUMER.")
+@click.option("--ws-ping", type=float, default=20.0, show_default=True,
+              help="WebSocket ping interval, and how long a pong may take (0: no pings).")
+@click.option("--tcp-keepalive", type=(int, int, int), default=(30, 10, 3),
+              show_default=True, metavar="IDLE INTERVAL COUNT",
+              help="TCP keepalive on accepted sockets: seconds idle, seconds between "
+                   "probes, unanswered probes.")
 @reports_errors
 def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
                 tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
-                heartbeat: float, ack_timeout: float) -> None:
+                heartbeat: float, ack_timeout: float, ws_ping: float,
+                tcp_keepalive: tuple[int, int, int]) -> None:
     """Accept EA connections, authenticate them, relay packets to and from NATS.
 
     \b
@@ -51,6 +58,8 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if min(tcp_keepalive) < 1 or ws_ping < 0:
+        raise click.UsageError("--tcp-keepalive needs values >= 1, --ws-ping >= 0")
     import os
 
     from suho_mt5.errors import ConfigError
@@ -75,6 +84,11 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         heartbeat_interval_s=heartbeat,
         idle_timeout_s=3 * heartbeat,
         ack_timeout_s=ack_timeout,
+        ws_ping_interval_s=ws_ping,
+        ws_ping_timeout_s=ws_ping,
+        tcp_keepalive_idle_s=tcp_keepalive[0],
+        tcp_keepalive_interval_s=tcp_keepalive[1],
+        tcp_keepalive_count=tcp_keepalive[2],
     )
     run_gateway(config, url, nats_url)
 

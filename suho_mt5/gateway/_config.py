@@ -54,9 +54,16 @@ class GatewayConfig:
     #: a verified (account, key) is remembered this long (0: never); a revoked key keeps
     #: working on open connections and for at most this long on new ones
     auth_cache_ttl_s: float = 60.0
-    #: WebSocket ping interval and timeout (RFC 6455 ping/pong)
+    #: WebSocket ping interval and timeout (RFC 6455 ping/pong): a client that answers no
+    #: ping within the timeout is closed with IDLE_TIMEOUT (0: no pings)
     ws_ping_interval_s: float = 20.0
     ws_ping_timeout_s: float = 20.0
+    #: TCP keepalive on every accepted socket (both transports): probes start after this
+    #: long without traffic, every ``interval`` s; ``count`` unanswered ones end the
+    #: connection (found dead in idle + interval * count s, 60 s by default)
+    tcp_keepalive_idle_s: int = 30
+    tcp_keepalive_interval_s: int = 10
+    tcp_keepalive_count: int = 3
     #: largest WebSocket message accepted (bytes): a frame of at most 455 packets
     ws_max_message: int = 65_520
 

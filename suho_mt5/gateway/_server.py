@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import socket
 import ssl
 import uuid
 from collections.abc import Coroutine
@@ -74,6 +75,7 @@ class Gateway:
         self.limiter = LoginLimiter(config.max_failed_logins, config.failed_login_window_s,
                                     config.max_tracked_addresses)
         self._nc: NatsClient | None = None
+        self._nc_out: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._sessions: dict[uuid.UUID, Session] = {}
         self._all: set[asyncio.Task[None]] = set()
@@ -89,6 +91,14 @@ class Gateway:
     def nc(self) -> NatsClient:
         assert self._nc is not None, "the gateway is not started"
         return self._nc
+
+    @property
+    def nc_out(self) -> NatsClient:
+        """The connection the backend -> EA consumers deliver on (and their acks go back
+        on): apart from the one that carries the EAs' publishes and their PubAcks, so that a
+        signal is never parsed, or queued in nats-server, behind hundreds of those."""
+        assert self._nc_out is not None, "the gateway is not started"
+        return self._nc_out
 
     @property
     def js(self) -> JetStreamContext:
@@ -107,6 +117,9 @@ class Gateway:
         try:
             self._nc = await nats.connect(self.nats_url, connect_timeout=5,
                                           max_reconnect_attempts=-1, name="suho-mt5-gateway")
+            self._nc_out = await nats.connect(self.nats_url, connect_timeout=5,
+                                              max_reconnect_attempts=-1,
+                                              name="suho-mt5-gateway-outbound")
         except Exception as exc:
             raise BusUnavailableError(f"cannot connect to NATS at {self.nats_url}: {exc}") \
                 from exc
@@ -115,7 +128,7 @@ class Gateway:
         if cfg.ws_port is not None:
             self._ws_server = await serve(
                 self._on_websocket, cfg.host, cfg.ws_port, ssl=tls,
-                ping_interval=cfg.ws_ping_interval_s, ping_timeout=cfg.ws_ping_timeout_s,
+                ping_interval=None,  # the session pings (WebSocketTransport.unresponsive)
                 close_timeout=2, max_size=cfg.ws_max_message, max_queue=4,
                 compression=None,
             )
@@ -160,13 +173,14 @@ class Gateway:
         if self._ws_server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws_server.wait_closed(), 5)
-        if self._nc is not None:
-            # Bounded: with the NATS server gone, drain() waits for a reconnect that may
-            # never come, and SIGTERM must still stop the gateway.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.drain(), 5)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._nc.close(), 2)
+        for nc in (self._nc_out, self._nc):
+            if nc is not None:
+                # Bounded: with the NATS server gone, drain() waits for a reconnect that may
+                # never come, and SIGTERM must still stop the gateway.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.drain(), 5)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(nc.close(), 2)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
@@ -199,13 +213,22 @@ class Gateway:
         if self._stopping:
             await ws.close(int(CloseCode.GOING_AWAY), "gateway shutting down")
             return
-        await self._serve(Session(self, WebSocketTransport(ws)))
+        transport = WebSocketTransport(ws, self.config.ws_ping_interval_s,
+                                       self.config.ws_ping_timeout_s)
+        self._keepalive(transport.os_socket())
+        await self._serve(Session(self, transport))
+
+    def _keepalive(self, sock: socket.socket | None) -> None:
+        cfg = self.config
+        with contextlib.suppress(OSError):
+            enable_tcp_keepalive(sock, cfg.tcp_keepalive_idle_s, cfg.tcp_keepalive_interval_s,
+                                 cfg.tcp_keepalive_count)
 
     async def _on_stream(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
         if self._stopping:
             writer.close()
             return
-        enable_tcp_keepalive(writer)
-        await self._serve(Session(self, StreamTransport(reader, writer,
-                                                        tls=self.config.tls)))
+        transport = StreamTransport(reader, writer, tls=self.config.tls)
+        self._keepalive(transport.os_socket())
+        await self._serve(Session(self, transport))

@@ -12,7 +12,8 @@ The life of a session (``docs/gateway.md`` and ``docs/protocol.md``, "Session"):
 3. outbound: one durable JetStream consumer per channel (signal, command, config), restarted
    on every HELLO after the later of its ack floor and what the EA says it has handled; each
    message's stream sequence becomes the packet's ``sequence``; the EA's ACK acks it;
-4. liveness: idle, ACK and write deadlines; a keepalive ACK when nothing else was sent.
+4. liveness: idle, ACK and write deadlines; WebSocket ping/pong; a keepalive ACK when
+   nothing else was sent (TCP keepalive is set on the socket by the server).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import struct
 import time
 import uuid
@@ -174,6 +176,7 @@ class Session:
         self._authenticated = False
         self._background: set[asyncio.Future[None]] = set()
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._inline_busy = False
         self._last_ack = 0.0
 
     # -- entry point ----------------------------------------------------------------------
@@ -214,6 +217,7 @@ class Session:
             asyncio.create_task(self._publisher(), name="publisher"),
             asyncio.create_task(self._writer(), name="writer"),
             asyncio.create_task(self._watchdog(), name="watchdog"),
+            asyncio.create_task(self._pinger(), name="pinger"),
             asyncio.create_task(self._closed.wait(), name="closed"),
         ]
         try:
@@ -348,12 +352,14 @@ class Session:
         except Exception as exc:
             raise BusUnavailableError(f"consumer {channel.durable}: {exc}") from exc
         start = max(floor, handled) + 1
-        inbox = self.gw.nc.new_inbox()
+        inbox = self.gw.nc_out.new_inbox()
 
         async def deliver(msg: Msg) -> None:
-            self._on_outbound(channel, msg)
+            inline = self._on_outbound(channel, msg)
+            if inline is not None:
+                await self._write_inline(*inline)
 
-        sub = await self.gw.nc.subscribe(inbox, cb=deliver,
+        sub = await self.gw.nc_out.subscribe(inbox, cb=deliver,
                                          pending_msgs_limit=self.cfg.max_in_flight * 4)
         channel.sid = sub
         self._channels[name] = channel  # from here on, _finish unsubscribes it
@@ -374,24 +380,26 @@ class Session:
         except Exception as exc:
             raise BusUnavailableError(f"consumer {channel.durable}: {exc}") from exc
 
-    def _on_outbound(self, channel: _Channel, msg: Msg) -> None:
+    def _on_outbound(self, channel: _Channel, msg: Msg) -> tuple[bytes, _InFlight] | None:
         if self._close is not None:
-            return
+            return None
         try:
-            self._deliver(channel, msg)
+            return self._deliver(channel, msg)
         except _Closing as closing:  # raised in a NATS callback: hand it to the session
-            self._close = closing
-            self._closed.set()
+            self._fail(closing)
+            return None
 
-    def _deliver(self, channel: _Channel, msg: Msg) -> None:
+    def _deliver(self, channel: _Channel, msg: Msg) -> tuple[bytes, _InFlight] | None:
+        """Check a backend -> EA message and queue its packet; or return it, to be written
+        at once by the caller, when nothing else waits to be written."""
         received = time.time()
         meta = msg.metadata
         seq = meta.sequence.stream
         if seq in channel.inflight:
-            return  # a redelivery of what the EA has not acknowledged yet
+            return None  # a redelivery of what the EA has not acknowledged yet
         if seq <= channel.handled:
             self._spawn(msg.ack())  # the EA handled it before (ACK lost)
-            return
+            return None
         data = msg.data
         try:
             packet = decode(data)
@@ -406,13 +414,40 @@ class Session:
             log.error("session %s: %s message %d refused (wrong type or account)",
                       self._who(), channel.name, seq)
             self._spawn(msg.term())
-            return
+            return None
         assert packet is not None
         published = meta.timestamp.timestamp()
         entry = _InFlight(msg, packet.timestamp_us / 1e6, published, received,
                           is_signal=channel.name == "signal")
         channel.inflight[seq] = entry
+        if not self._sendq and not self._inline_busy:
+            # The fast path of a signal: written by this (the subscription's) task now,
+            # rather than one event-loop turn later by the writer task. Order is kept: the
+            # queue is empty, and every send writes its bytes before its first await.
+            return restamp(data, seq), entry
         self._enqueue(restamp(data, seq), [entry])
+        return None
+
+    async def _write_inline(self, data: bytes, entry: _InFlight) -> None:
+        self._inline_busy = True
+        entry.written = time.time()
+        try:
+            async with asyncio.timeout(self.cfg.ack_timeout_s):
+                await self.transport.send(data)
+        except TimeoutError:
+            self._fail(_Closing(CloseCode.SLOW_CONSUMER, "socket write timed out"))
+        except Exception:
+            self._fail(_Closing(CloseCode.NORMAL, "connection lost"))
+        else:
+            self._last_write = time.monotonic()
+            self.metrics.packets_out.labels(MessageType(data[5]).name).inc()
+        finally:
+            self._inline_busy = False
+
+    def _fail(self, closing: _Closing) -> None:
+        """End the session from a callback or another task (the first reason wins)."""
+        self._close = self._close or closing
+        self._closed.set()
 
     def _on_ack(self, ack: AckPacket) -> None:
         name = _CHANNEL_OF_TYPE.get(ack.acked_type)
@@ -565,8 +600,7 @@ class Session:
         try:
             self._enqueue(encode(ack))
         except _Closing as closing:  # from a timer callback: hand it to the session
-            self._close = self._close or closing
-            self._closed.set()
+            self._fail(closing)
 
     async def _publish(self, kind: str, first_sequence: int, frame: bytes) -> None:
         assert self.account is not None
@@ -616,7 +650,10 @@ class Session:
                     for entry in entries or ():
                         entry.written = now
                 try:
-                    await asyncio.wait_for(self.transport.send(data), self.cfg.ack_timeout_s)
+                    # asyncio.timeout, not wait_for: no task per write, and the bytes are
+                    # written before the first await (the fast path in _deliver relies on it)
+                    async with asyncio.timeout(self.cfg.ack_timeout_s):
+                        await self.transport.send(data)
                 except TimeoutError:
                     raise _Closing(CloseCode.SLOW_CONSUMER, "socket write timed out") from None
                 except Exception:
@@ -628,6 +665,10 @@ class Session:
     async def _watchdog(self) -> None:
         cfg = self.cfg
         tick = min(1.0, cfg.heartbeat_interval_s / 4, cfg.ack_timeout_s / 4)
+        # A random phase: after a restart hundreds of sessions open within a second, and
+        # their checks would otherwise all run in the same event-loop turn, every tick,
+        # holding up whatever signal arrives then.
+        await asyncio.sleep(tick * random.random())
         while True:
             await asyncio.sleep(tick)
             mono, now = time.monotonic(), time.time()
@@ -645,6 +686,12 @@ class Session:
                                 self.last_stored_type)
                 self._enqueue(encode(ack))
                 self._last_write = mono
+
+    async def _pinger(self) -> None:
+        """The transport's own liveness check (WebSocket ping/pong) ends the session like
+        the idle deadline does."""
+        reason = await self.transport.unresponsive()
+        raise _Closing(CloseCode.IDLE_TIMEOUT, reason)
 
     def _observe_skew(self, timestamp_us: int) -> None:
         if self.account is not None:

@@ -43,14 +43,31 @@ class Transport(Protocol):
         reading would otherwise hold the close for as long as its buffers are full)."""
         ...
 
+    async def unresponsive(self) -> str:
+        """Return (with the reason) once the peer is found unresponsive by the transport's
+        own liveness check; never returns on a transport that has none."""
+        ...
+
+    def os_socket(self) -> socket.socket | None:
+        """The underlying socket (options, tests)."""
+        ...
+
 
 class WebSocketTransport:
+    """A ``websockets`` server connection. Its pings are sent here rather than by
+    ``websockets``' own keepalive (``serve(ping_interval=None)``), so that a client that stops
+    answering them is closed through the session, with IDLE_TIMEOUT and a GOODBYE, like any
+    other dead connection."""
+
     name = "ws"
 
-    def __init__(self, ws: ServerConnection) -> None:
+    def __init__(self, ws: ServerConnection, ping_interval_s: float = 20.0,
+                 ping_timeout_s: float = 20.0) -> None:
         self.ws = ws
         addr = ws.remote_address
         self.peer = str(addr[0]) if addr else "?"
+        self.ping_interval_s = ping_interval_s
+        self.ping_timeout_s = ping_timeout_s
 
     async def recv(self) -> bytes:
         try:
@@ -68,6 +85,26 @@ class WebSocketTransport:
 
     def abort(self) -> None:
         self.ws.transport.abort()
+
+    async def unresponsive(self) -> str:
+        if self.ping_interval_s <= 0:
+            await asyncio.Future()  # pings disabled: wait forever
+        while True:
+            await asyncio.sleep(self.ping_interval_s)
+            try:
+                pong = await self.ws.ping()
+            except ConnectionClosed:
+                await asyncio.Future()  # recv() reports the end
+            try:
+                await asyncio.wait_for(pong, self.ping_timeout_s)
+            except TimeoutError:
+                return f"no pong within {self.ping_timeout_s:g} s"
+            except ConnectionClosed:
+                await asyncio.Future()
+
+    def os_socket(self) -> socket.socket | None:
+        sock: socket.socket | None = self.ws.transport.get_extra_info("socket")
+        return sock
 
 
 class StreamTransport:
@@ -100,12 +137,21 @@ class StreamTransport:
     def abort(self) -> None:
         self.writer.transport.abort()
 
+    async def unresponsive(self) -> str:
+        # TCP keepalive (enable_tcp_keepalive) is the kernel's: a dead peer makes recv() fail.
+        await asyncio.Future()
+        return ""
 
-def enable_tcp_keepalive(writer: asyncio.StreamWriter, idle_s: int = 30, interval_s: int = 10,
+    def os_socket(self) -> socket.socket | None:
+        sock: socket.socket | None = self.writer.get_extra_info("socket")
+        return sock
+
+
+def enable_tcp_keepalive(sock: socket.socket | None, idle_s: int = 30, interval_s: int = 10,
                          count: int = 3) -> None:
-    """TCP keepalive: a peer that vanished without a FIN is detected in about
-    ``idle_s + interval_s * count`` seconds even when no packet is due."""
-    sock = writer.get_extra_info("socket")
+    """TCP keepalive on an accepted socket: a peer that vanished without a FIN is detected
+    in about ``idle_s + interval_s * count`` seconds even when no packet is due (the
+    read then fails and the session ends). Also TCP_NODELAY: packets are small and urgent."""
     if sock is None:
         return
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -113,5 +159,5 @@ def enable_tcp_keepalive(writer: asyncio.StreamWriter, idle_s: int = 30, interva
                         ("TCP_KEEPCNT", count)):
         option = getattr(socket, name, None)
         if option is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            sock.setsockopt(socket.IPPROTO_TCP, option, max(1, int(value)))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

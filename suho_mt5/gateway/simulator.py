@@ -131,6 +131,7 @@ class SimulatedEA:
         self.connected = asyncio.Event()
         self.on_signal: Callable[[SignalPacket], None] | None = None
         self.paused = False
+        self._received_ns = 0
 
     @property
     def acc(self) -> bytes:
@@ -177,6 +178,7 @@ class SimulatedEA:
                 self.stats.resent += len(self.outbox)
                 await conn.send_raw(b"".join(data for _, data in self.outbox))
             self.connected.set()
+            self._received_ns = conn.received_ns
             for packet in conn.early_packets():
                 await self._handle(packet)
             producer = asyncio.create_task(self._produce())
@@ -185,6 +187,7 @@ class SimulatedEA:
                     packets = await conn.recv()
                     if not packets:
                         break
+                    self._received_ns = conn.received_ns
                     for packet in packets:
                         await self._handle(packet)
             finally:
@@ -216,7 +219,9 @@ class SimulatedEA:
             pass  # the close follows; EAConnection noted the code
 
     async def _on_signal(self, sig: SignalPacket) -> None:
-        received = time.time_ns()
+        # When its bytes reached the process, not now: with hundreds of EAs in one event
+        # loop, "now" would add this process's own queue to the measured latency.
+        received = self._received_ns or time.time_ns()
         if sig.sequence <= self.handled["signal"]:
             self.stats.duplicate_signals += 1
             await self._ack(sig.sequence, MessageType.SIGNAL)
@@ -257,10 +262,13 @@ class SimulatedEA:
             kind = min(due, key=due.__getitem__)
             delay = due[kind] - loop.time()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop_producing.wait(), delay)
+                # A plain sleep (at most 1 s, then the stop flag is checked): wait_for on the
+                # event would create a task per packet, hundreds a second in a big fleet.
+                await asyncio.sleep(min(delay, 1.0))
                 if self.stop_producing.is_set():
                     return
+                if loop.time() < due[kind]:
+                    continue
             if self.paused:
                 due[kind] = loop.time() + 0.05
                 continue

@@ -31,6 +31,9 @@ from ._support import (
 pytestmark = pytest.mark.timeout(180)
 N_EAS = 50
 SIGNALS_PER_EA = 3
+#: the acceptance's disconnect: 10 s away, signals published all along
+AWAY_S = 10.0
+AWAY_SIGNALS = 20
 
 
 def test_many_eas_every_packet_once_every_signal_acked_once(
@@ -88,6 +91,9 @@ def test_many_eas_every_packet_once_every_signal_acked_once(
 def test_signals_published_while_away_arrive_in_order_and_lost_acks_are_not_resent(
     gw_db: GatewayDb, nats_url: str
 ) -> None:
+    """An EA disconnects (no goodbye) for 10 s while 20 signals are published to it: after
+    it reconnects (over the other transport) it receives all of them, in order, exactly
+    once; the one it handled before but whose ACK was lost is not sent again."""
     account = gw_db.accounts[0]
     acc = account.account_id.bytes
 
@@ -106,15 +112,22 @@ def test_signals_published_while_away_arrive_in_order_and_lost_acks_are_not_rese
                 await conn.send(AckPacket(seq, 0, acc, sig.sequence, MessageType.SIGNAL))
             await asyncio.sleep(0.2)
             conn.abort()
-            away = await publish_signals(gw.js, account.account_id, 20)
-            await asyncio.sleep(1.0)  # the EA is away while they are published
+            # The EA stays away for 10 s while a signal is published every half second.
+            gone = time.monotonic()
+            assert await wait_for(lambda: account.account_id not in gw.sessions, 5)
+            away: list[uuid.UUID] = []
+            for _ in range(AWAY_SIGNALS):
+                away += await publish_signals(gw.js, account.account_id, 1)
+                await asyncio.sleep(AWAY_S / AWAY_SIGNALS)
+            assert time.monotonic() - gone >= AWAY_S
             again = await open_connection(f"ws://127.0.0.1:{gw.ws_port}")
             await again.hello(account.account_id, account.api_key,
                               Resume(signal=got[2].sequence))
             later: list[SignalPacket] = [p for p in again.early_packets()
                                          if isinstance(p, SignalPacket)]
-            while len(later) < 20:
+            while len(later) < AWAY_SIGNALS:
                 later += [p for p in await again.recv(5) if isinstance(p, SignalPacket)]
+            # all of them, in publication order, each once
             assert [uuid.UUID(bytes=s.signal_id) for s in later] == away
             sequences = [s.sequence for s in later]
             assert sequences == sorted(set(sequences)) and sequences[0] > got[2].sequence

@@ -69,17 +69,20 @@ def test_tls_on_both_endpoints(gw_db: GatewayDb, nats_url: str,
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("transport", ["ws", "tcp"])
 def test_a_silent_ea_is_closed_with_idle_timeout_and_skew_is_measured(
-    gw_db: GatewayDb, nats_url: str
+    gw_db: GatewayDb, nats_url: str, transport: str
 ) -> None:
     """An EA whose broker clock (UTC+2) is sent as UTC shows up as -2 h of skew; an EA that
-    sends nothing for three heartbeat intervals is closed, after keepalive ACKs."""
-    me = gw_db.accounts[31]
+    sends nothing for three heartbeat intervals is closed with IDLE_TIMEOUT, after keepalive
+    ACKs (on WebSocket it still answers pings: the HEARTBEAT deadline is what closes it)."""
+    me = gw_db.accounts[31 if transport == "ws" else 53]
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, heartbeat_interval_s=0.3,
-                                   idle_timeout_s=0.9) as gw:
-            conn = await open_connection(f"ws://127.0.0.1:{gw.ws_port}")
+                                   idle_timeout_s=0.9, ws_ping_interval_s=0.1) as gw:
+            port = gw.ws_port if transport == "ws" else gw.tcp_port
+            conn = await open_connection(f"{transport}://127.0.0.1:{port}")
             two_hours_ahead = time.time_ns() // 1000 + 7_200_000_000
             await conn.send(HelloPacket(0, two_hours_ahead, me.account_id.bytes, 0, 0, 0,
                                         me.api_key))
@@ -106,7 +109,10 @@ def test_simulate_command_against_a_gateway_process(
     accounts = tmp_path / "accounts.json"
     accounts.write_text(json.dumps([{"account_id": str(a.account_id), "api_key": a.api_key}
                                     for a in gw_db.accounts[40:44]]))
-    with gateway_process(gw_db, nats_url, tmp_path) as proc:
+    # The liveness options parse and the gateway runs with them (test_liveness.py checks
+    # what they do).
+    with gateway_process(gw_db, nats_url, tmp_path,
+                         extra=["--ws-ping", "5", "--tcp-keepalive", "7", "3", "4"]) as proc:
         result = CliRunner().invoke(main, [
             "simulate", "--gateway", f"127.0.0.1:{proc.tcp_port}", "--transport", "tcp",
             "--accounts", str(accounts), "--duration", "2", "--speed", "20"])
