@@ -12,7 +12,7 @@ import socket
 import struct
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
@@ -64,20 +64,21 @@ def _server_frames(data: bytes | bytearray) -> list[tuple[int, bytes]]:
     return frames
 
 
-def _statuses(url: str, account: uuid.UUID) -> list[str]:
-    """The account's heartbeat rows' statuses, oldest first."""
+def _statuses(url: str, account: uuid.UUID, since: datetime) -> list[str]:
+    """The account's heartbeat rows' statuses since ``since``, oldest first (the database
+    is shared by the module's tests)."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             return [str(s) for s in conn.execute(sa.text(
-                "SELECT status FROM mt5_ea_heartbeat WHERE account_id = :a ORDER BY time"),
-                {"a": account}).scalars()]
+                "SELECT status FROM mt5_ea_heartbeat WHERE account_id = :a AND time >= :t"
+                " ORDER BY time"), {"a": account, "t": since}).scalars()]
     finally:
         engine.dispose()
 
 
 def _status(url: str, account: uuid.UUID) -> str | None:
-    statuses = _statuses(url, account)
+    statuses = _statuses(url, account, datetime.min.replace(tzinfo=UTC))
     return statuses[-1] if statuses else None
 
 
@@ -94,8 +95,14 @@ def test_a_websocket_client_that_stops_answering_pings_is_closed(
     acc = me.account_id.bytes
     ingest_url = make_ingest_login(gw_db.owner_url)
 
+    started = datetime.now(UTC)
+
     async def scenario() -> None:
         nc = await nats.connect(nats_url)
+        # A stream of its own: the session's nats-server keeps what earlier tests published
+        # (with the same account ids) for the bridge's durable consumer.
+        with contextlib.suppress(Exception):
+            await nc.jetstream().delete_stream("MT5_ACCOUNTS")
         await setup_streams(nc.jetstream(), DEFAULT_CONTRACT)
         await nc.close()
         # The Data Bridge, marking an EA offline 2 s after its last heartbeat.
@@ -112,8 +119,8 @@ def test_a_websocket_client_that_stops_answering_pings_is_closed(
 
             assert await wait_for(offline, 30)
             # ... "online" first: its HEARTBEAT went through the bridge
-            assert await asyncio.to_thread(_statuses, gw_db.owner_url, me.account_id) == \
-                ["online", "offline"]
+            assert await asyncio.to_thread(_statuses, gw_db.owner_url, me.account_id,
+                                           started) == ["online", "offline"]
         finally:
             bridge.stop()
             await asyncio.wait_for(bridging, 60)
