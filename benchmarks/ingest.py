@@ -348,7 +348,8 @@ def ingest_section(settings: Settings) -> Section:
            f"(p50, about {db_rate:,.0f} rows/s per connection), overlapped with the next "
            "fetch" if db_rate > 1.5 * one else
            f"; the database is close to it too: a 1,000-row batch commits in "
-           f"{commit_ms:.0f} ms (p50, about {db_rate:,.0f} rows/s per connection)"))
+           f"{commit_ms:.0f} ms (p50, about {db_rate:,.0f} rows/s per connection, two "
+           "connections committing in parallel)"))
     return Section(
         "Data Bridge (suho_mt5.ingest) on native TimescaleDB",
         "Measured in one run against the same server: the baseline is a raw `COPY` of the "
