@@ -233,6 +233,10 @@ class Bridge:
                 try:
                     msgs = await puller.fetch(size, self.settings.fetch_timeout)
                 except (TimeoutError, nats.errors.TimeoutError):
+                    if puller.last_status:  # e.g. 409 Consumer Deleted: say so, once
+                        log.warning("worker %d: the server answered a pull request with %s",
+                                    index, puller.last_status)
+                        puller.last_status = None
                     continue
                 except nats.errors.Error as exc:
                     log.warning("worker %d: fetch failed: %s", index, exc)
