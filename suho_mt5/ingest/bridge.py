@@ -8,6 +8,10 @@ acknowledge, with confirmed acks (``ack_sync``): a crash before the ack means re
 and the idempotency keys make the second write a no-op. A database outage means no ack:
 the batch is retried with backoff while ``in_progress`` keeps the server from
 redelivering it elsewhere. Several workers, in one process or many, share the consumer.
+
+Each worker overlaps two batches: while batch N is written, committed and acked, it fetches
+and decodes batch N + 1 (one write in flight per worker, so the ack of N still follows the
+commit of N; N + 1 waits, kept alive with ``in_progress``, until N is done).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
@@ -30,6 +34,7 @@ from suho_mt5.errors import (
     ReconcileError,
     StreamSetupError,
 )
+from suho_mt5.ingest._pull import Puller
 from suho_mt5.ingest.metrics import BridgeMetrics
 from suho_mt5.ingest.reconcile import Reconciler, decode_reference
 from suho_mt5.ingest.risk import RiskLimits, RiskState, check_snapshots
@@ -57,6 +62,33 @@ __all__ = ["Bridge", "BridgeSettings"]
 log = logging.getLogger("suho_mt5.ingest")
 
 _ACCOUNT_TTL: Final = 30.0  # seconds an account lookup is trusted (deactivation delay)
+_SUBJECT_CACHE: Final = 100_000  # parsed subjects kept (one per account and kind)
+#: Messages per batch on the PGlite engine: its one backend serves the gateway too, which
+#: waits while a batch's transaction runs.
+SINGLE_BACKEND_BATCH: Final = 100
+
+
+def _delivery(msg: Any) -> tuple[str, int, int]:
+    """``(stream, stream sequence, deliveries)`` of a JetStream message, read from its reply
+    subject (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>...``, or with a domain
+    and account hash after ``ACK``) without building nats-py's metadata objects."""
+    parts: list[str] = msg.reply.split(".") if msg.reply else []
+    if len(parts) == 9:
+        return parts[2], int(parts[5]), int(parts[4])
+    if len(parts) >= 11:
+        return parts[4], int(parts[7]), int(parts[6])
+    md = msg.metadata
+    return md.stream, md.sequence.stream, md.num_delivered
+
+
+@dataclass
+class _Prepared:
+    """A fetched batch, decoded and checked, waiting to be written."""
+
+    msgs: Sequence[Any]
+    batch: Batch
+    dead_whole: set[int]
+    started: float
 
 
 @dataclass
@@ -93,6 +125,7 @@ class Bridge:
         self._risk_state = RiskState()
         #: Margin modes the snapshots themselves reported (they win over the account row).
         self._reported_modes: dict[uuid.UUID, str] = {}
+        self._subjects: dict[str, tuple[str, uuid.UUID, str] | str] = {}
 
     def stop(self) -> None:
         """Finish the batches in flight, ack them, and return from :meth:`run`."""
@@ -171,29 +204,71 @@ class Bridge:
         import nats.errors
 
         spec = self.settings.contract.bridge
-        psub = await self._js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+        puller = await Puller(self._nc, spec.stream, spec.durable).start()
         writer = Writer(self.settings.url, in_transaction=self._in_transaction)
         self.batches_by_worker[index] = 0
+        inflight: asyncio.Task[bool] | None = None
+        size = self.settings.batch_size
+        if writer.single_backend:
+            size = min(size, SINGLE_BACKEND_BATCH)
+
+        async def settle(waiting: Sequence[Any] = ()) -> None:
+            """Wait for the batch in flight; keep ``waiting`` (fetched) from redelivery."""
+            nonlocal inflight
+            if inflight is None:
+                return
+            keepalive = max(0.5, spec.ack_wait_seconds / 3)
+            while not inflight.done():
+                await asyncio.wait({inflight}, timeout=keepalive)
+                if not inflight.done():
+                    for msg in waiting:
+                        with contextlib.suppress(Exception):
+                            await msg.in_progress()
+            task, inflight = inflight, None
+            if task.result():
+                self.batches_by_worker[index] += 1
+
         try:
             while not self._stop.is_set():
                 try:
-                    msgs = await psub.fetch(self.settings.batch_size,
-                                            timeout=self.settings.fetch_timeout)
+                    msgs = await puller.fetch(size, self.settings.fetch_timeout)
                 except (TimeoutError, nats.errors.TimeoutError):
+                    if puller.last_status:  # e.g. 409 Consumer Deleted: say so, once
+                        log.warning("worker %d: the server answered a pull request with %s",
+                                    index, puller.last_status)
+                        puller.last_status = None
                     continue
                 except nats.errors.Error as exc:
                     log.warning("worker %d: fetch failed: %s", index, exc)
                     await self._sleep(0.5)
                     continue
-                if await self._handle(msgs, writer):
-                    self.batches_by_worker[index] += 1
+                prepared = await self._prepare_retrying(msgs, writer, settle)
+                await settle(msgs)
+                if prepared is None:
+                    break  # stopped before it could be prepared: not acked, redelivered
+                inflight = asyncio.create_task(self._commit(prepared, writer))
         finally:
-            await writer.close()
             with contextlib.suppress(Exception):
-                await psub.unsubscribe()
+                await settle()
+            await writer.close()
+            await puller.release()
 
-    async def _handle(self, msgs: Sequence[Any], writer: Writer) -> bool:
-        """Write one fetched batch and ack it; False if stopped before it was committed."""
+    async def _keep_alive(self, msgs: Sequence[Any], delay: float) -> bool:
+        """After a failed attempt: ``in_progress`` for ``msgs`` (so the server does not
+        redeliver them elsewhere meanwhile), then sleep; False when stopped."""
+        if self._stop.is_set():
+            return False
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+        await self._sleep(delay)
+        return not self._stop.is_set()
+
+    async def _prepare_retrying(
+        self, msgs: Sequence[Any], writer: Writer,
+        settle: Callable[[Sequence[Any]], Awaitable[None]],
+    ) -> _Prepared | None:
+        """Decode and check ``msgs``; account lookups that fail are retried like writes."""
         started = time.monotonic()
         m = self.metrics
         m.messages.inc(len(msgs))
@@ -201,9 +276,25 @@ class Bridge:
         delay = self.settings.retry_initial
         while True:
             try:
-                batch, dead_whole = await self._prepare(msgs, writer)
+                batch, dead_whole = await self._prepare(msgs, writer, settle)
+                return _Prepared(msgs, batch, dead_whole, started)
+            except (DatabaseUnavailableError, BatchWriteError) as exc:
+                m.db_retries.inc()
+                log.warning("accounts of %d message(s) not read, retrying in %.1f s (no ack):"
+                            " %s", len(msgs), delay, exc)
+                if not await self._keep_alive(msgs, delay):
+                    return None
+                delay = min(delay * 2, self.settings.retry_max)
+
+    async def _commit(self, prepared: _Prepared, writer: Writer) -> bool:
+        """Write one prepared batch and ack it; False if stopped before it was committed."""
+        m = self.metrics
+        msgs = prepared.msgs
+        delay = self.settings.retry_initial
+        while True:
+            try:
                 t0 = time.monotonic()
-                result = await writer.write(batch)
+                result = await writer.write(prepared.batch)
                 commit_s = time.monotonic() - t0
                 m.commit_seconds.observe(commit_s)
                 break
@@ -211,25 +302,19 @@ class Bridge:
                 m.db_retries.inc()
                 log.warning("batch of %d message(s) not written, retrying in %.1f s (no ack):"
                             " %s", len(msgs), delay, exc)
-                if self._stop.is_set():
-                    return False
                 # Keep the server from redelivering the batch elsewhere while we wait.
-                for msg in msgs:
-                    with contextlib.suppress(Exception):
-                        await msg.in_progress()
-                await self._sleep(delay)
-                if self._stop.is_set():
+                if not await self._keep_alive(msgs, delay):
                     return False
                 delay = min(delay * 2, self.settings.retry_max)
         self._count(result)
-        await self._ack(msgs, dead_whole)
+        await self._ack(msgs, prepared.dead_whole)
         m.batches.inc()
-        took = time.monotonic() - started
+        took = time.monotonic() - prepared.started
         m.batch_seconds.observe(took)
         log.info("batch committed: %d message(s), %s written, %d duplicate(s), %d dead "
-                 "letter(s) in %.0f ms (write and commit %.0f ms)", len(msgs),
+                 "letter(s) in %.0f ms (write and commit %.0f ms, %s)", len(msgs),
                  sum(result.written.values()), sum(result.duplicates.values()),
-                 len(result.dead), took * 1000, commit_s * 1000)
+                 len(result.dead), took * 1000, commit_s * 1000, writer.last_mode)
         return True
 
     def _count(self, result: WriteResult) -> None:
@@ -270,33 +355,46 @@ class Bridge:
 
     # ------------------------------------------------------------------ checks and rows
 
-    async def _lookup(self, ids: set[uuid.UUID], writer: Writer) -> None:
+    async def _lookup(self, ids: set[uuid.UUID], writer: Writer,
+                      settle: Callable[[], Awaitable[None]]) -> None:
         """Refresh the cache for ``ids``. Accounts found are trusted for 30 s (deactivation
         takes effect within that); unknown ones are asked again every batch, so an account
-        registered a moment ago is never refused for long."""
+        registered a moment ago is never refused for long. The writer's connection is the
+        worker's one: the batch in flight is waited for first (``settle``)."""
         now = time.monotonic()
         stale = {a for a in ids if (e := self._accounts.get(a)) is None or e[1] is None
                  or now - e[0] > _ACCOUNT_TTL}
         if stale:
+            await settle()
             found = await writer.accounts(sorted(stale))
             for a in stale:
                 self._accounts[a] = (now, found.get(a))
 
-    async def _prepare(self, msgs: Sequence[Any], writer: Writer) -> tuple[Batch, set[int]]:
+    def _parse_subject(self, subject: str) -> tuple[str, uuid.UUID, str] | str:
+        """The parsed subject (cached: one per account and kind), or why it is refused."""
+        got = self._subjects.get(subject)
+        if got is None:
+            try:
+                got = parse_account_subject(subject)
+            except SubjectError as exc:
+                got = str(exc)
+            if len(self._subjects) >= _SUBJECT_CACHE:
+                self._subjects.clear()
+            self._subjects[subject] = got
+        return got
+
+    async def _prepare(self, msgs: Sequence[Any], writer: Writer,
+                       settle: Callable[[Sequence[Any]], Awaitable[None]],
+                       ) -> tuple[Batch, set[int]]:
         batch = Batch()
         dead_whole: set[int] = set()
-        parsed: list[tuple[str, uuid.UUID, str] | str] = []
-        for msg in msgs:
-            try:
-                parsed.append(parse_account_subject(msg.subject))
-            except SubjectError as exc:
-                parsed.append(str(exc))
-        await self._lookup({p[1] for p in parsed if isinstance(p, tuple)}, writer)
+        parsed = [self._parse_subject(msg.subject) for msg in msgs]
+        await self._lookup({p[1] for p in parsed if isinstance(p, tuple)}, writer,
+                           lambda: settle(msgs))
         reconciler = self.settings.reconciler
         for i, (msg, sub) in enumerate(zip(msgs, parsed, strict=True)):
-            md = msg.metadata
-            stream, seq, deliveries = md.stream, md.sequence.stream, md.num_delivered
-            data = bytes(msg.data)
+            stream, seq, deliveries = _delivery(msg)
+            data = msg.data if type(msg.data) is bytes else bytes(msg.data)
             if isinstance(sub, str):
                 ctx = MessageContext(stream, seq, msg.subject, data, deliveries)
                 batch.dead.append(DeadLetterRecord.of(ctx, "unauthorized", sub))
@@ -322,7 +420,10 @@ class Bridge:
                 dead_whole.add(i)
                 continue
             try:
-                packets = [(k * PACKET_SIZE, p) for k, p in enumerate(decode_frame(data))]
+                if len(data) == PACKET_SIZE:  # one packet per message: skip the frame setup
+                    packets = [(0, decode(data))]
+                else:
+                    packets = [(k * PACKET_SIZE, p) for k, p in enumerate(decode_frame(data))]
             except ProtocolError:
                 packets = []
                 for off in range(0, len(data), PACKET_SIZE):
@@ -334,12 +435,11 @@ class Bridge:
             acc_bytes = account_id.bytes
             table = TABLE_OF_KIND[kind]
             check = row_problem_of_valid_tenant(table)  # the subject's tenant is valid
-
-            def ref(symbol: str, t: Any, bid: Any, ask: Any,
-                    broker: str = info.broker_name) -> Any:
-                return reconciler.reference(symbol, t, bid, ask, broker)
-
-            reference = ref if kind == "quote" and reconciler.book else None
+            reference = None
+            if kind == "quote" and reconciler.book:
+                def reference(symbol: str, t: Any, bid: Any, ask: Any,
+                              broker: str = info.broker_name) -> Any:
+                    return reconciler.reference(symbol, t, bid, ask, broker)
 
             for off, packet in packets:
                 if packet.account_id != acc_bytes:

@@ -1,12 +1,26 @@
 """The batched, idempotent writer: rows of one batch committed in one transaction.
 
-Per table: ``COPY`` the rows into a temporary staging table (no indexes, no checks: the
-cheapest way into the server), then ``INSERT INTO t SELECT ... FROM stage ON CONFLICT DO
-NOTHING``. Every time-series table has a unique idempotency key that includes the time
-column (docs/schema.md, trap 8), so a packet delivered twice is one row; the difference
-between rows staged and rows inserted is counted as duplicates. The PGlite engine
-(``single_backend=true`` in the URL) cannot take COPY or a large message: there the rows go
-as multi-row ``INSERT ... VALUES`` statements kept below its message cap.
+Every time-series table has a unique idempotency key that includes the time column
+(docs/schema.md, trap 8), so a packet delivered twice is one row. Three ways in, cheapest
+first:
+
+* **direct** (a login that bypasses row-level security, as docs/ingest.md recommends):
+  ``COPY`` straight into the tables, as fast as a raw COPY. A redelivered row breaks the
+  key and aborts the transaction; the batch is then written again the staged way (and the
+  next few batches too, since redeliveries come in runs).
+* **staged** (any ``mt5_ingest`` login; PostgreSQL refuses COPY FROM into a table under
+  row-level security to the others): ``COPY`` into a temporary staging table (no indexes,
+  no checks), then ``INSERT INTO t SELECT ... FROM stage ON CONFLICT DO NOTHING``; rows
+  staged minus rows inserted are the duplicates.
+* **values**, on the PGlite engine (``single_backend=true`` in the URL), which cannot take
+  COPY or a large message: multi-row ``INSERT ... VALUES`` statements below its message cap,
+  on a connection held only for the batch's transaction (the engine serves one client at a
+  time; the gateway queues behind it).
+
+Lock order: every batch writes its tables in :data:`WRITE_ORDER` and each table's rows
+sorted by tenant, account, time and sequence (:func:`sort_rows`), and takes the audit-chain
+locks of the tenants it may audit in sorted order before its first audited row. Two workers
+therefore take row, key and audit-chain locks in the same order and cannot deadlock.
 
 If the database refuses the batch because of a row (a CHECK the Python checks missed, a
 trigger's foreign-key check), the batch is written again row by row under savepoints in a
@@ -21,7 +35,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -32,9 +46,12 @@ from suho_mt5.errors import BatchWriteError, ConfigError, DatabaseUnavailableErr
 from suho_mt5.ingest.rows import TABLE_COLUMNS, Row
 
 __all__ = [
+    "AUDITED_TABLES",
+    "AUDIT_CHAIN_LOCK",
     "DEAD_LETTER_TABLE",
     "PGLITE_MESSAGE_BYTES",
     "SNAPSHOT_COLUMNS",
+    "WRITE_ORDER",
     "AccountInfo",
     "Batch",
     "DeadLetterRecord",
@@ -43,6 +60,7 @@ __all__ = [
     "WriteResult",
     "Writer",
     "psycopg_conninfo",
+    "sort_rows",
 ]
 
 DEAD_LETTER_TABLE: Final = "mt5_ingest_dead_letters"
@@ -54,7 +72,27 @@ _DEAD_COLUMNS: Final = ("stream", "stream_seq", "byte_offset", "subject", "tenan
 #: Columns of a new balance row the risk checks read (RETURNING).
 SNAPSHOT_COLUMNS: Final = ("tenant_id", "account_id", "time", "balance", "equity",
                            "margin", "margin_level", "sequence")
+_SNAPSHOT_INDEX: Final = tuple(TABLE_COLUMNS["mt5_account_balance_history"].index(c)
+                               for c in SNAPSHOT_COLUMNS)
 _BALANCE: Final = "mt5_account_balance_history"
+_ORDERS: Final = "mt5_trade_orders"
+_EXECUTIONS: Final = "mt5_signal_executions"
+#: Tables whose inserts revision 0011's audit triggers record, taking the tenant's
+#: audit-chain lock until the commit (risk events, written after them, too).
+AUDITED_TABLES: Final = frozenset({_ORDERS, _EXECUTIONS})
+#: The order a batch writes its tables: the audited ones last, so their locks are held for
+#: the shortest time, and always the same order, so two workers lock in the same order.
+WRITE_ORDER: Final = ("mt5_broker_quotes", _BALANCE, "mt5_ea_heartbeat", _ORDERS, _EXECUTIONS)
+#: The advisory-lock key prefix of revision 0011's audit chain trigger
+#: (``pg_advisory_xact_lock(hashtextextended('mt5_audit_log:' || tenant_id, 0))``); a test
+#: checks the trigger still uses it.
+AUDIT_CHAIN_LOCK: Final = "mt5_audit_log:"
+_LOCK_CHAINS: Final = (
+    "SELECT count(pg_advisory_xact_lock(hashtextextended(%s || t, 0)))"
+    " FROM unnest(%s::text[]) AS t"  # a function scan: the array's (sorted) order
+)
+#: Batches written the staged way after a redelivered row aborted a direct COPY.
+_STAGED_AFTER_CONFLICT: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +239,29 @@ def _insert_values(table: str, n: int, returning: bool) -> sql.Composed:
     return q
 
 
+def _sort_key(row: Row) -> tuple[Any, ...]:
+    account = row[2]
+    return (row[1], account.int if isinstance(account, uuid.UUID) else account, row[0],
+            row[-1])
+
+
+_O = TypeVar("_O")
+
+
+def sort_rows(rows: list[Row], origins: list[_O]) -> tuple[list[Row], list[_O]]:
+    """``rows`` (time-series rows, :data:`TABLE_COLUMNS` order) and their origins, sorted by
+    tenant, account, time and sequence: every key of a table is then locked in one global
+    order, whichever worker writes it (the sort is stable and cheap on rows that arrive
+    grouped by account, as frames are).
+
+    >>> rows = [(2, "t2", 1, 9), (1, "t1", 2, 8), (1, "t1", 1, 7)]
+    >>> sort_rows(rows, ["x", "y", "z"])
+    ([(1, 't1', 1, 7), (1, 't1', 2, 8), (2, 't2', 1, 9)], ['z', 'y', 'x'])
+    """
+    order = sorted(range(len(rows)), key=lambda i: _sort_key(rows[i]))
+    return [rows[i] for i in order], [origins[i] for i in order]
+
+
 def _chunks(rows: Sequence[Row], row_bytes: int) -> list[Sequence[Row]]:
     per = max(1, PGLITE_MESSAGE_BYTES // max(row_bytes, 1))
     return [rows[i : i + per] for i in range(0, len(rows), per)]
@@ -232,13 +293,20 @@ InTransaction = Callable[[psycopg.AsyncConnection[Any], WriteResult], Awaitable[
 class Writer:
     """One database connection writing batches. Not safe for concurrent use: one per worker.
 
-    ``url`` is a SQLAlchemy or libpq URL of a login in ``mt5_ingest``.
+    ``url`` is a SQLAlchemy or libpq URL of a login in ``mt5_ingest``. On the PGlite engine
+    (``single_backend``) the connection is opened for each batch (and account lookup) and
+    closed after its commit, so other clients of the engine get their turn between batches.
     """
 
     def __init__(self, url: str, *, in_transaction: InTransaction | None = None) -> None:
         self.conninfo, self.single_backend = psycopg_conninfo(url)
         self.in_transaction = in_transaction
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        #: Whether the login may COPY straight into the tables (it bypasses row security).
+        self.direct = False
+        self._staged_batches = 0
+        #: How the last batch went in: direct, staged, values or careful (for tests, logs).
+        self.last_mode = ""
 
     async def connection(self) -> psycopg.AsyncConnection[Any]:
         """The open connection, (re)connecting and preparing the staging tables if needed."""
@@ -250,6 +318,10 @@ class Writer:
                 async with conn.cursor() as cur:
                     for table in TABLE_COLUMNS:
                         await cur.execute(_stage_ddl(table))
+                    await cur.execute("SELECT rolbypassrls OR rolsuper FROM pg_catalog.pg_roles"
+                                      " WHERE rolname = current_user")
+                    row = await cur.fetchone()
+                    self.direct = bool(row and row[0])
                 await conn.commit()
         except _OUTAGE as exc:
             raise DatabaseUnavailableError(f"cannot connect to the database: {exc}") from exc
@@ -260,6 +332,12 @@ class Writer:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+    async def _release(self) -> None:
+        """On the PGlite engine, give the engine back to its other clients."""
+        if self.single_backend:
+            with contextlib.suppress(Exception):
+                await self.close()
 
     async def _lost(self, exc: BaseException) -> DatabaseUnavailableError:
         conn, self._conn = self._conn, None
@@ -284,6 +362,8 @@ class Writer:
         except psycopg.Error as exc:
             await conn.rollback()
             raise BatchWriteError(f"cannot read mt5_user_accounts: {exc}") from exc
+        finally:
+            await self._release()
         return found
 
     async def write(self, batch: Batch) -> WriteResult:
@@ -293,42 +373,91 @@ class Writer:
         :class:`BatchWriteError` (the batch cannot be written as this role).
         """
         conn = await self.connection()
+        mode = ("values" if self.single_backend
+                else "direct" if self.direct and not self._staged_batches else "staged")
+        self._staged_batches = max(0, self._staged_batches - 1)
         try:
             try:
-                return await self._write(conn, batch, careful=False)
+                try:
+                    return await self._write(conn, batch, mode)
+                except psycopg.errors.UniqueViolation:
+                    if mode != "direct":
+                        raise
+                    # A redelivered row: write this batch (and the next few) the staged way.
+                    await conn.rollback()
+                    self._staged_batches = _STAGED_AFTER_CONFLICT
+                    return await self._write(conn, batch, "staged")
             except psycopg.errors.IntegrityError:
                 await conn.rollback()
-                return await self._write(conn, batch, careful=True)
+                return await self._write(conn, batch, "careful")
         except _OUTAGE as exc:
             raise await self._lost(exc) from exc
         except psycopg.Error as exc:
             await conn.rollback()
             raise BatchWriteError(f"the database refused the batch: {exc}") from exc
+        finally:
+            await self._release()
 
     async def _write(self, conn: psycopg.AsyncConnection[Any], batch: Batch,
-                     careful: bool) -> WriteResult:
+                     mode: str) -> WriteResult:
+        self.last_mode = mode
         result = WriteResult(dead=list(batch.dead))
+        tables = [t for t in WRITE_ORDER if batch.rows.get(t)]
+        tables += [t for t in batch.rows if t not in WRITE_ORDER and batch.rows[t]]
+        locked = False
         async with conn.cursor() as cur:
-            for table, rows in batch.rows.items():
+            for table in tables:
+                rows, origins = sort_rows(batch.rows[table], batch.origins[table])
+                if table in AUDITED_TABLES and not locked:
+                    await self._lock_chains(cur, batch, result)
+                    locked = True
                 returning = table == _BALANCE
                 refused = 0
-                if careful:
-                    inserted, refused = await self._careful(
-                        cur, table, rows, batch.origins[table], result, returning
-                    )
-                elif self.single_backend:
+                if mode == "careful":
+                    inserted, refused = await self._careful(cur, table, rows, origins, result,
+                                                            returning)
+                elif mode == "values":
                     inserted = await self._insert_values(cur, table, rows, result, returning)
+                elif mode == "direct":
+                    inserted = await self._copy_direct(cur, table, rows, result, returning)
                 else:
                     inserted = await self._copy(cur, table, rows, result, returning)
                 result.written[table] = inserted
                 # Rows the server refused are dead letters, neither written nor duplicates.
                 result.duplicates[table] = len(rows) - inserted - refused
             if result.dead:
-                await self._dead_letters(cur, result.dead)
+                # After the tables (the careful way adds the refused rows), in key order.
+                await self._dead_letters(cur, sorted(
+                    result.dead, key=lambda d: (d.stream, d.stream_seq, d.byte_offset)))
             if self.in_transaction is not None:
+                if result.new_snapshots and not locked:
+                    await self._lock_chains(cur, batch, result)
                 await self.in_transaction(conn, result)
         await conn.commit()
         return result
+
+    async def _lock_chains(self, cur: psycopg.AsyncCursor[Any], batch: Batch,
+                           result: WriteResult) -> None:
+        """Take, in sorted order, the audit-chain lock of every tenant this batch may audit:
+        those of its audited rows and, when risk checks follow, of its new snapshots. The
+        audit triggers take the same locks row by row; taken here first, in one order, they
+        cannot deadlock two workers whose batches hold the tenants in different orders."""
+        tenants = {row[1] for t in AUDITED_TABLES for row in batch.rows.get(t, ())}
+        if self.in_transaction is not None:
+            tenants.update(s[0] for s in result.new_snapshots)
+        if tenants:
+            await cur.execute(_LOCK_CHAINS, (AUDIT_CHAIN_LOCK, sorted(tenants)))  # type: ignore[type-var]
+
+    async def _copy_direct(self, cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row],
+                           result: WriteResult, returning: bool) -> int:
+        cols = sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table]))
+        stmt = sql.SQL("COPY public.{} ({}) FROM STDIN").format(sql.Identifier(table), cols)
+        async with cur.copy(stmt) as cp:
+            for row in rows:
+                await cp.write_row(row)
+        if returning:  # every row is new (a duplicate would have aborted the COPY)
+            result.new_snapshots.extend(tuple(row[i] for i in _SNAPSHOT_INDEX) for row in rows)
+        return len(rows)
 
     async def _copy(self, cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row],
                     result: WriteResult, returning: bool) -> int:
@@ -337,6 +466,8 @@ class Writer:
         async with cur.copy(sql.SQL("COPY pg_temp.{} ({}) FROM STDIN").format(stage, cols)) as cp:
             for row in rows:
                 await cp.write_row(row)
+        # A temporary table is never scanned in parallel: the INSERT reads the stage in the
+        # order it was written, so the sorted order holds.
         await cur.execute(_insert_select(table, returning))
         inserted = await _count_inserted(cur, result, returning)
         # ON COMMIT DELETE ROWS empties the stage at commit; a table staged twice in one

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from suho_mt5._subjects import account_subject, message_id
 from suho_mt5.ingest import Bridge, BridgeSettings, setup_streams
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT, BusContract
+from suho_mt5.ingest.writer import psycopg_conninfo
 from suho_mt5.protocol import (
     AccountSnapshotPacket,
     BrokerQuotePacket,
@@ -50,7 +51,8 @@ TABLE_OF = {"quote": "mt5_broker_quotes", "snapshot": "mt5_account_balance_histo
 
 
 def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """The libpq URI of a SQLAlchemy URL (without ``single_backend``, which libpq refuses)."""
+    return psycopg_conninfo(url)[0]
 
 
 @dataclass
@@ -91,16 +93,18 @@ class IngestDb:
         return made
 
 
-def make_ingest_login(admin_url: str) -> str:
-    """The URL of a LOGIN in ``mt5_ingest`` on the same database (created once per cluster)."""
+def make_ingest_login(admin_url: str, bypassrls: bool = False) -> str:
+    """The URL of a LOGIN in ``mt5_ingest`` on the same database (created once per cluster);
+    with ``bypassrls`` one that bypasses row-level security, as docs/ingest.md recommends
+    (the writer then COPYs straight into the tables)."""
+    login = INGEST_LOGIN + ("_bypass" if bypassrls else "")
     with psycopg.connect(libpq(admin_url), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                              (INGEST_LOGIN,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
         if not exists:
             with contextlib.suppress(psycopg.errors.DuplicateObject):
-                conn.execute(f"CREATE ROLE {INGEST_LOGIN} LOGIN PASSWORD '{INGEST_PASSWORD}'"
-                             " IN ROLE mt5_ingest")
-    url = make_url(admin_url).set(username=INGEST_LOGIN, password=INGEST_PASSWORD)
+                conn.execute(f"CREATE ROLE {login} LOGIN PASSWORD '{INGEST_PASSWORD}'"
+                             f" {'BYPASSRLS ' if bypassrls else ''}IN ROLE mt5_ingest")
+    url = make_url(admin_url).set(username=login, password=INGEST_PASSWORD)
     return url.render_as_string(hide_password=False)
 
 

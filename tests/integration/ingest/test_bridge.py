@@ -10,6 +10,7 @@ from tests.integration.ingest._support import (
     assert_exactly_once,
     frames_for,
     jetstream,
+    make_ingest_login,
     publish_all,
     quick_settings,
     running_bridge,
@@ -20,6 +21,8 @@ from tests.support.servers import NatsServer
 
 def test_100k_packets_3_tenants_30_accounts_exactly_once(ingest_db: IngestDb,
                                                          nats: NatsServer) -> None:
+    # As deployed (docs/ingest.md): a login with BYPASSRLS, so the writer COPYs directly.
+    ingest_db.ingest_url = make_ingest_login(ingest_db.admin_url, bypassrls=True)
     ingest_db.add_accounts(10)
     frames, published = frames_for(Feed(ingest_db.accounts), 100_000, 100)
     assert published.packets == 100_000 and len({t for t in ingest_db.accounts.values()}) == 3

@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 import psycopg
+import pytest
 
 from suho_mt5.ingest import DEFAULT_CONTRACT
 from tests.integration.ingest._support import (
@@ -19,6 +20,7 @@ from tests.integration.ingest._support import (
     frames_for,
     jetstream,
     libpq,
+    make_ingest_login,
     publish_all,
     quick_settings,
     running_bridge,
@@ -106,9 +108,14 @@ def restart(server: NatsServer) -> None:
     assert server._wait_ready(30), "nats-server did not come back"
 
 
+@pytest.mark.parametrize("bypassrls", [False, True], ids=["staged", "direct"])
 def test_processing_slower_than_ack_wait_redelivery_races_no_duplicates(
-    ingest_db: IngestDb, nats: NatsServer
+    ingest_db: IngestDb, nats: NatsServer, bypassrls: bool
 ) -> None:
+    """Staged: the second INSERT ... ON CONFLICT finds the rows. Direct (a BYPASSRLS login):
+    the second COPY breaks the key, and the batch is written again the staged way."""
+    if bypassrls:
+        ingest_db.ingest_url = make_ingest_login(ingest_db.admin_url, bypassrls=True)
     ingest_db.add_accounts(2)
     frames, published = frames_for(Feed(ingest_db.accounts), 3_000, 50, kinds=("quote",))
     contract = DEFAULT_CONTRACT.with_bridge(ack_wait_seconds=1)
