@@ -81,26 +81,11 @@ def _hop_quantiles(metrics_port: int) -> dict[str, tuple[float, float]]:
     """hop -> (p50, p99) upper bucket bounds in ms, from the gateway's own histogram."""
     import urllib.request
 
+    from suho_mt5.gateway import signal_hop_bounds
+
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10
                                   ).read().decode()
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for line in text.splitlines():
-        if line.startswith("suho_gateway_signal_hop_seconds_bucket{"):
-            labels, value = line[len("suho_gateway_signal_hop_seconds_bucket{"):].split("} ")
-            parts = dict(p.split("=") for p in labels.split(","))
-            le = parts["le"].strip('"')
-            buckets.setdefault(parts["hop"].strip('"'), []).append(
-                (float("inf") if le == "+Inf" else float(le), float(value)))
-    out = {}
-    for hop, points in buckets.items():
-        total = points[-1][1] or 1.0
-
-        def bound(q: float, points: list[tuple[float, float]] = points,
-                  total: float = total) -> float:
-            return next(le for le, n in points if n >= q * total) * 1000
-
-        out[hop] = (bound(0.5), bound(0.99))
-    return out
+    return {hop: (p50, p99) for hop, (_, p50, p99) in signal_hop_bounds(text).items()}
 
 
 def _loop_name() -> str:

@@ -84,35 +84,14 @@ def _rows(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[dic
 
 
 def signal_hops(metrics_url: str) -> dict[str, dict[str, float]]:
-    """The gateway's ``suho_gateway_signal_hop_seconds`` histogram per hop: how many signals,
-    and the bucket bounds (ms) that hold their median and 99th percentile."""
+    """The gateway's per-hop latency histogram, read from its ``/metrics``."""
     import urllib.request
 
-    from prometheus_client.parser import text_string_to_metric_families
+    from suho_mt5.gateway import signal_hop_bounds
 
     text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "suho_gateway_signal_hop_seconds":
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                buckets.setdefault(sample.labels["hop"], []).append(
-                    (float(sample.labels["le"]), sample.value))
-    out = {}
-    for hop, points in buckets.items():
-        points.sort()
-        total = points[-1][1]
-        if not total:
-            continue
-
-        def bound(q: float, points: list[tuple[float, float]] = points,
-                  total: float = total) -> float:
-            return next(le for le, n in points if n >= q * total) * 1000
-
-        out[hop] = {"signals": total, "p50_ms_at_most": bound(0.5),
-                    "p99_ms_at_most": bound(0.99)}
-    return out
+    return {hop: {"signals": n, "p50_ms_at_most": p50, "p99_ms_at_most": p99}
+            for hop, (n, p50, p99) in signal_hop_bounds(text).items()}
 
 
 def _percentile(values: list[float], p: float) -> float | None:

@@ -7,7 +7,7 @@ simulator for tests, demos and benchmarks. This package never imports ``suho_mt5
 
 from ._auth import Authenticator, DatabaseAuthenticator, LoginLimiter, StaticAuthenticator
 from ._config import GatewayConfig
-from ._metrics import HOPS, GatewayMetrics
+from ._metrics import HOPS, GatewayMetrics, signal_hop_bounds
 from ._server import Gateway, run_fast, tune_gc
 from ._session import CHANNELS, INBOUND_KINDS
 from .client import EAConnection, Resume, open_connection
@@ -27,5 +27,6 @@ __all__ = [
     "StaticAuthenticator",
     "open_connection",
     "run_fast",
+    "signal_hop_bounds",
     "tune_gc",
 ]

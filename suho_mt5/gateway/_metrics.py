@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["HOPS", "GatewayMetrics"]
+__all__ = ["HOPS", "GatewayMetrics", "signal_hop_bounds"]
 
 #: The hops of a signal's journey, as the ``hop`` label of ``suho_gateway_signal_hop_seconds``.
 HOPS = (
@@ -92,3 +92,29 @@ class GatewayMetrics:
             buckets=_BUCKETS,
             registry=r,
         )
+
+
+def signal_hop_bounds(metrics_text: str) -> dict[str, tuple[float, float, float]]:
+    """From a gateway's ``/metrics`` text, per hop of ``suho_gateway_signal_hop_seconds``:
+    (signals counted, the bucket bound in ms that holds their median, the one that holds their
+    99th percentile). Hops that saw no signal are left out."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "suho_gateway_signal_hop_seconds":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                buckets.setdefault(sample.labels["hop"], []).append(
+                    (float(sample.labels["le"]), sample.value))
+    out = {}
+    for hop, points in buckets.items():
+        points.sort()
+        total = points[-1][1]
+        if total:
+            p50, p99 = (next(le for le, n in points if n >= q * total) * 1000
+                        for q in (0.5, 0.99))
+            out[hop] = (total, p50, p99)
+    return out
+
