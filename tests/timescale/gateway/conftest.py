@@ -13,14 +13,14 @@ from tests.support.servers import NatsServer
 
 from ._support import GatewayDb, create_streams, delete_streams, prepare_database
 
-N_ACCOUNTS = 60
+N_ACCOUNTS = 560  # 60 for the tests, 500 of their own for the 500-EA restart test
 
 
 @pytest.fixture(scope="session")
 def gw_db(make_ts_database: Callable[[], str]) -> GatewayDb:
     """Accounts and a gateway login in mt5_app, on native TimescaleDB (``make_pg_database``
     and ``Edition.POSTGRESQL`` run the same tests on plain PostgreSQL)."""
-    return prepare_database(make_ts_database(), N_ACCOUNTS, Edition.TIMESCALE)
+    return prepare_database(make_ts_database(), N_ACCOUNTS, Edition.TIMESCALE, cheap_from=60)
 
 
 @pytest.fixture
