@@ -377,7 +377,7 @@ def replay(
                           "(looked up) or --tenant")
     tenant = validate_tenant_id(tenant_id) if tenant_id is not None else None
     if url is not None:
-        from suho_mt5.ingest.writer import psycopg_conninfo
+        from suho_mt5.db import psycopg_conninfo
 
         psycopg_conninfo(url)  # a malformed URL is named before the file is read
     recording = read_recording(path, checked)

@@ -84,8 +84,8 @@ async def _send(url: str, nats_url: str, tenant: str, account: uuid.UUID,
                 kwargs: dict[str, Any]) -> PublishedSignal:
     import psycopg
 
+    from suho_mt5.db import psycopg_conninfo
     from suho_mt5.ingest.signals import publish_signal
-    from suho_mt5.ingest.writer import psycopg_conninfo
 
     conninfo, _ = psycopg_conninfo(url)
     subject = outbound_subject("signal", tenant, account)

@@ -10,6 +10,7 @@ from suho_mt5.db.engine import (
     is_single_backend,
     make_engine,
     normalize_url,
+    psycopg_conninfo,
 )
 from suho_mt5.db.tenant import (
     TENANT_SETTING,
@@ -37,6 +38,7 @@ __all__ = [
     "make_engine",
     "normalize_url",
     "parse_edition",
+    "psycopg_conninfo",
     "set_tenant",
     "tenant_connection",
     "tenant_session",

@@ -24,6 +24,7 @@ __all__ = [
     "is_single_backend",
     "make_engine",
     "normalize_url",
+    "psycopg_conninfo",
 ]
 
 #: Environment variable every entry point reads the database URL from.
@@ -49,6 +50,21 @@ def normalize_url(url: str | URL) -> URL:
     if backend not in ("postgresql", "postgres"):
         raise ConfigError(f"suho-mt5 needs PostgreSQL, got a {backend!r} URL")
     return parsed.set(drivername="postgresql+psycopg")
+
+
+def psycopg_conninfo(url: str) -> tuple[str, bool]:
+    """``(libpq URI, single_backend)`` of a SQLAlchemy or libpq database URL.
+
+    >>> psycopg_conninfo("postgresql+psycopg://u:p@h:5/db?single_backend=true")
+    ('postgresql://u:p@h:5/db', True)
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # ArgumentError, and ValueError for a bad port
+        raise ConfigError(f"not a database URL: {url!r}") from exc
+    flag = str(parsed.query.get("single_backend", "")).lower() in _TRUE
+    parsed = parsed.difference_update_query(["single_backend"]).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False), flag
 
 
 def database_url_from_env() -> str:

@@ -22,6 +22,8 @@ from decimal import Decimal
 from suho_mt5.demo.market import INSTRUMENTS, Broker, Instrument, Market
 from suho_mt5.gateway.simulator import Rates, SimAccount, SimulatedEA
 from suho_mt5.protocol import (
+    MONEY_SCALE,
+    PRICE_SCALE,
     AccountSnapshotPacket,
     BrokerQuotePacket,
     OrderEventPacket,
@@ -35,9 +37,9 @@ from suho_mt5.protocol import (
 
 __all__ = ["DemoEA"]
 
-_PRICE = Decimal(10) ** 8
-_MONEY = Decimal(10) ** 4
-_LOTS = Decimal(10) ** 8
+_PRICE = Decimal(10) ** PRICE_SCALE
+_MONEY = Decimal(10) ** MONEY_SCALE
+_LOTS = Decimal(10) ** PRICE_SCALE  # volumes share the price scale (LOTS fields)
 #: Account currency per pip and lot (a standard lot of a USD-quoted pair).
 _PIP_VALUE = Decimal(10)
 

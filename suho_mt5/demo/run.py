@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from suho_mt5.db import psycopg_conninfo
 from suho_mt5.demo.ea import DemoEA
 from suho_mt5.demo.market import BROKERS, INSTRUMENTS, Broker, Market
 from suho_mt5.demo.servers import (
@@ -98,12 +99,8 @@ class DemoRun:
 
 
 def _plain(url: str) -> str:
-    """A libpq conninfo URL for psycopg, from a SQLAlchemy URL."""
-    parsed = make_url(url)
-    query = dict(parsed.query)
-    query.pop("single_backend", None)
-    return parsed.set(drivername="postgresql", query=query).render_as_string(
-        hide_password=False)
+    """A libpq URI for psycopg, from a SQLAlchemy URL."""
+    return psycopg_conninfo(url)[0]
 
 
 @contextlib.contextmanager

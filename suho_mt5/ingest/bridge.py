@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from suho_mt5._subjects import SubjectError, parse_account_subject
 from suho_mt5.errors import (
@@ -59,6 +59,7 @@ from suho_mt5.protocol import PACKET_SIZE, AccountSnapshotPacket, decode, decode
 
 __all__ = ["Bridge", "BridgeSettings"]
 
+_T = TypeVar("_T")
 log = logging.getLogger("suho_mt5.ingest")
 
 _ACCOUNT_TTL: Final = 30.0  # seconds an account lookup is trusted (deactivation delay)
@@ -264,6 +265,23 @@ class Bridge:
         await self._sleep(delay)
         return not self._stop.is_set()
 
+    async def _retrying(self, msgs: Sequence[Any], failed: str,
+                        attempt: Callable[[], Awaitable[_T]]) -> _T | None:
+        """``attempt()`` until the database takes it, backing off while it is away and keeping
+        ``msgs`` from being redelivered elsewhere meanwhile (never acking them); None when
+        the bridge is stopped first."""
+        delay = self.settings.retry_initial
+        while True:
+            try:
+                return await attempt()
+            except (DatabaseUnavailableError, BatchWriteError) as exc:
+                self.metrics.db_retries.inc()
+                log.warning(failed + ", retrying in %.1f s (no ack): %s", len(msgs), delay,
+                            exc)
+                if not await self._keep_alive(msgs, delay):
+                    return None
+                delay = min(delay * 2, self.settings.retry_max)
+
     async def _prepare_retrying(
         self, msgs: Sequence[Any], writer: Writer,
         settle: Callable[[Sequence[Any]], Awaitable[None]],
@@ -273,39 +291,28 @@ class Bridge:
         m = self.metrics
         m.messages.inc(len(msgs))
         m.packets.inc(sum(-(-len(msg.data) // PACKET_SIZE) for msg in msgs))
-        delay = self.settings.retry_initial
-        while True:
-            try:
-                batch, dead_whole = await self._prepare(msgs, writer, settle)
-                return _Prepared(msgs, batch, dead_whole, started)
-            except (DatabaseUnavailableError, BatchWriteError) as exc:
-                m.db_retries.inc()
-                log.warning("accounts of %d message(s) not read, retrying in %.1f s (no ack):"
-                            " %s", len(msgs), delay, exc)
-                if not await self._keep_alive(msgs, delay):
-                    return None
-                delay = min(delay * 2, self.settings.retry_max)
+        prepared = await self._retrying(msgs, "accounts of %d message(s) not read",
+                                        lambda: self._prepare(msgs, writer, settle))
+        return None if prepared is None else _Prepared(msgs, *prepared, started)
 
     async def _commit(self, prepared: _Prepared, writer: Writer) -> bool:
         """Write one prepared batch and ack it; False if stopped before it was committed."""
         m = self.metrics
         msgs = prepared.msgs
-        delay = self.settings.retry_initial
-        while True:
-            try:
-                t0 = time.monotonic()
-                result = await writer.write(prepared.batch)
-                commit_s = time.monotonic() - t0
-                m.commit_seconds.observe(commit_s)
-                break
-            except (DatabaseUnavailableError, BatchWriteError) as exc:
-                m.db_retries.inc()
-                log.warning("batch of %d message(s) not written, retrying in %.1f s (no ack):"
-                            " %s", len(msgs), delay, exc)
-                # Keep the server from redelivering the batch elsewhere while we wait.
-                if not await self._keep_alive(msgs, delay):
-                    return False
-                delay = min(delay * 2, self.settings.retry_max)
+        commit_s = 0.0
+
+        async def write() -> WriteResult:
+            nonlocal commit_s
+            t0 = time.monotonic()
+            result = await writer.write(prepared.batch)
+            commit_s = time.monotonic() - t0
+            m.commit_seconds.observe(commit_s)
+            return result
+
+        # While it retries, the batch is kept from being redelivered elsewhere.
+        result = await self._retrying(msgs, "batch of %d message(s) not written", write)
+        if result is None:
+            return False
         self._count(result)
         await self._ack(msgs, prepared.dead_whole)
         m.batches.inc()

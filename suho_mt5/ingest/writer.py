@@ -40,9 +40,9 @@ from typing import Any, Final, TypeVar
 import psycopg
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 
-from suho_mt5.errors import BatchWriteError, ConfigError, DatabaseUnavailableError
+from suho_mt5.db import psycopg_conninfo
+from suho_mt5.errors import BatchWriteError, DatabaseUnavailableError
 from suho_mt5.ingest.rows import TABLE_COLUMNS, Row
 
 __all__ = [
@@ -59,7 +59,6 @@ __all__ = [
     "Origin",
     "WriteResult",
     "Writer",
-    "psycopg_conninfo",
     "sort_rows",
 ]
 
@@ -183,21 +182,6 @@ class AccountInfo:
     is_active: bool
     margin_mode: str | None
     broker_name: str
-
-
-def psycopg_conninfo(url: str) -> tuple[str, bool]:
-    """``(libpq URI, single_backend)`` of a SQLAlchemy or libpq database URL.
-
-    >>> psycopg_conninfo("postgresql+psycopg://u:p@h:5/db?single_backend=true")
-    ('postgresql://u:p@h:5/db', True)
-    """
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ConfigError(f"not a database URL: {url!r}") from exc
-    flag = str(parsed.query.get("single_backend", "")).lower() in ("1", "true", "yes", "on")
-    parsed = parsed.difference_update_query(["single_backend"]).set(drivername="postgresql")
-    return parsed.render_as_string(hide_password=False), flag
 
 
 def _stage_name(table: str) -> str:

@@ -31,7 +31,7 @@ from suho_mt5.protocol import (
     decode,
     encode,
 )
-from tests.integration.ingest._support import Feed, running_bridge
+from tests.integration.ingest._support import Feed, libpq, running_bridge
 from tests.integration.ingest._support import nats_server as own_nats_server
 from tests.support.cli import one_error_line
 from tests.support.servers import NatsServer, free_port
@@ -46,10 +46,6 @@ def url(make_pg_database: Callable[[], str]) -> str:
     made = make_pg_database()
     db_commands.upgrade(made, edition="postgresql")
     return made
-
-
-def libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def add_accounts(url: str, tenants: tuple[str, ...]) -> dict[uuid.UUID, str]:

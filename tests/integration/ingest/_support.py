@@ -23,9 +23,9 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from suho_mt5._subjects import account_subject, message_id
+from suho_mt5.db import psycopg_conninfo
 from suho_mt5.ingest import Bridge, BridgeSettings, setup_streams
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT, BusContract
-from suho_mt5.ingest.writer import psycopg_conninfo
 from suho_mt5.protocol import (
     AccountSnapshotPacket,
     BrokerQuotePacket,

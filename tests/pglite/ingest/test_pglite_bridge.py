@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from suho_mt5.db import Edition
-from suho_mt5.ingest.writer import psycopg_conninfo
+from suho_mt5.db import Edition, psycopg_conninfo
 from tests.db.schema._support import migrated_schema
 from tests.integration.ingest._support import (
     Feed,

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import psycopg
 
 from suho_mt5.db import Edition
+from suho_mt5.db import psycopg_conninfo as conninfo
 from suho_mt5.ingest.rows import packet_row
 from suho_mt5.ingest.writer import PGLITE_MESSAGE_BYTES, Batch, MessageContext, Writer
-from suho_mt5.ingest.writer import psycopg_conninfo as conninfo
 from tests.db.schema._support import migrated_schema
 from tests.integration.ingest._support import Feed
 from tests.support.servers import TimescaleEngine
