@@ -15,7 +15,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,24 +156,29 @@ async def _bridge_time(ingest_url: str, admin: str, nats_url: str,
     """Seconds from bridge start to every frame committed and acked (published before).
     ``no_database``: writes replaced by a no-op, to see the bridge's side alone."""
     from suho_mt5.ingest import Bridge, BridgeSettings, RiskLimits
-    from suho_mt5.ingest.writer import Writer, WriteResult
+    from suho_mt5.ingest.writer import Transaction, Writer, WriteResult
     from tests.integration.ingest._support import consumer_state, jetstream, publish_all
 
     async with jetstream(nats_url) as (_nc, js):
         await js.purge_stream("MT5_ACCOUNTS")
         await publish_all(js, frames)
-        original = Writer.write
+        original = Writer.transaction
 
-        async def timed(self: Writer, batch: Any) -> Any:
+        @contextlib.asynccontextmanager
+        async def timed(self: Writer, batch: Any, **kwargs: Any) -> AsyncIterator[Any]:
             t0 = time.perf_counter()
             try:
                 if no_database:
-                    return WriteResult(written={t: len(r) for t, r in batch.rows.items()})
-                return await original(self, batch)
+                    yield Transaction(None,  # type: ignore[arg-type]
+                                      WriteResult(written={t: len(r)
+                                                           for t, r in batch.rows.items()}))
+                else:
+                    async with original(self, batch, **kwargs) as tx:
+                        yield tx
             finally:
                 latencies.append(time.perf_counter() - t0)
 
-        Writer.write = timed  # type: ignore[method-assign]
+        Writer.transaction = timed  # type: ignore[method-assign,assignment]
         bridge = Bridge(BridgeSettings(url=ingest_url, nats_url=nats_url, batch_size=batch_size,
                                        workers=workers,
                                        fetch_timeout=0.2, offline_check_every=3600,
@@ -192,7 +197,7 @@ async def _bridge_time(ingest_url: str, admin: str, nats_url: str,
             if _PROFILE is not None:
                 _PROFILE.disable()
         finally:
-            Writer.write = original  # type: ignore[method-assign]
+            Writer.transaction = original  # type: ignore[method-assign]
             bridge.stop()
             await task
         return took

@@ -4,9 +4,12 @@ See ``docs/ingest.md``. Needs the ``ingest`` extra (nats-py, prometheus_client, 
 
 * :mod:`~suho_mt5.ingest.streams`: the bus contract, ``suho-mt5 streams setup``;
 * :mod:`~suho_mt5.ingest.rows`: packets -> rows, and the checks a row must pass;
+* :mod:`~suho_mt5.ingest.prepare`: a batch of messages -> rows and dead letters, no I/O;
 * :mod:`~suho_mt5.ingest.writer`: batched idempotent writes (COPY + ON CONFLICT DO NOTHING);
-* :mod:`~suho_mt5.ingest.bridge`: the consumer loop, acks after commit, dead letters;
-* :mod:`~suho_mt5.ingest.reconcile`, :mod:`~suho_mt5.ingest.status`,
+* :mod:`~suho_mt5.ingest.bridge`: the process: workers (fetch, prepare, write, ack after
+  commit) and side loops (:mod:`~suho_mt5.ingest.feed`, :mod:`~suho_mt5.ingest.status`,
+  :mod:`~suho_mt5.ingest.advisories`, :mod:`~suho_mt5.ingest.metrics`);
+* :mod:`~suho_mt5.ingest.accounts`, :mod:`~suho_mt5.ingest.reconcile`,
   :mod:`~suho_mt5.ingest.risk`, :mod:`~suho_mt5.ingest.signals`.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from suho_mt5.ingest.bridge import Bridge, BridgeSettings
 from suho_mt5.ingest.metrics import BridgeMetrics
+from suho_mt5.ingest.prepare import BusMessage, Prepared, prepare
 from suho_mt5.ingest.reconcile import (
     Reconciler,
     ReferenceBook,
@@ -45,7 +49,9 @@ __all__ = [
     "BridgeMetrics",
     "BridgeSettings",
     "BusContract",
+    "BusMessage",
     "ConsumerSpec",
+    "Prepared",
     "PublishedSignal",
     "Reconciler",
     "ReferenceBook",
@@ -62,6 +68,7 @@ __all__ = [
     "mark_offline",
     "packet_row",
     "pip_size",
+    "prepare",
     "price_deviation",
     "publish_signal",
     "recent_deviation",

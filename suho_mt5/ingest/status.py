@@ -4,16 +4,23 @@ Heartbeats (every 30 s) keep an account online. :func:`mark_offline` writes one
 ``status = 'offline'`` heartbeat row for every active account whose latest heartbeat is
 older than ``after`` and not already offline, so the seed's connectivity query (the latest
 heartbeat per account) counts it offline. Several bridges may run it: a transaction-level
-advisory lock lets one of them do it at a time.
+advisory lock lets one of them do it at a time. The bridge runs it every
+``offline_check_every`` seconds (:func:`offline_loop`).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-__all__ = ["OFFLINE_LOCK", "mark_offline"]
+from suho_mt5.ingest._stop import Stop
+from suho_mt5.ingest.metrics import BridgeMetrics
+
+__all__ = ["OFFLINE_LOCK", "mark_offline", "offline_loop"]
+
+log = logging.getLogger("suho_mt5.ingest")
 
 #: Advisory lock key of the offline check (any bigint; this one spells "suho_off").
 OFFLINE_LOCK: Final = 0x7375686F5F6F6666
@@ -50,3 +57,20 @@ async def mark_offline(conn: Any, after: timedelta,
         marked = [(str(t), a) for t, a in await cur.fetchall()]
     await conn.commit()
     return marked
+
+
+async def offline_loop(conninfo: str, after: timedelta, every: float, metrics: BridgeMetrics,
+                       stop: Stop) -> None:
+    """:func:`mark_offline` every ``every`` seconds on a connection of its own, until
+    ``stop``; a failed check is logged and tried again next time."""
+    import psycopg
+
+    while not await stop.sleep(every):
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+                marked = await mark_offline(conn, after)
+            for tenant_id, account in marked:
+                metrics.marked_offline.inc()
+                log.info("account marked offline: %s %s", tenant_id, account)
+        except Exception as exc:
+            log.warning("offline check failed: %s", exc)
