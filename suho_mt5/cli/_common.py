@@ -11,23 +11,12 @@ from urllib.parse import urlsplit
 
 import click
 
+from suho_mt5.commands._connect import one_line
 from suho_mt5.errors import ConfigError, SuhoError
 
-__all__ = ["SuhoGroup", "check_nats_url", "nats_url_option", "one_line", "reports_errors",
-           "url_option"]
+__all__ = ["SuhoGroup", "check_nats_url", "nats_url_option", "reports_errors", "url_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message: a driver's message (libpq's, SQLAlchemy's) may
-    run over several, and an error is one line.
-
-    >>> one_line(ValueError("connection refused\\n\\tIs the server running?"))
-    'connection refused'
-    """
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def reports_errors(func: F) -> F:

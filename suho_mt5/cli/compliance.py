@@ -10,9 +10,9 @@ import click
 
 from suho_mt5.cli._common import reports_errors, url_option
 from suho_mt5.commands import compliance as commands
+from suho_mt5.commands._connect import database_url
 from suho_mt5.compliance.feedback import FORMATS
 from suho_mt5.compliance.reports import REPORT_TYPES, TRANSACTION_FIELDS_NOT_HELD
-from suho_mt5.db import database_url_from_env
 from suho_mt5.errors import AuditChainError, ComplianceError, ReportError
 
 __all__ = ["audit", "feedback", "gdpr", "report"]
@@ -48,7 +48,7 @@ def audit_verify(url: str | None, tenant: str | None, since: str | None,
     Example:
       suho-mt5 audit verify --since digests/2026-11-01.json --json
     """
-    result = commands.audit_verify(url or database_url_from_env(), tenant=tenant, since=since)
+    result = commands.audit_verify(database_url(url), tenant=tenant, since=since)
     if as_json:
         _echo_json(result.as_json())
     else:
@@ -76,7 +76,7 @@ def audit_digest(url: str | None, tenant: str | None) -> None:
     Example:
       suho-mt5 audit digest > digests/$(date -u +%F).json
     """
-    digest = commands.audit_digest(url or database_url_from_env(), tenant=tenant)
+    digest = commands.audit_digest(database_url(url), tenant=tenant)
     sys.stdout.write(digest.dumps())
 
 
@@ -91,7 +91,7 @@ def audit_checkpoint(url: str | None, as_json: bool) -> None:
     Example:
       suho-mt5 audit checkpoint --json
     """
-    written = commands.audit_checkpoint(url or database_url_from_env())
+    written = commands.audit_checkpoint(database_url(url))
     if as_json:
         _echo_json({"checkpoints": written})
     else:
@@ -123,7 +123,7 @@ def audit_correct(url: str | None, tenant: str, event_id: str, reason: str,
         if not sep or not field:
             raise ComplianceError(f"--set needs FIELD=VALUE, got {change!r}")
         correction[field] = value
-    position = commands.audit_correct(url or database_url_from_env(), tenant=tenant,
+    position = commands.audit_correct(database_url(url), tenant=tenant,
                                       event_id=event_id, reason=reason, correction=correction)
     if as_json:
         _echo_json({"tenant_id": tenant, "corrects": event_id, "position": position})
@@ -152,7 +152,7 @@ def report_compliance(url: str | None, tenant: str, month: str, report_type: str
     Example:
       suho-mt5 report compliance --tenant tenant_demo --month 2026-10 --json
     """
-    stored = commands.report_compliance(url or database_url_from_env(), tenant=tenant,
+    stored = commands.report_compliance(database_url(url), tenant=tenant,
                                         month=month, report_type=report_type)
     if as_json:
         _echo_json(stored.as_json())
@@ -181,7 +181,7 @@ def report_transactions(url: str | None, tenant: str, month: str, output: str,
     # lazy: a command that fails before its first row leaves no empty file behind
     try:
         with click.open_file(output, "w", encoding="utf-8", lazy=True) as out:
-            rows = commands.report_transactions(url or database_url_from_env(),
+            rows = commands.report_transactions(database_url(url),
                                                  tenant=tenant, month=month, out=out)
     except click.FileError as exc:  # opened at the first row: an unwritable path
         raise ReportError(f"cannot write {output}: {exc.message}") from exc
@@ -213,7 +213,7 @@ def gdpr_erase(url: str | None, tenant: str, user_id: str, as_json: bool) -> Non
     Example:
       suho-mt5 gdpr erase --tenant tenant_demo --user user_001 --json
     """
-    erasure = commands.gdpr_erase(url or database_url_from_env(), tenant=tenant,
+    erasure = commands.gdpr_erase(database_url(url), tenant=tenant,
                                   user_id=user_id)
     if as_json:
         _echo_json(erasure.as_json())
@@ -242,7 +242,7 @@ def feedback_export(url: str | None, tenant: str, output: str, fmt: str,
     Example:
       suho-mt5 feedback export --tenant tenant_demo -o feedback.csv --format csv
     """
-    done = commands.feedback_export(url or database_url_from_env(), tenant=tenant,
+    done = commands.feedback_export(database_url(url), tenant=tenant,
                                     destination=output, fmt=fmt)
     if as_json:
         click.echo(json.dumps(done.as_json(), indent=2), err=output == "-")

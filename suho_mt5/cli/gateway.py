@@ -52,28 +52,20 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
       suho-mt5 gateway run --url postgresql://gateway:secret@db/suho \\
           --nats-url nats://127.0.0.1:4222 --ws-port 8000 --tcp-port 8001
     """
+    import os
+
+    from suho_mt5.commands._connect import database_url
     from suho_mt5.commands.gateway import run_gateway
-    from suho_mt5.db import database_url_from_env
+    from suho_mt5.errors import ConfigError
     from suho_mt5.gateway import GatewayConfig
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if min(tcp_keepalive) < 1 or ws_ping < 0:
         raise click.UsageError("--tcp-keepalive needs values >= 1, --ws-ping >= 0")
-    import os
-
-    from suho_mt5.errors import ConfigError
-
     for pem in (tls_cert, tls_key):
         if pem is not None and not (os.path.isfile(pem) and os.access(pem, os.R_OK)):
             raise ConfigError(f"cannot read {pem}: not a readable file")
-    from suho_mt5.commands._connect import check_database, check_nats
-
-    url = url or database_url_from_env()
-    # Once running, the gateway rides out outages; a server that is not there at the start
-    # is a mistake to report, not to wait for silently.
-    check_database(url)
-    check_nats(nats_url, "gateway run")
     config = GatewayConfig(
         host=host,
         ws_port=None if ws_port < 0 else ws_port,
@@ -90,7 +82,7 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         tcp_keepalive_interval_s=tcp_keepalive[1],
         tcp_keepalive_count=tcp_keepalive[2],
     )
-    run_gateway(config, url, nats_url)
+    run_gateway(config, database_url(url), nats_url)
 
 
 @click.command("simulate")

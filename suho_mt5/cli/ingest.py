@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from suho_mt5.cli._common import check_nats_url, nats_url_option, reports_errors, url_option
-from suho_mt5.commands.ingest import configure_logging, run_bridge, setup_streams
-from suho_mt5.db import database_url_from_env
+from suho_mt5.commands._connect import database_url
+from suho_mt5.commands.ingest import bus_contract, run_bridge, setup_streams
 
 __all__ = ["ingest", "streams"]
 
@@ -80,18 +80,16 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
       suho-mt5 ingest run --url postgresql+psycopg://bridge:secret@db/suho \\
           --nats-url nats://127.0.0.1:4222 --workers 2 --metrics-port 9464
     """
-    from suho_mt5.commands._connect import check_database_url, check_nats
+    from datetime import timedelta
 
-    url = url or database_url_from_env()
-    # The bridge rides out a database outage by design (it retries and acks nothing), so
-    # only the URL is checked; but it would wait silently forever for a NATS server that is
-    # not there at the start.
-    check_database_url(url)
-    check_nats(nats_url, "ingest run")
-    configure_logging(log_json)
-    run_bridge(url, nats_url, workers=workers, batch_size=batch_size,
-               metrics_port=metrics_port, config=config, offline_after=offline_after,
-               offline_check_every=offline_check_every)
+    from suho_mt5.ingest.settings import BridgeSettings
+
+    settings = BridgeSettings(
+        url=database_url(url), nats_url=nats_url, contract=bus_contract(config),
+        workers=workers, batch_size=batch_size, metrics_port=metrics_port,
+        offline_after=timedelta(seconds=offline_after), offline_check_every=offline_check_every,
+    )
+    run_bridge(settings, log_json=log_json)
 
 
 @ingest.command("replay")

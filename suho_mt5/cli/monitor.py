@@ -12,7 +12,7 @@ import click
 
 from suho_mt5.cli._common import check_nats_url, reports_errors, url_option
 from suho_mt5.commands import monitor as commands
-from suho_mt5.db import database_url_from_env
+from suho_mt5.commands._connect import database_url
 
 __all__ = ["monitor"]
 
@@ -62,7 +62,7 @@ def monitor(url: str | None, role: str | None, nats_url: str | None, as_json: bo
       suho-mt5 monitor --nats-url nats://127.0.0.1:4222
       suho-mt5 monitor --json | jq '.sections[] | select(.name == "connectivity")'
     """
-    report = commands.monitor(url or database_url_from_env(), role=role, nats_url=nats_url)
+    report = commands.monitor(database_url(url), role=role, nats_url=nats_url)
     if as_json:
         click.echo(json.dumps({
             "edition": report.edition,

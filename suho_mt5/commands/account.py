@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.engine import Connection
 
 from suho_mt5._names import TENANT_SETTING
-from suho_mt5.commands.db import _connection
+from suho_mt5.commands._connect import connection
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import ConfigError, DatabaseError, TenantError
 
@@ -126,7 +126,7 @@ def create(
         raise ConfigError(f"account type must be one of {', '.join(ACCOUNT_TYPES)}, "
                           f"not {account_type!r}")
     validate_tenant_id(tenant_id)  # before connecting: a typo is named as such
-    with _connection(url, prefix="cannot create the account: ") as conn:
+    with connection(url, prefix="cannot create the account: ") as conn:
         tenant = _tenant(conn, tenant_id)
         key = conn.execute(text("SELECT generate_api_key()")).scalar_one()
         row = conn.execute(
@@ -150,7 +150,7 @@ def list_accounts(url: str, tenant_id: str, *, active_only: bool = False) -> lis
     """The accounts of ``tenant_id``, oldest first. A tenant with no account at all is
     unknown (:class:`TenantError`): tenants exist through their accounts."""
     validate_tenant_id(tenant_id)
-    with _connection(url, prefix="cannot list the accounts: ") as conn:
+    with connection(url, prefix="cannot list the accounts: ") as conn:
         tenant = _tenant(conn, tenant_id)
         rows = conn.execute(
             text(f"SELECT {_COLUMNS} FROM public.mt5_user_accounts WHERE tenant_id = :tenant "
@@ -170,7 +170,7 @@ def _update(url: str, account_id: uuid.UUID | str, tenant_id: str | None, assign
     account = parse_account_id(account_id)
     if tenant_id is not None:
         validate_tenant_id(tenant_id)
-    with _connection(url, prefix=f"cannot {action}: ") as conn:
+    with connection(url, prefix=f"cannot {action}: ") as conn:
         where = "account_id = :account_id"
         params: dict[str, Any] = {"account_id": account}
         if tenant_id is not None:

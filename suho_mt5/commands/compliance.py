@@ -18,6 +18,7 @@ from typing import IO, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from suho_mt5.commands._connect import cause
 from suho_mt5.compliance.audit import (
     Digest,
     VerifyResult,
@@ -70,8 +71,7 @@ def _run(url: str, what: str, action: Callable[[Engine], T]) -> T:
         except (ComplianceError, TenantError):
             raise
         except sa.exc.DBAPIError as exc:
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise DatabaseError(f"{what} failed: {first}") from exc
+            raise DatabaseError(f"{what} failed: {cause(exc)}") from exc
 
 
 def _known_tenant(engine: Engine, tenant: str) -> None:

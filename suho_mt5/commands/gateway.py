@@ -10,6 +10,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from suho_mt5.commands._connect import check_database, check_nats
 from suho_mt5.errors import ConfigError, GatewayError, SessionClosedError
 from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, run_fast, tune_gc
 from suho_mt5.gateway.simulator import (
@@ -45,7 +46,13 @@ async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
 
 
 def run_gateway(config: GatewayConfig, url: str, nats_url: str) -> None:
-    """Run the gateway until SIGINT or SIGTERM; sessions are closed with GOING_AWAY."""
+    """Check the servers, then run the gateway until SIGINT or SIGTERM; sessions are closed
+    with GOING_AWAY. ``url`` is a login in ``mt5_app`` (it checks API keys).
+
+    Once running, the gateway rides out outages; a server that is not there at the start is
+    a mistake to report, not to wait for silently."""
+    check_database(url)
+    check_nats(nats_url, "gateway run")
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)

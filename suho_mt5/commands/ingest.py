@@ -8,8 +8,15 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["configure_logging", "run_bridge", "setup_streams"]
+from suho_mt5.commands._connect import check_database_url, check_nats, connect_nats
+
+if TYPE_CHECKING:
+    from suho_mt5.ingest.settings import BridgeSettings
+    from suho_mt5.ingest.streams import BusContract
+
+__all__ = ["bus_contract", "configure_logging", "run_bridge", "setup_streams"]
 
 
 class _JsonFormatter(logging.Formatter):
@@ -37,16 +44,20 @@ def configure_logging(json_lines: bool = False, level: int = logging.INFO) -> No
     root.propagate = False
 
 
+def bus_contract(config: str | Path | None = None) -> BusContract:
+    """The bus contract of the YAML file ``config``, or the one shipped."""
+    from suho_mt5.ingest.streams import DEFAULT_CONTRACT, load_contract
+
+    return load_contract(config) if config is not None else DEFAULT_CONTRACT
+
+
 def setup_streams(nats_url: str, config: str | Path | None = None) -> list[str]:
     """Declare the streams and consumers of the bus contract; one line per object."""
-    from suho_mt5.ingest.streams import DEFAULT_CONTRACT, load_contract
     from suho_mt5.ingest.streams import setup_streams as declare
 
-    contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
+    contract = bus_contract(config)
 
     async def go() -> list[str]:
-        from suho_mt5.commands._connect import connect_nats
-
         nc = await connect_nats(nats_url, "streams setup")
         try:
             return await declare(nc.jetstream(), contract)
@@ -56,29 +67,18 @@ def setup_streams(nats_url: str, config: str | Path | None = None) -> list[str]:
     return asyncio.run(go())
 
 
-def run_bridge(
-    url: str,
-    nats_url: str,
-    *,
-    workers: int = 1,
-    batch_size: int = 500,
-    metrics_port: int | None = None,
-    config: str | Path | None = None,
-    offline_after: float = 90.0,
-    offline_check_every: float = 15.0,
-) -> None:
-    """Run the bridge until SIGTERM or SIGINT, then finish the in-flight batches and return."""
-    from datetime import timedelta
+def run_bridge(settings: BridgeSettings, *, log_json: bool = False) -> None:
+    """Check the servers, then run the bridge until SIGTERM or SIGINT, then finish the
+    in-flight batches and return. Logs go to stderr (JSON objects with ``log_json``).
 
-    from suho_mt5.ingest.bridge import Bridge, BridgeSettings
-    from suho_mt5.ingest.streams import DEFAULT_CONTRACT, load_contract
+    The bridge rides out a database outage by design (it retries and acks nothing), so only
+    the URL is checked; but it would wait silently forever for a NATS server that is not
+    there at the start."""
+    from suho_mt5.ingest.bridge import Bridge
 
-    contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
-    settings = BridgeSettings(
-        url=url, nats_url=nats_url, contract=contract, workers=workers, batch_size=batch_size,
-        metrics_port=metrics_port, offline_after=timedelta(seconds=offline_after),
-        offline_check_every=offline_check_every,
-    )
+    check_database_url(settings.url)
+    check_nats(settings.nats_url, "ingest run")
+    configure_logging(log_json)
 
     async def go() -> None:
         bridge = Bridge(settings)

@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from suho_mt5.commands.db import _cause, _connection
+from suho_mt5.commands._connect import cause, connection
 from suho_mt5.errors import DatabaseError
 
 __all__ = ["DEAD_LETTER_TABLE", "NATS_TIMEOUT", "MonitorReport", "Section", "consumer_lag",
@@ -97,7 +97,7 @@ def _read(conn: Connection, name: str, sql: str) -> Section:
         columns = list(result.keys())
         rows = [dict(r._mapping) for r in result]
     except SQLAlchemyError as exc:
-        return Section(name, available=False, note=f"not available: {_cause(exc)}")
+        return Section(name, available=False, note=f"not available: {cause(exc)}")
     return Section(name, columns=columns, rows=rows)
 
 
@@ -168,7 +168,7 @@ def monitor(url: str, *, role: str | None = None, nats_url: str | None = None) -
 
     Raises :class:`~suho_mt5.errors.DatabaseError` when the server cannot be reached or the
     database is not migrated; a section that cannot be read is marked not available."""
-    with _connection(url, autocommit=True) as conn:
+    with connection(url, autocommit=True) as conn:
         if role is not None:
             conn.exec_driver_sql("SET ROLE " + '"' + role.replace('"', '""') + '"')
         if conn.execute(text("SELECT to_regclass('public.v_hypertable_summary')")).scalar() \

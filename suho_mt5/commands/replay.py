@@ -40,7 +40,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from suho_mt5._subjects import account_subject, message_id
-from suho_mt5.commands._connect import connect_nats
+from suho_mt5.commands._connect import (
+    check_database_url,
+    connect_database,
+    connect_nats,
+    one_line,
+)
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import (
     ConfigError,
@@ -231,28 +236,20 @@ def frames(path: str | Path, frame_packets: int = DEFAULT_FRAME_PACKETS) -> Iter
 
 # --------------------------------------------------------------------------- tenants
 
-def _one_line(exc: BaseException) -> str:
-    """The first line of a driver's message (libpq's run over several)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 async def _accounts(url: str, accounts: frozenset[uuid.UUID]) -> dict[uuid.UUID, AccountInfo]:
     """Every account, from the database; an unknown or inactive account is a
     :class:`ReplayError` naming it."""
     import psycopg
 
     from suho_mt5.ingest.accounts import read_accounts
-    from suho_mt5.ingest.writer import Writer
 
-    writer = Writer(url)
+    conn = await connect_database(url)
     try:
-        async with writer.connected("cannot read mt5_user_accounts") as conn:
-            found = await read_accounts(conn, sorted(accounts))
-    except (IngestError, psycopg.Error) as exc:
-        raise DatabaseError(_one_line(exc)) from exc
+        found = await read_accounts(conn, sorted(accounts))
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot read mt5_user_accounts: {one_line(exc)}") from exc
     finally:
-        await writer.close()
+        await conn.close()
     missing = sorted(accounts - found.keys())
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -335,7 +332,7 @@ async def _write(recording: Recording, accounts: Mapping[uuid.UUID, AccountInfo]
         try:
             result = await writer.write(batch)
         except IngestError as exc:
-            raise DatabaseError(f"replay not written: {_one_line(exc)}") from exc
+            raise DatabaseError(f"replay not written: {one_line(exc)}") from exc
         for table, n in result.written.items():
             summary.written[table] = summary.written.get(table, 0) + n
         summary.duplicate_rows += sum(result.duplicates.values())
@@ -395,9 +392,7 @@ def replay(
                           "(looked up) or --tenant")
     tenant = validate_tenant_id(tenant_id) if tenant_id is not None else None
     if url is not None:
-        from suho_mt5.db import psycopg_conninfo
-
-        psycopg_conninfo(url)  # a malformed URL is named before the file is read
+        check_database_url(url)  # a malformed URL is named before the file is read
     recording = read_recording(path, checked)
     summary = ReplaySummary(str(path), "bus" if nats_url is not None else "database",
                             recording.packets, recording.data_packets,

@@ -26,7 +26,7 @@ from typing import Any
 
 from suho_mt5._names import TENANT_SETTING
 from suho_mt5._subjects import outbound_subject
-from suho_mt5.commands._connect import connect_nats
+from suho_mt5.commands._connect import connect_database, connect_nats, one_line
 from suho_mt5.commands.account import parse_account_id
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import ConfigError, DatabaseError, SignalError, StreamSetupError
@@ -37,9 +37,6 @@ __all__ = ["ACTIONS", "parse_decimal", "send_signal"]
 
 #: The actions a signal may carry (``mt5_trading_signals.action``).
 ACTIONS: tuple[str, ...] = tuple(a.value for a in SignalAction)
-
-#: Seconds to connect to NATS or to the database before giving up.
-CONNECT_TIMEOUT = 5
 
 
 def parse_decimal(value: str | Decimal | None, what: str) -> Decimal | None:
@@ -71,8 +68,7 @@ async def _check_account(conn: Any, tenant: str, account: uuid.UUID) -> None:
             row = await cur.fetchone()
         await conn.commit()
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseError(f"cannot read the account: {first}") from exc
+        raise DatabaseError(f"cannot read the account: {one_line(exc)}") from exc
     # Another tenant's account is "unknown" too: the message must not confirm it exists.
     if row is None or row[0] != tenant:
         raise SignalError(f"unknown account {account} of tenant {tenant!r}")
@@ -82,18 +78,10 @@ async def _check_account(conn: Any, tenant: str, account: uuid.UUID) -> None:
 
 async def _send(url: str, nats_url: str, tenant: str, account: uuid.UUID,
                 kwargs: dict[str, Any]) -> PublishedSignal:
-    import psycopg
-
-    from suho_mt5.db import psycopg_conninfo
     from suho_mt5.ingest.signals import publish_signal
 
-    conninfo, _ = psycopg_conninfo(url)
     subject = outbound_subject("signal", tenant, account)
-    try:
-        conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=CONNECT_TIMEOUT)
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
-        raise DatabaseError(f"cannot connect to the database: {first}") from exc
+    conn = await connect_database(url)
     async with conn:
         await _check_account(conn, tenant, account)  # an unknown account needs no NATS
         nc = await connect_nats(nats_url, "signal send")

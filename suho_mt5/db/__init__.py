@@ -11,6 +11,7 @@ from suho_mt5.db.engine import (
     make_engine,
     normalize_url,
     psycopg_conninfo,
+    register_timescaledb_dialect,
 )
 from suho_mt5.db.tenant import (
     TENANT_SETTING,
@@ -39,6 +40,7 @@ __all__ = [
     "normalize_url",
     "parse_edition",
     "psycopg_conninfo",
+    "register_timescaledb_dialect",
     "set_tenant",
     "tenant_connection",
     "tenant_session",

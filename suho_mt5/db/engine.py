@@ -25,6 +25,7 @@ __all__ = [
     "make_engine",
     "normalize_url",
     "psycopg_conninfo",
+    "register_timescaledb_dialect",
 ]
 
 #: Environment variable every entry point reads the database URL from.
@@ -65,6 +66,15 @@ def psycopg_conninfo(url: str) -> tuple[str, bool]:
     flag = str(parsed.query.get("single_backend", "")).lower() in _TRUE
     parsed = parsed.difference_update_query(["single_backend"]).set(drivername="postgresql")
     return parsed.render_as_string(hide_password=False), flag
+
+
+def register_timescaledb_dialect() -> None:
+    """Make ``timescaledb+psycopg://`` URLs resolve (sqlalchemy-timescaledb's dialect for
+    psycopg 3); the models call it, so that their ``timescaledb_hypertable`` option is
+    known without the package's entry point (a source checkout never pip-installed)."""
+    from suho_mt5.db._timescaledb_dialect import register
+
+    register()
 
 
 def database_url_from_env() -> str:
