@@ -313,7 +313,7 @@ def ingest_section(settings: Settings) -> Section:
                 rows_out.append(Row(
                     f"commit latency p50 (batch of {frames_per_batch} frames = "
                     f"{frames_per_batch * 100:,} rows)", None, "ms", None, "",
-                    "writer.write: COPY, commit", measured=_pct(latencies, 0.5)))
+                    "Writer.transaction: COPY, risk checks, commit", measured=_pct(latencies, 0.5)))
                 rows_out.append(Row("commit latency p99", None, "ms", None, "", "",
                                     measured=_pct(latencies, 0.99)))
 
@@ -350,7 +350,7 @@ def ingest_section(settings: Settings) -> Section:
                             "decoding, no database", measured=statistics.median(puller)))
         rows_out.append(Row("the bridge without its database writes, 1 packet per message",
                             None, "msg/s", None, "", "2 workers: fetch, decode, map, check, "
-                            "ack; writer.write replaced by a no-op",
+                            "ack; Writer.transaction replaced by a no-op",
                             measured=statistics.median(no_db)))
     one, bare, own, alone = (statistics.median(x)
                              for x in (one_rates, client, puller, no_db))

@@ -98,8 +98,11 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
 @click.option("--nats-url", envvar="SUHO_NATS_URL", callback=check_nats_url,
               help="Publish on this NATS server's bus [env: SUHO_NATS_URL]; without it the "
                    "packets are written straight to the database at --url.")
-@click.option("--direct", is_flag=True,
+@click.option("--to-database", is_flag=True,
               help="Write to the database at --url even when a NATS URL is set.")
+@click.option("--direct", "direct", is_flag=True, hidden=True,
+              help="The old spelling of --to-database (deprecated; \"direct\" names the "
+                   "writer's COPY mode).")
 @click.option("--tenant", "tenant_id",
               help="Bus only, with no --url to look accounts up: every account's tenant.")
 @click.option("--frame-packets", type=click.IntRange(1, 10000), default=1000,
@@ -109,9 +112,9 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_errors
-def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool,
-                  tenant_id: str | None, frame_packets: int, batch_size: int, quiet: bool,
-                  as_json: bool) -> None:
+def ingest_replay(file: str, url: str | None, nats_url: str | None, to_database: bool,
+                  direct: bool, tenant_id: str | None, frame_packets: int, batch_size: int,
+                  quiet: bool, as_json: bool) -> None:
     """Replay FILE, a recorded packet stream: 144-byte packets end to end, as EAs send
     them (`suho-mt5 simulate --record FILE` writes one).
 
@@ -119,7 +122,7 @@ def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool
     packets are published in per-account frames on mt5.account.<tenant>.<account>.<kind>
     with the gateway's Nats-Msg-Id, so replaying a file twice stores it once, and
     `suho-mt5 ingest run` writes them; each account's tenant is looked up at --url, or
-    given by --tenant. With only --url (or --direct) they are written straight to the
+    given by --tenant. With only --url (or --to-database) they are written straight to the
     tables through the ingest writer (idempotent too; no reconciliation, no risk events).
 
     \b
@@ -133,7 +136,7 @@ def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool
 
     from suho_mt5.commands.replay import Recording, replay
 
-    if direct:
+    if to_database or direct:
         nats_url = None
     show = not quiet and sys.stderr.isatty()
     from rich.console import Console

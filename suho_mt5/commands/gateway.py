@@ -18,7 +18,6 @@ from suho_mt5.gateway.simulator import (
     SimAccount,
     SimulationReport,
     load_accounts,
-    provision_accounts,
     simulate,
 )
 
@@ -80,6 +79,8 @@ def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
     if accounts.isdigit():
         if url is None:
             raise ConfigError("--accounts N creates demo accounts: give --url of the database")
+        from suho_mt5.commands.account import provision_accounts
+
         return provision_accounts(url, int(accounts))
     return load_accounts(accounts)
 

@@ -390,7 +390,7 @@ def replay(
     if url is None and tenant_id is None:
         raise ConfigError("a replay onto the bus needs each account's tenant: give --url "
                           "(looked up) or --tenant")
-    tenant = validate_tenant_id(tenant_id) if tenant_id is not None else None
+    tenant_id = validate_tenant_id(tenant_id) if tenant_id is not None else None
     if url is not None:
         check_database_url(url)  # a malformed URL is named before the file is read
     recording = read_recording(path, checked)
@@ -408,8 +408,8 @@ def replay(
             accounts = await _accounts(url, recording.accounts)
             tenants = {a: info.tenant_id for a, info in accounts.items()}
         else:
-            assert tenant is not None
-            tenants = dict.fromkeys(recording.accounts, tenant)
+            assert tenant_id is not None
+            tenants = dict.fromkeys(recording.accounts, tenant_id)
         if nats_url is not None:
             await _publish(recording, tenants, nats_url, summary, frame_packets, done)
         else:

@@ -234,7 +234,7 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
     broker by its recent deviation, published through :func:`publish_signal`."""
     import psycopg
 
-    from suho_mt5.ingest.signals import publish_signal
+    from suho_mt5.commands.signal import publish_signal
 
     accounts = [(t, a) for t in run.tenants for a, _ in t.accounts]
     rng = market.rng

@@ -1,4 +1,6 @@
-"""The Data Bridge: NATS JetStream -> TimescaleDB, and the services around it.
+"""The ingest layer: the bus contract, and the Data Bridge (``suho-mt5 ingest run``, class
+:class:`~suho_mt5.ingest.bridge.Bridge`) that moves what EAs send from NATS JetStream into
+TimescaleDB, with what it uses.
 
 See ``docs/ingest.md``. Needs the ``ingest`` extra (nats-py, prometheus_client, PyYAML).
 
@@ -10,7 +12,9 @@ See ``docs/ingest.md``. Needs the ``ingest`` extra (nats-py, prometheus_client, 
   commit) and side loops (:mod:`~suho_mt5.ingest.feed`, :mod:`~suho_mt5.ingest.status`,
   :mod:`~suho_mt5.ingest.advisories`, :mod:`~suho_mt5.ingest.metrics`);
 * :mod:`~suho_mt5.ingest.accounts`, :mod:`~suho_mt5.ingest.reconcile`,
-  :mod:`~suho_mt5.ingest.risk`, :mod:`~suho_mt5.ingest.signals`.
+  :mod:`~suho_mt5.ingest.risk`.
+
+Signals travel the other way: :func:`suho_mt5.commands.signal.publish_signal`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from suho_mt5.ingest.reconcile import (
 )
 from suho_mt5.ingest.risk import RiskLimits, check_snapshots
 from suho_mt5.ingest.rows import packet_row, row_problem
-from suho_mt5.ingest.signals import PublishedSignal, publish_signal, recent_deviation
 from suho_mt5.ingest.status import mark_offline
 from suho_mt5.ingest.streams import (
     DEFAULT_CONTRACT,
@@ -52,7 +55,6 @@ __all__ = [
     "BusMessage",
     "ConsumerSpec",
     "Prepared",
-    "PublishedSignal",
     "Reconciler",
     "ReferenceBook",
     "ReferenceQuote",
@@ -70,8 +72,6 @@ __all__ = [
     "pip_size",
     "prepare",
     "price_deviation",
-    "publish_signal",
-    "recent_deviation",
     "row_problem",
     "setup_streams",
 ]

@@ -285,3 +285,16 @@ def test_dead_letters_of_two_recordings_never_share_a_key(url: str, tmp_path: Pa
         rows = conn.execute("SELECT stream, account_id FROM mt5_ingest_dead_letters"
                             " ORDER BY account_id = %s", (second,)).fetchall()
     assert rows == [("replay", first), ("replay", second)]
+
+
+def test_to_database_is_the_name_and_direct_its_hidden_old_spelling(
+        url: str, tmp_path: Path, nats_server: NatsServer) -> None:
+    accounts = add_accounts(url, ("acme",))
+    recording(tmp_path / "r.bin", accounts, per_account=3)
+    env = {"SUHO_DATABASE_URL": url, "SUHO_NATS_URL": nats_server.url}
+    for flag in ("--to-database", "--direct"):
+        forced = run(str(tmp_path / "r.bin"), flag, "--json", env=env)
+        assert forced.exit_code == 0, forced.output
+        assert json.loads(forced.output)["mode"] == "database"
+    shown = CliRunner().invoke(main, ["ingest", "replay", "--help"]).output
+    assert "--to-database" in shown and "--direct" not in shown

@@ -10,7 +10,8 @@ from decimal import Decimal
 import psycopg
 
 from suho_mt5._subjects import account_subject, market_subject, message_id
-from suho_mt5.ingest import RiskLimits, mark_offline, publish_signal
+from suho_mt5.commands.signal import publish_signal
+from suho_mt5.ingest import RiskLimits, mark_offline
 from suho_mt5.ingest.reconcile import ReferenceQuote, encode_reference
 from suho_mt5.protocol import (
     AccountSnapshotPacket,
