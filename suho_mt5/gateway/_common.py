@@ -8,7 +8,7 @@ import contextlib
 import struct
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from suho_mt5.protocol import CloseCode, ErrorCode, ErrorPacket, MessageType, encode, now_us
 
@@ -81,10 +81,11 @@ class Peer:
     account_id: uuid.UUID
     tenant_id: str
     metrics: GatewayMetrics
+    #: ``account_id.bytes``, computed once: every packet's ``account_id`` is compared to it
+    account_bytes: bytes = field(init=False)
 
-    @property
-    def account_bytes(self) -> bytes:
-        return self.account_id.bytes
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account_bytes", self.account_id.bytes)
 
     def __str__(self) -> str:
         return f"{self.tenant_id}/{self.account_id}"

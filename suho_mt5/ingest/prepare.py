@@ -87,35 +87,33 @@ class SubjectCache:
 
     def accounts(self, messages: Sequence[BusMessage]) -> set[uuid.UUID]:
         """The accounts the subjects of ``messages`` name."""
-        return {p[1] for m in messages if isinstance(p := self.parse(m.subject), tuple)}
+        parsed, found = self._parsed, set()
+        for m in messages:
+            p = parsed.get(m.subject) or self.parse(m.subject)
+            if p.__class__ is tuple:
+                found.add(p[1])
+        return found
 
 
-def _refusal(info: AccountInfo | None, tenant_id: str) -> str | None:
+def _refusal(info: AccountInfo | None, tenant_id: str) -> str:
     if info is None:
         return "no such account"
     if not info.is_active:
         return "account is not active"
-    if info.tenant_id != tenant_id:
-        return f"account belongs to another tenant than {tenant_id!r}"
-    return None
+    return f"account belongs to another tenant than {tenant_id!r}"
 
 
-def _packets(ctx: MessageContext, dead: list[DeadLetterRecord]) -> list[tuple[int, Packet]]:
-    """``(byte offset, packet)`` of each packet of the message that decodes."""
+def _one_by_one(ctx: MessageContext, dead: list[DeadLetterRecord]) -> list[tuple[int, Packet]]:
+    """``(byte offset, packet)`` of each packet of a frame that does not decode whole: the
+    good ones survive, the others are ``undecodable`` dead letters."""
     data = ctx.data
-    try:
-        if len(data) == PACKET_SIZE:  # one packet per message: skip the frame setup
-            return [(0, decode(data))]
-        return [(k * PACKET_SIZE, p) for k, p in enumerate(decode_frame(data))]
-    except ProtocolError:
-        packets = []
-        for off in range(0, len(data), PACKET_SIZE):
-            try:
-                packets.append((off, decode(data[off : off + PACKET_SIZE])))
-            except ProtocolError as exc:
-                dead.append(DeadLetterRecord.of(ctx, "undecodable", exc.reason, off,
-                                                PACKET_SIZE))
-        return packets
+    packets = []
+    for off in range(0, len(data), PACKET_SIZE):
+        try:
+            packets.append((off, decode(data[off : off + PACKET_SIZE])))
+        except ProtocolError as exc:
+            dead.append(DeadLetterRecord.of(ctx, "undecodable", exc.reason, off, PACKET_SIZE))
+    return packets
 
 
 def prepare(messages: Sequence[BusMessage], accounts: Mapping[uuid.UUID, AccountInfo | None],
@@ -142,9 +140,8 @@ def prepare(messages: Sequence[BusMessage], accounts: Mapping[uuid.UUID, Account
         ctx = MessageContext(msg.stream, msg.stream_seq, msg.subject, msg.data, msg.deliveries,
                              tenant_id, account_id)
         info = accounts.get(account_id)
-        why = _refusal(info, tenant_id)
-        if why is not None or info is None:
-            dead.append(DeadLetterRecord.of(ctx, "unauthorized", why or ""))
+        if info is None or not info.is_active or info.tenant_id != tenant_id:
+            dead.append(DeadLetterRecord.of(ctx, "unauthorized", _refusal(info, tenant_id)))
             out.dead_whole.add(i)
             continue
         data = msg.data
@@ -154,7 +151,13 @@ def prepare(messages: Sequence[BusMessage], accounts: Mapping[uuid.UUID, Account
                 f"{len(data)} bytes is not a whole number of {PACKET_SIZE}-byte packets"))
             out.dead_whole.add(i)
             continue
-        packets = _packets(ctx, dead)
+        try:
+            if len(data) == PACKET_SIZE:  # one packet per message: skip the frame setup
+                packets = [(0, decode(data))]
+            else:
+                packets = [(k * PACKET_SIZE, p) for k, p in enumerate(decode_frame(data))]
+        except ProtocolError:
+            packets = _one_by_one(ctx, dead)
         acc_bytes = account_id.bytes
         table = TABLE_OF_KIND[kind]
         check = row_problem_of_valid_tenant(table)  # the subject's tenant is valid
