@@ -120,14 +120,15 @@ def connection(url: str, *, autocommit: bool = False, failure: type[SuhoError] =
         engine.dispose()
 
 
-async def connect_database(url: str) -> psycopg.AsyncConnection[Any]:
+async def connect_database(url: str, *, autocommit: bool = False
+                           ) -> psycopg.AsyncConnection[Any]:
     """An async psycopg connection to ``url``, or one :class:`DatabaseError` line."""
     import psycopg
 
     conninfo = check_database_url(url)
     try:
-        return await psycopg.AsyncConnection.connect(conninfo,
-                                                     connect_timeout=int(CONNECT_TIMEOUT))
+        return await psycopg.AsyncConnection.connect(
+            conninfo, connect_timeout=int(CONNECT_TIMEOUT), autocommit=autocommit)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to the database: {one_line(exc)}") from exc
 
@@ -138,9 +139,13 @@ def check_database(url: str) -> None:
     starts."""
 
     async def probe() -> None:
-        conn = await connect_database(url)
-        await conn.execute("SELECT 1")
-        await conn.close()
+        # Autocommit: on the PGlite engine every client shares one backend, and a
+        # transaction left open by a closed connection stays open for the next client.
+        conn = await connect_database(url, autocommit=True)
+        try:
+            await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
 
     asyncio.run(probe())
 

@@ -32,6 +32,7 @@ consecutive packets of one kind (at most ``frame_packets``), in file order. Then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -247,6 +248,8 @@ async def _accounts(url: str, accounts: frozenset[uuid.UUID]) -> dict[uuid.UUID,
     try:
         found = await read_accounts(conn, sorted(accounts))
     except psycopg.Error as exc:
+        with contextlib.suppress(Exception):  # the PGlite engine's one backend stays clean
+            await conn.rollback()
         raise DatabaseError(f"cannot read mt5_user_accounts: {one_line(exc)}") from exc
     finally:
         await conn.close()
