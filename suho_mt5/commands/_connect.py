@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from suho_mt5._nats import nats_servers
 from suho_mt5.errors import ConfigError, StreamSetupError
 
 __all__ = ["CONNECT_TIMEOUT", "check_database", "check_database_url", "check_nats",
@@ -32,7 +33,7 @@ async def connect_nats(nats_url: str, what: str = "this command") -> Any:
 
     try:
         return await asyncio.wait_for(
-            nats.connect(servers=[nats_url], connect_timeout=CONNECT_TIMEOUT,
+            nats.connect(servers=nats_servers(nats_url), connect_timeout=CONNECT_TIMEOUT,
                          max_reconnect_attempts=1, error_cb=quiet),
             3 * CONNECT_TIMEOUT)
     except Exception as exc:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, TypeVar
 
+from suho_mt5._nats import nats_servers
 from suho_mt5._subjects import SubjectError, parse_account_subject
 from suho_mt5.errors import (
     BatchWriteError,
@@ -144,7 +145,8 @@ class Bridge:
         s = self.settings
         try:
             self._nc = await nats.connect(
-                s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                servers=nats_servers(s.nats_url), max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
                 error_cb=self._nats_error, disconnected_cb=self._nats_disconnected,
                 reconnected_cb=self._nats_reconnected, allow_reconnect=True,
             )
