@@ -8,6 +8,12 @@
   background workers, or an external server named by ``$SUHO_TEST_TIMESCALE_URL``.
 * ``start_timescale_engine`` / ``timescale_engine``: the PGlite TimescaleDB engine.
 * ``nats_server``: nats-server with JetStream.
+* ``nats_cluster``: three nats-server processes as one JetStream cluster (per test: tests
+  kill and restart nodes).
+* ``patroni_cluster``: two PostgreSQL 15 + TimescaleDB servers managed by Patroni over one
+  etcd, a primary and a synchronous streaming replica (per test: tests kill the primary).
+* ``start_pgbouncer`` / ``start_haproxy``: factories for PgBouncer in front of a server and
+  HAProxy in front of services; all are stopped at the end of the test.
 
 Every server is stopped at the end of its scope, also when tests fail.
 """
@@ -20,13 +26,24 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from pytest_postgresql import factories
 from sqlalchemy.engine import make_url
 
-from tests.support.servers import NatsServer, ServerError, TimescaleEngine, make_workdir
+from tests.support.servers import (
+    HAProxy,
+    NatsCluster,
+    NatsServer,
+    PatroniCluster,
+    PgBouncer,
+    ProxiedService,
+    ServerError,
+    TimescaleEngine,
+    make_workdir,
+)
 
 EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
 EXTERNAL_TIMESCALE_ENV = "SUHO_TEST_TIMESCALE_URL"
@@ -227,11 +244,72 @@ def nats_server() -> Iterator[NatsServer]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture
+def nats_cluster() -> Iterator[NatsCluster]:
+    """Three nats-server processes as one JetStream cluster, each with its own store;
+    ``.url`` is the comma-separated list of their client URLs."""
+    workdir = make_workdir("nats-cluster")
+    cluster = NatsCluster(workdir, size=3)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def patroni_cluster() -> Iterator[PatroniCluster]:
+    """A primary and a synchronous streaming replica of PostgreSQL 15 + TimescaleDB,
+    managed by Patroni over one etcd; ``.url(...)`` is a libpq multi-host URL."""
+    workdir = make_workdir("patroni")
+    cluster = PatroniCluster(workdir, size=2)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def start_pgbouncer() -> Iterator[Callable[..., PgBouncer]]:
+    """Factory: ``start(server_port, users, **options)`` -> a running :class:`PgBouncer`
+    (transaction pooling unless ``pool_mode`` says otherwise)."""
+    started: list[tuple[PgBouncer, Path]] = []
+
+    def start(server_port: int, users: dict[str, str], **options: Any) -> PgBouncer:
+        workdir = make_workdir("pgbouncer")
+        bouncer = PgBouncer(workdir, server_port, users, **options)
+        started.append((bouncer, workdir))
+        return bouncer.start()
+
+    yield start
+    for bouncer, workdir in started:
+        bouncer.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def start_haproxy() -> Iterator[Callable[..., HAProxy]]:
+    """Factory: ``start([ProxiedService, ...], check_ms=...)`` -> a running :class:`HAProxy`."""
+    started: list[tuple[HAProxy, Path]] = []
+
+    def start(services: list[ProxiedService], check_ms: int = 250) -> HAProxy:
+        workdir = make_workdir("haproxy")
+        proxy = HAProxy(workdir, services, check_ms=check_ms)
+        started.append((proxy, workdir))
+        return proxy.start()
+
+    yield start
+    for proxy, workdir in started:
+        proxy.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _servers_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail loudly, naming the server and its log, when a server died during a test."""
     yield
-    for name in ("timescale_engine", "nats_server"):
+    for name in ("timescale_engine", "nats_server", "nats_cluster", "patroni_cluster"):
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
             try:
