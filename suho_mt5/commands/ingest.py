@@ -8,6 +8,10 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from suho_mt5.ingest.streams import Declared
 
 __all__ = ["configure_logging", "run_bridge", "setup_streams"]
 
@@ -37,19 +41,22 @@ def configure_logging(json_lines: bool = False, level: int = logging.INFO) -> No
     root.propagate = False
 
 
-def setup_streams(nats_url: str, config: str | Path | None = None) -> list[str]:
-    """Declare the streams and consumers of the bus contract; one line per object."""
+def setup_streams(nats_url: str, config: str | Path | None = None,
+                  replicas: int | None = None) -> list[Declared]:
+    """Declare the streams and consumers of the bus contract (``replicas`` copies of each
+    on a NATS cluster; default: 3 on a cluster of 3 or more nodes, else 1); one
+    :class:`~suho_mt5.ingest.streams.Declared` per object."""
     from suho_mt5.ingest.streams import DEFAULT_CONTRACT, load_contract
     from suho_mt5.ingest.streams import setup_streams as declare
 
     contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
 
-    async def go() -> list[str]:
+    async def go() -> list[Declared]:
         from suho_mt5.commands._connect import connect_nats
 
         nc = await connect_nats(nats_url, "streams setup")
         try:
-            return await declare(nc.jetstream(), contract)
+            return await declare(nc.jetstream(), contract, replicas=replicas)
         finally:
             await nc.close()
 

@@ -252,6 +252,7 @@ def nats_cluster() -> Iterator[NatsCluster]:
     cluster = NatsCluster(workdir, size=3)
     try:
         yield cluster.start()
+        cluster.check()  # a node died during the test that the test did not kill: say so
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -265,6 +266,7 @@ def patroni_cluster() -> Iterator[PatroniCluster]:
     cluster = PatroniCluster(workdir, size=2)
     try:
         yield cluster.start()
+        cluster.check()
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -309,7 +311,7 @@ def start_haproxy() -> Iterator[Callable[..., HAProxy]]:
 def _servers_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail loudly, naming the server and its log, when a server died during a test."""
     yield
-    for name in ("timescale_engine", "nats_server", "nats_cluster", "patroni_cluster"):
+    for name in ("timescale_engine", "nats_server"):
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
             try:
