@@ -204,6 +204,11 @@ class NatsNode(ChildProcess):
         meta = (info or {}).get("meta_cluster") or {}
         return str(meta["leader"]) if meta.get("leader") else None
 
+    def routes(self) -> int:
+        """Route connections to other nodes (``/routez``), -1 when the node does not answer."""
+        status, body = _http_json(f"http://127.0.0.1:{self.http_port}/routez")
+        return int(body.get("num_routes", 0)) if status == 200 and isinstance(body, dict) else -1
+
     def healthy(self) -> bool:
         """``/healthz``: the server is up and its JetStream assets are current."""
         status, _ = _http_json(f"http://127.0.0.1:{self.http_port}/healthz")
@@ -266,6 +271,10 @@ class NatsCluster:
         for node in self.running():
             wait_until(f"{node.name} to listen", partial(_port_open, node.port), timeout,
                        node.check)
+        # Every node routed to every other: the INFO a client gets names the whole cluster.
+        peers = len(self.running()) - 1
+        wait_until(f"the NATS cluster {self.name}'s routes",
+                   lambda: all(n.routes() >= peers for n in self.running()), timeout, self.check)
         return wait_until(f"the NATS cluster {self.name} to elect a JetStream leader",
                           self.leader, timeout, self.check)
 

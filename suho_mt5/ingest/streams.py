@@ -166,6 +166,9 @@ def cluster_size(nc: Any) -> int | None:
     if not info.get("cluster"):
         return 1
     urls = {str(u) for u in info.get("connect_urls") or ()}
+    # INFO updates after the connect (a route that came up later) reach the server pool
+    for server in getattr(nc, "discovered_servers", None) or ():
+        urls.add(str(server.uri.netloc))
     return len(urls) or None
 
 
