@@ -343,11 +343,22 @@ class HAProxy(ChildProcess):
     def port(self, service: str) -> int:
         return self.ports[service]
 
+    @staticmethod
+    def _maxconn(wanted: int = 10_000) -> int:
+        """Connections HAProxy may hold: it needs two descriptors for each (client and
+        server side) and refuses to start when the hard limit is lower than that."""
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard == resource.RLIM_INFINITY:
+            return wanted
+        return max(64, min(wanted, (hard - 100) // 2))
+
     def config(self) -> str:
         lines = [
             "global",
             f"    stats socket {self.socket_path} mode 600 level admin",
-            "    maxconn 20000",
+            f"    maxconn {self._maxconn()}",
             "defaults",
             "    mode tcp",
             "    timeout connect 2s",

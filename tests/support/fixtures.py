@@ -11,7 +11,8 @@
 * ``nats_cluster``: three nats-server processes as one JetStream cluster (per test: tests
   kill and restart nodes).
 * ``patroni_cluster``: two PostgreSQL 15 + TimescaleDB servers managed by Patroni over one
-  etcd, a primary and a synchronous streaming replica (per test: tests kill the primary).
+  etcd, a primary and a synchronous streaming replica (per module: the last test of a
+  module may kill the primary).
 * ``start_pgbouncer`` / ``start_haproxy``: factories for PgBouncer in front of a server and
   HAProxy in front of services; all are stopped at the end of the test.
 
@@ -258,10 +259,11 @@ def nats_cluster() -> Iterator[NatsCluster]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def patroni_cluster() -> Iterator[PatroniCluster]:
     """A primary and a synchronous streaming replica of PostgreSQL 15 + TimescaleDB,
-    managed by Patroni over one etcd; ``.url(...)`` is a libpq multi-host URL."""
+    managed by Patroni over one etcd; ``.url(...)`` is a libpq multi-host URL. One per
+    module (it takes about ten seconds): a test that kills a node comes last in it."""
     workdir = make_workdir("patroni")
     cluster = PatroniCluster(workdir, size=2)
     try:
