@@ -10,6 +10,7 @@ exist on the next one).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections import Counter
@@ -22,6 +23,20 @@ import sqlalchemy as sa
 
 from suho_mt5.db import Edition, make_engine, tenant_session
 from tests.db.schema._support import LOGIN_PASSWORD, Schema, ensure_login, migrated_schema
+from tests.integration.ingest._support import (
+    INGEST_PASSWORD,
+    Feed,
+    IngestDb,
+    assert_exactly_once,
+    frames_for,
+    jetstream,
+    make_ingest_login,
+    nats_server,
+    publish_all,
+    quick_settings,
+    running_bridge,
+    wait_until_drained,
+)
 from tests.support.fixtures import PgServer
 from tests.support.servers import PgBouncer
 
@@ -177,3 +192,28 @@ def test_a_session_wide_tenant_would_leak_through_the_pool(
             leaked += sum(1 for (t,) in rows if t == a)
             first.execute("RESET app.current_tenant_id")
         assert leaked > 0, "the pool never handed the first client's server connection on"
+
+
+def test_the_data_bridge_through_pgbouncer_in_session_mode(
+    db: Schema, ts_server: PgServer, start_pgbouncer: Callable[..., PgBouncer]
+) -> None:
+    """The bridge holds one connection per worker and lets psycopg prepare its statements:
+    it needs a server connection of its own, PgBouncer's session mode (docs/operations.md)."""
+    admin = db.url
+    login_url = sa.make_url(make_ingest_login(admin))
+    bouncer = start_pgbouncer(ts_server.port, {login_url.username or "": INGEST_PASSWORD},
+                              pool_mode="session", pool_size=4)
+    ingest = IngestDb(admin, bouncer.url(login_url.database or "", login_url.username or ""))
+    ingest.add_accounts(2)
+    frames, published = frames_for(Feed(ingest.accounts), 3_000, 50)
+
+    async def run() -> None:
+        async with jetstream(nats.url) as (_nc, js):
+            await publish_all(js, frames)
+            async with running_bridge(quick_settings(ingest, nats.url, workers=2,
+                                                     batch_size=10)):
+                await wait_until_drained(js, ingest, published.rows, timeout=90)
+
+    with nats_server() as nats:
+        asyncio.run(run())
+    assert_exactly_once(ingest, published)
