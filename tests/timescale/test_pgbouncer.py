@@ -197,8 +197,9 @@ def test_a_session_wide_tenant_would_leak_through_the_pool(
 def test_the_data_bridge_through_pgbouncer_in_session_mode(
     db: Schema, ts_server: PgServer, start_pgbouncer: Callable[..., PgBouncer]
 ) -> None:
-    """The bridge holds one connection per worker and lets psycopg prepare its statements:
-    it needs a server connection of its own, PgBouncer's session mode (docs/operations.md)."""
+    """The bridge holds one connection per worker for its life and creates its staging
+    tables (temporary: they live in one server session) when it connects: it needs a server
+    connection of its own, PgBouncer's session mode (docs/operations.md)."""
     admin = db.url
     login_url = sa.make_url(make_ingest_login(admin))
     bouncer = start_pgbouncer(ts_server.port, {login_url.username or "": INGEST_PASSWORD},
