@@ -77,8 +77,9 @@ def _running(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
 
 
-def test_no_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
-    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
+def _inner_session(tmp_path: Path, tests: str) -> tuple[str, dict[str, int]]:
+    """Run ``tests`` in a pytest session of their own: its output and the pids it wrote."""
+    (tmp_path / "test_inner.py").write_text(tests)
     pid_file = tmp_path / "pids.json"
     env = {
         **os.environ,
@@ -92,8 +93,12 @@ def test_no_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "2 failed" in result.stdout, result.stdout
-    pids = json.loads(pid_file.read_text())
+    return result.stdout, json.loads(pid_file.read_text())
+
+
+def test_no_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
+    output, pids = _inner_session(tmp_path, INNER_TESTS)
+    assert "2 failed" in output, output
     pids["timescale-extra"] = int((tmp_path / "pids.json.extra").read_text())
     assert all(isinstance(pid, int) for pid in pids.values()), pids
     leftovers = {name: pid for name, pid in pids.items() if _running(pid)}
@@ -101,17 +106,8 @@ def test_no_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
 
 
 def test_no_clustered_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
-    (tmp_path / "test_inner.py").write_text(CLUSTER_TESTS)
-    pid_file = tmp_path / "pids.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SUHO_PID_FILE": str(pid_file)}
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.support.fixtures", "-p",
-         "no:cacheprovider", "-q", str(tmp_path / "test_inner.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "1 failed" in result.stdout, result.stdout
-    pids = json.loads(pid_file.read_text())
+    output, pids = _inner_session(tmp_path, CLUSTER_TESTS)
+    assert "1 failed" in output, output
     assert len(pids) == 3 + 2 * 2 + 3 and all(isinstance(p, int) for p in pids.values()), pids
     leftovers = {name: pid for name, pid in pids.items() if _running(pid)}
     assert leftovers == {}, f"still running after pytest exited: {leftovers}"

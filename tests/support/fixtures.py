@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -45,6 +45,8 @@ from tests.support.servers import (
     TimescaleEngine,
     make_workdir,
 )
+
+_S = TypeVar("_S")
 
 EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
 EXTERNAL_TIMESCALE_ENV = "SUHO_TEST_TIMESCALE_URL"
@@ -204,6 +206,25 @@ def ts_url(ts_server: PgServer) -> Iterator[str]:
     yield from _fresh_database(ts_server)
 
 
+class _Started:
+    """The servers a factory fixture started, each in a work directory of its own; all
+    stopped, and their directories removed, by :meth:`stop_all`."""
+
+    def __init__(self) -> None:
+        self._started: list[tuple[Any, Path]] = []
+
+    def add(self, prefix: str, build: Callable[[Path], _S]) -> _S:
+        workdir = make_workdir(prefix)
+        server = build(workdir)
+        self._started.append((server, workdir))
+        return server
+
+    def stop_all(self) -> None:
+        for server, workdir in self._started:
+            server.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def start_timescale_engine() -> Iterator[Callable[[], TimescaleEngine]]:
     """Factory: start a new TimescaleDB engine process; all are stopped at session end.
@@ -211,18 +232,9 @@ def start_timescale_engine() -> Iterator[Callable[[], TimescaleEngine]]:
     Each engine holds exactly one database, so a fresh engine is the way to a fresh
     database there (startup takes about a second).
     """
-    started: list[tuple[TimescaleEngine, Path]] = []
-
-    def start() -> TimescaleEngine:
-        workdir = make_workdir("timescale")
-        engine = TimescaleEngine(workdir)
-        started.append((engine, workdir))
-        return engine.start()
-
-    yield start
-    for engine, workdir in started:
-        engine.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    started = _Started()
+    yield lambda: started.add("timescale", TimescaleEngine).start()
+    started.stop_all()
 
 
 @pytest.fixture(scope="session")
@@ -278,35 +290,27 @@ def patroni_cluster() -> Iterator[PatroniCluster]:
 def start_pgbouncer() -> Iterator[Callable[..., PgBouncer]]:
     """Factory: ``start(server_port, users, **options)`` -> a running :class:`PgBouncer`
     (transaction pooling unless ``pool_mode`` says otherwise)."""
-    started: list[tuple[PgBouncer, Path]] = []
+    started = _Started()
 
     def start(server_port: int, users: dict[str, str], **options: Any) -> PgBouncer:
-        workdir = make_workdir("pgbouncer")
-        bouncer = PgBouncer(workdir, server_port, users, **options)
-        started.append((bouncer, workdir))
-        return bouncer.start()
+        return started.add("pgbouncer", lambda workdir: PgBouncer(
+            workdir, server_port, users, **options)).start()
 
     yield start
-    for bouncer, workdir in started:
-        bouncer.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    started.stop_all()
 
 
 @pytest.fixture
 def start_haproxy() -> Iterator[Callable[..., HAProxy]]:
     """Factory: ``start([ProxiedService, ...], check_ms=...)`` -> a running :class:`HAProxy`."""
-    started: list[tuple[HAProxy, Path]] = []
+    started = _Started()
 
     def start(services: list[ProxiedService], check_ms: int = 250) -> HAProxy:
-        workdir = make_workdir("haproxy")
-        proxy = HAProxy(workdir, services, check_ms=check_ms)
-        started.append((proxy, workdir))
-        return proxy.start()
+        return started.add("haproxy", lambda workdir: HAProxy(
+            workdir, services, check_ms=check_ms)).start()
 
     yield start
-    for proxy, workdir in started:
-        proxy.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    started.stop_all()
 
 
 @pytest.fixture(autouse=True)

@@ -36,7 +36,7 @@ from tests.integration.ingest._support import (
     wait_until_drained,
 )
 from tests.support.fixtures import PgServer
-from tests.support.servers import NatsCluster
+from tests.support.servers import NatsCluster, wait_until
 
 PACKETS = 100_000
 # A killed node's unacked deliveries come back after AckWait: short, for a test.
@@ -80,14 +80,8 @@ def _rows(db: IngestDb) -> int:
     return sum(db.counts().values())
 
 
-def _wait_rows(db: IngestDb, at_least: int, timeout: float = 120) -> float:
-    """Until the tables hold ``at_least`` rows; when they did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _rows(db) >= at_least:
-            return time.monotonic()
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {at_least} rows after {timeout} s: {db.counts()}")
+def _wait_rows(db: IngestDb, at_least: int) -> None:
+    wait_until(f"{at_least} rows", lambda: _rows(db) >= at_least, 120, every=0.05)
 
 
 def test_a_node_killed_mid_ingest_loses_and_doubles_nothing(

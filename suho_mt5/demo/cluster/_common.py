@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 from suho_mt5.errors import ServerError
 
-__all__ = ["alive", "find_executable", "http_json", "kill_tree", "port_open", "wait_until"]
+__all__ = ["alive", "find_executable", "http_json", "kill_tree", "port_open", "start_retrying",
+           "wait_until"]
 
 T = TypeVar("T")
 
@@ -108,3 +109,18 @@ def alive(pid: int) -> bool:
     with contextlib.suppress(OSError, IndexError):
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return False
+
+
+def start_retrying(attempt: Callable[[], None], stop: Callable[[], None],
+                   attempts: int = 3) -> None:
+    """Run ``attempt`` (pick free ports, spawn, wait until ready) until it does not raise
+    :class:`ServerError`, calling ``stop`` after each failure; the last failure is raised.
+    A port that was free when it was picked may be taken by the time the server binds it."""
+    for n in range(attempts):
+        try:
+            attempt()
+            return
+        except ServerError:
+            stop()
+            if n == attempts - 1:
+                raise

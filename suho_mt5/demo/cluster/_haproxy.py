@@ -9,9 +9,14 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from suho_mt5.demo.cluster._common import find_executable, port_open, wait_until
+from suho_mt5.demo.cluster._common import (
+    find_executable,
+    port_open,
+    start_retrying,
+    wait_until,
+)
 from suho_mt5.demo.servers import ChildProcess, free_port
-from suho_mt5.errors import ServerError
+from suho_mt5.errors import ConfigError
 
 __all__ = ["HAProxy", "ProxiedService", "ProxyServer"]
 
@@ -102,27 +107,22 @@ class HAProxy(ChildProcess):
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 15.0, attempts: int = 3) -> HAProxy:
-        for attempt in range(attempts):
+        def attempt() -> None:
             self.ports = {s.name: free_port() for s in self.services}
             self.config_path.write_text(self.config())
             validate = subprocess.run([self.executable, "-c", "-q", "-f", str(self.config_path)],
                                       capture_output=True, text=True, timeout=30)
             if validate.returncode != 0:
-                raise ServerError(f"haproxy refused its configuration {self.config_path}:\n"
+                raise ConfigError(f"haproxy refused its configuration {self.config_path}:\n"
                                   f"{validate.stdout}{validate.stderr}")
             self._spawn([self.executable, "-db", "-f", str(self.config_path)])
-            try:
-                for name, port in self.ports.items():
-                    wait_until(f"haproxy to listen for {name}", partial(port_open, port),
-                               timeout, self.check)
-                wait_until("haproxy's runtime API", lambda: self.socket_path.exists(), timeout,
-                           self.check)
-                return self
-            except ServerError:
-                self.stop()
-                if attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+            for name, port in self.ports.items():
+                wait_until(f"haproxy to listen for {name}", partial(port_open, port),
+                           timeout, self.check)
+            wait_until("haproxy's runtime API", self.socket_path.exists, timeout, self.check)
+
+        start_retrying(attempt, self.stop, attempts)
+        return self
 
     def command(self, text: str) -> str:
         """One runtime API command (``show stat``, ``disable server b/s`` ...): its answer."""

@@ -7,9 +7,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from suho_mt5.demo.cluster._common import find_executable, http_json, port_open, wait_until
+from suho_mt5.demo.cluster._common import (
+    find_executable,
+    http_json,
+    port_open,
+    start_retrying,
+    wait_until,
+)
 from suho_mt5.demo.servers import ChildProcess, free_port
-from suho_mt5.errors import ServerError
 
 __all__ = ["NatsCluster", "NatsNode"]
 
@@ -95,21 +100,17 @@ class NatsCluster:
         return ",".join(node.url for node in self.nodes)
 
     def start(self, timeout: float = 30.0, attempts: int = 3) -> NatsCluster:
-        for attempt in range(attempts):
+        def attempt() -> None:
             for node in self.nodes:
                 node.port, node.cluster_port, node.http_port = (free_port() for _ in range(3))
             for node in self.nodes:
                 node.configure(self.name, [n.cluster_port for n in self.nodes])
-            try:
-                for node in self.nodes:
-                    node.start()
-                self.wait_ready(timeout)
-                return self
-            except ServerError:
-                self.stop()
-                if attempt == attempts - 1:  # else most likely a port was taken: again
-                    raise
-        raise AssertionError("unreachable")
+            for node in self.nodes:
+                node.start()
+            self.wait_ready(timeout)
+
+        start_retrying(attempt, self.stop, attempts)
+        return self
 
     def check(self) -> None:
         """:class:`ServerError` if a node that should run has died."""

@@ -17,6 +17,7 @@ from suho_mt5.demo.cluster._common import (
     find_executable,
     http_json,
     kill_tree,
+    start_retrying,
     wait_until,
 )
 from suho_mt5.demo.servers import (
@@ -49,7 +50,7 @@ class Etcd(ChildProcess):
         return f"127.0.0.1:{self.client_port}"
 
     def start(self, timeout: float = 30.0, attempts: int = 3) -> Etcd:
-        for attempt in range(attempts):
+        def attempt() -> None:
             self.client_port, self.peer_port = free_port(), free_port()
             client, peer = f"http://{self.endpoint}", f"http://127.0.0.1:{self.peer_port}"
             shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -58,14 +59,10 @@ class Etcd(ChildProcess):
                          "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                          "--initial-cluster", f"suho={peer}", "--initial-cluster-state", "new",
                          "--log-level", "warn"])
-            try:
-                wait_until("etcd to be healthy", self.healthy, timeout, self.check)
-                return self
-            except ServerError:
-                self.stop()
-                if attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+            wait_until("etcd to be healthy", self.healthy, timeout, self.check)
+
+        start_retrying(attempt, self.stop, attempts)
+        return self
 
     def healthy(self) -> bool:
         status, body = http_json(f"http://{self.endpoint}/health")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from suho_mt5.demo.cluster._common import find_executable, port_open, wait_until
+from suho_mt5.demo.cluster._common import (
+    find_executable,
+    port_open,
+    start_retrying,
+    wait_until,
+)
 from suho_mt5.demo.servers import ChildProcess, as_postgres, free_port, give_to_postgres
-from suho_mt5.errors import ServerError
 
 __all__ = ["PgBouncer"]
 
@@ -76,20 +81,16 @@ class PgBouncer(ChildProcess):
         self.auth_path.write_text("".join(f"{quoted(u)} {quoted(p)}\n"
                                           for u, p in self.users.items()))
         self.auth_path.chmod(0o600)
-        for attempt in range(attempts):
+        def attempt() -> None:
             self.port = free_port()
             self.config_path.write_text(self._config())
             give_to_postgres(self.workdir, self.config_path, self.auth_path)
             self._spawn([self.executable, str(self.config_path)], **as_postgres())
-            try:
-                wait_until("pgbouncer to listen", lambda: port_open(self.port), timeout,
-                           self.check)
-                return self
-            except ServerError:
-                self.stop()
-                if attempt == attempts - 1:
-                    raise
-        raise AssertionError("unreachable")
+            wait_until("pgbouncer to listen", partial(port_open, self.port), timeout,
+                       self.check)
+
+        start_retrying(attempt, self.stop, attempts)
+        return self
 
     def show(self, what: str) -> list[dict[str, Any]]:
         """``SHOW <what>`` on the admin console (``pools``, ``servers``, ``stats``)."""
