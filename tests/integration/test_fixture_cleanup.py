@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.support.servers import REPO_ROOT
 
 INNER_TESTS = textwrap.dedent(
@@ -77,7 +79,8 @@ def _running(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
 
 
-def _inner_session(tmp_path: Path, tests: str) -> tuple[str, dict[str, int]]:
+def _inner_session(tmp_path: Path, tests: str, timeout: float = 240
+                   ) -> tuple[str, dict[str, int]]:
     """Run ``tests`` in a pytest session of their own: its output and the pids it wrote."""
     (tmp_path / "test_inner.py").write_text(tests)
     pid_file = tmp_path / "pids.json"
@@ -90,7 +93,7 @@ def _inner_session(tmp_path: Path, tests: str) -> tuple[str, dict[str, int]]:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.support.fixtures", "-p",
          "no:cacheprovider", "-q", str(tmp_path / "test_inner.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     return result.stdout, json.loads(pid_file.read_text())
@@ -105,8 +108,10 @@ def test_no_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
     assert leftovers == {}, f"still running after pytest exited: {leftovers}"
 
 
+@pytest.mark.timeout(480)
 def test_no_clustered_server_outlives_a_failing_pytest_session(tmp_path: Path) -> None:
-    output, pids = _inner_session(tmp_path, CLUSTER_TESTS)
+    # Nine servers start and stop in the inner session: about 20 s on a quiet machine.
+    output, pids = _inner_session(tmp_path, CLUSTER_TESTS, timeout=420)
     assert "1 failed" in output, output
     assert len(pids) == 3 + 2 * 2 + 3 and all(isinstance(p, int) for p in pids.values()), pids
     leftovers = {name: pid for name, pid in pids.items() if _running(pid)}

@@ -206,25 +206,6 @@ def ts_url(ts_server: PgServer) -> Iterator[str]:
     yield from _fresh_database(ts_server)
 
 
-class _Started:
-    """The servers a factory fixture started, each in a work directory of its own; all
-    stopped, and their directories removed, by :meth:`stop_all`."""
-
-    def __init__(self) -> None:
-        self._started: list[tuple[Any, Path]] = []
-
-    def add(self, prefix: str, build: Callable[[Path], _S]) -> _S:
-        workdir = make_workdir(prefix)
-        server = build(workdir)
-        self._started.append((server, workdir))
-        return server
-
-    def stop_all(self) -> None:
-        for server, workdir in self._started:
-            server.stop()
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def start_timescale_engine() -> Iterator[Callable[[], TimescaleEngine]]:
     """Factory: start a new TimescaleDB engine process; all are stopped at session end.
@@ -232,9 +213,18 @@ def start_timescale_engine() -> Iterator[Callable[[], TimescaleEngine]]:
     Each engine holds exactly one database, so a fresh engine is the way to a fresh
     database there (startup takes about a second).
     """
-    started = _Started()
-    yield lambda: started.add("timescale", TimescaleEngine).start()
-    started.stop_all()
+    started: list[tuple[TimescaleEngine, Path]] = []
+
+    def start() -> TimescaleEngine:
+        workdir = make_workdir("timescale")
+        engine = TimescaleEngine(workdir)
+        started.append((engine, workdir))
+        return engine.start()
+
+    yield start
+    for engine, workdir in started:
+        engine.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -284,6 +274,25 @@ def patroni_cluster() -> Iterator[PatroniCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Started:
+    """The servers a factory fixture started, each in a work directory of its own; all
+    stopped, and their directories removed, by :meth:`stop_all`."""
+
+    def __init__(self) -> None:
+        self._started: list[tuple[Any, Path]] = []
+
+    def add(self, prefix: str, build: Callable[[Path], _S]) -> _S:
+        workdir = make_workdir(prefix)
+        server = build(workdir)
+        self._started.append((server, workdir))
+        return server
+
+    def stop_all(self) -> None:
+        for server, workdir in self._started:
+            server.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
