@@ -24,30 +24,31 @@ def streams() -> None:
 @streams.command("setup")
 @nats_url_option
 @_config_option
+@click.option("--replicas", type=click.IntRange(1, 5), default=None,
+              help="Copies of each stream and consumer a NATS cluster keeps (JetStream: "
+                   "1-5). Default: 3 on a cluster of at least 3 nodes, else 1; an existing "
+                   "stream with more copies keeps them.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print each stream and consumer with its state as JSON.")
+              help="Print each stream and consumer with its state and replicas as JSON.")
 @reports_errors
-def streams_setup(nats_url: str, config: str | None, as_json: bool) -> None:
+def streams_setup(nats_url: str, config: str | None, replicas: int | None,
+                  as_json: bool) -> None:
     """Create or update every stream and consumer (idempotent).
 
     \b
     Example:
       suho-mt5 streams setup --nats-url nats://127.0.0.1:4222
+      suho-mt5 streams setup --nats-url nats://n1:4222,nats://n2:4222,nats://n3:4222
     """
-    lines = setup_streams(nats_url, config)
+    declared = setup_streams(nats_url, config, replicas)
     if as_json:
+        import dataclasses
         import json
 
-        # "stream MT5_ACCOUNTS: created" -> {"kind": "stream", "name": ..., "state": ...}
-        objects = []
-        for line in lines:
-            what, _, state = line.partition(": ")
-            kind, _, name = what.partition(" ")
-            objects.append({"kind": kind, "name": name, "state": state})
-        click.echo(json.dumps(objects, indent=2))
+        click.echo(json.dumps([dataclasses.asdict(d) for d in declared], indent=2))
         return
-    for line in lines:
-        click.echo(line)
+    for item in declared:
+        click.echo(str(item))
 
 
 @click.group()

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from suho_mt5._nats import nats_servers
 from suho_mt5.errors import ConfigError, DatabaseError, StreamSetupError, SuhoError
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ async def connect_nats(nats_url: str, what: str = "this command") -> Any:
 
     try:
         return await asyncio.wait_for(
-            nats.connect(servers=[nats_url], connect_timeout=CONNECT_TIMEOUT,
+            nats.connect(servers=nats_servers(nats_url), connect_timeout=CONNECT_TIMEOUT,
                          max_reconnect_attempts=1, error_cb=quiet),
             3 * CONNECT_TIMEOUT)
     except Exception as exc:

@@ -14,7 +14,7 @@ from suho_mt5.commands._connect import check_database_url, check_nats, connect_n
 
 if TYPE_CHECKING:
     from suho_mt5.ingest.settings import BridgeSettings
-    from suho_mt5.ingest.streams import BusContract
+    from suho_mt5.ingest.streams import BusContract, Declared
 
 __all__ = ["bus_contract", "configure_logging", "run_bridge", "setup_streams"]
 
@@ -51,16 +51,19 @@ def bus_contract(config: str | Path | None = None) -> BusContract:
     return load_contract(config) if config is not None else DEFAULT_CONTRACT
 
 
-def setup_streams(nats_url: str, config: str | Path | None = None) -> list[str]:
-    """Declare the streams and consumers of the bus contract; one line per object."""
+def setup_streams(nats_url: str, config: str | Path | None = None,
+                  replicas: int | None = None) -> list[Declared]:
+    """Declare the streams and consumers of the bus contract (``replicas`` copies of each
+    on a NATS cluster; default: 3 on a cluster of 3 or more nodes, else 1); one
+    :class:`~suho_mt5.ingest.streams.Declared` per object."""
     from suho_mt5.ingest.streams import setup_streams as declare
 
     contract = bus_contract(config)
 
-    async def go() -> list[str]:
+    async def go() -> list[Declared]:
         nc = await connect_nats(nats_url, "streams setup")
         try:
-            return await declare(nc.jetstream(), contract)
+            return await declare(nc.jetstream(), contract, replicas=replicas)
         finally:
             await nc.close()
 

@@ -10,6 +10,7 @@ from suho_mt5.db.engine import (
     is_single_backend,
     make_engine,
     normalize_url,
+    prepare_threshold,
     psycopg_conninfo,
     register_timescaledb_dialect,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "make_engine",
     "normalize_url",
     "parse_edition",
+    "prepare_threshold",
     "psycopg_conninfo",
     "register_timescaledb_dialect",
     "set_tenant",

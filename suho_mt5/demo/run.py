@@ -33,6 +33,7 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from suho_mt5._nats import nats_servers
 from suho_mt5.db import psycopg_conninfo
 from suho_mt5.demo.ea import DemoEA
 from suho_mt5.demo.market import BROKERS, INSTRUMENTS, Broker, Market
@@ -286,7 +287,7 @@ async def _traffic(run: DemoRun, options: DemoOptions, ws_port: int, tcp_port: i
 
     from suho_mt5.gateway.simulator import Rates, SimAccount
 
-    nc = await nats.connect(run.nats_url)
+    nc = await nats.connect(servers=nats_servers(run.nats_url))
     js = nc.jetstream()
     market = Market(time.time())
     stop_feed = asyncio.Event()

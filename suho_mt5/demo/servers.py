@@ -31,21 +31,27 @@ from suho_mt5.errors import ServerError
 
 __all__ = [
     "ENGINE_SCRIPT_ENV",
+    "ChildProcess",
     "NativeCluster",
     "NatsServer",
     "Service",
     "TimescaleEngine",
+    "as_postgres",
     "engine_script",
     "free_port",
+    "give_to_postgres",
+    "log_tail",
     "make_workdir",
     "native_timescaledb_available",
+    "pg_bindir",
 ]
 
 ENGINE_SCRIPT_ENV = "SUHO_ENGINE_SCRIPT"
 _SOURCE_ROOT = Path(suho_mt5.__file__).resolve().parents[1]
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a server's log, for an error message."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -85,7 +91,7 @@ def _die_with_parent(sig: int) -> Any:
     return arm
 
 
-class _Process:
+class ChildProcess:
     """A child process with a log file, stopped by :meth:`stop` and checked by :meth:`check`."""
 
     name = "server"
@@ -111,7 +117,7 @@ class _Process:
             raise ServerError(
                 f"the {self.name} (pid {self.proc.pid}) died with exit code "
                 f"{self.proc.returncode}; every later request to it would fail obscurely. "
-                f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
             )
 
     def _spawn(self, argv: list[str], *, stdin: int | None = None, cwd: Path | None = None,
@@ -165,7 +171,7 @@ def engine_script() -> Path:
     return script
 
 
-class TimescaleEngine(_Process):
+class TimescaleEngine(ChildProcess):
     """PGlite + TimescaleDB served over the wire protocol by ``scripts/timescale_engine.mjs``.
 
     One backend is shared by all clients: use ``suho_mt5.db.make_engine(self.url)``, whose
@@ -214,11 +220,11 @@ class TimescaleEngine(_Process):
         self.stop()
         raise ServerError(
             f"the TimescaleDB engine did not get ready in {timeout:.0f} s. "
-            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
 
-class NatsServer(_Process):
+class NatsServer(ChildProcess):
     """``nats-server`` with JetStream, its store in a private temporary directory."""
 
     name = "nats-server"
@@ -252,7 +258,7 @@ class NatsServer(_Process):
             self.stop()  # most likely lost the race for the port: try another
         raise ServerError(
             f"nats-server did not get ready after {attempts} attempts. "
-            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
     def _wait_ready(self, timeout: float) -> bool:
@@ -260,7 +266,7 @@ class NatsServer(_Process):
         while time.monotonic() < deadline:
             if not self.alive():
                 return False
-            if "Server is ready" in _tail(self.log_path, 200):
+            if "Server is ready" in log_tail(self.log_path, 200):
                 return True
             time.sleep(0.05)
         return False
@@ -268,7 +274,8 @@ class NatsServer(_Process):
 
 # --------------------------------------------------------------------------- native server
 
-def _pg_bindir() -> Path | None:
+def pg_bindir() -> Path | None:
+    """The newest PostgreSQL's ``bin`` directory (``$SUHO_PG_BINDIR`` wins), or None."""
     configured = os.environ.get("SUHO_PG_BINDIR")
     if configured:
         return Path(configured)
@@ -292,7 +299,7 @@ def _pg_sharedir(bindir: Path) -> Path | None:
 
 def native_timescaledb_available() -> str | None:
     """None when a native PostgreSQL with TimescaleDB can be started here, else why not."""
-    bindir = _pg_bindir()
+    bindir = pg_bindir()
     if bindir is None or not (bindir / "postgres").is_file():
         return "PostgreSQL is not installed (make setup installs PostgreSQL 15)"
     share = _pg_sharedir(bindir)
@@ -307,7 +314,32 @@ def native_timescaledb_available() -> str | None:
     return None
 
 
-class NativeCluster(_Process):
+def as_postgres() -> dict[str, Any]:
+    """``subprocess.Popen`` arguments that run a child as the ``postgres`` system user when
+    we are root (PostgreSQL refuses to run as root, and so do Patroni's PostgreSQL and
+    PgBouncer); none otherwise."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": "postgres", "group": "postgres", "extra_groups": []}
+
+
+def give_to_postgres(*paths: Path) -> None:
+    """As root: the ``postgres`` user owns each of ``paths`` that exists and can reach it
+    through every parent directory. Otherwise nothing (we are the server's user)."""
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam("postgres")
+    for path in paths:
+        if not path.exists():
+            continue
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+        for parent in path.parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+
+
+class NativeCluster(ChildProcess):
     """A throw-away PostgreSQL cluster preloading TimescaleDB, in ``workdir``.
 
     ``initdb`` and ``postgres`` run as this user, or as ``postgres`` when this is root. The
@@ -323,42 +355,25 @@ class NativeCluster(_Process):
         why = native_timescaledb_available()
         if why is not None:
             raise ServerError(f"cannot start a native TimescaleDB: {why}")
-        bindir = _pg_bindir()
+        bindir = pg_bindir()
         assert bindir is not None
         self.bindir = bindir
         self.password = password
         self.port = 0
         self.datadir = workdir / "pgdata"
-        self._as: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            self._as = {"user": "postgres", "group": "postgres", "extra_groups": []}
+        self._as = as_postgres()
 
     def url(self, dbname: str = "postgres", user: str = "postgres",
             password: str | None = None) -> str:
         return (f"postgresql+psycopg://{user}:{password or self.password}"
                 f"@127.0.0.1:{self.port}/{dbname}")
 
-    def _give_to_postgres(self) -> None:
-        """As root: the server's user owns the work directory and can reach it."""
-        if not self._as:
-            return
-        entry = pwd.getpwnam("postgres")
-        os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
-        for parent in self.workdir.parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
-        if self.log_path.exists():
-            os.chown(self.log_path, entry.pw_uid, entry.pw_gid)
-
     def start(self, timeout: float = 60.0) -> NativeCluster:
-        self._give_to_postgres()
+        give_to_postgres(self.workdir, self.log_path)
         pwfile = self.workdir / "pwfile"
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)
-        if self._as:
-            entry = pwd.getpwnam("postgres")
-            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        give_to_postgres(pwfile)
         init = subprocess.run(
             [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
              f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
@@ -385,7 +400,7 @@ class NativeCluster(_Process):
             self.stop()
         raise ServerError(
             f"PostgreSQL did not get ready. Last lines of {self.log_path}:\n"
-            f"{_tail(self.log_path)}"
+            f"{log_tail(self.log_path)}"
         )
 
     def _wait_ready(self, timeout: float) -> bool:
@@ -405,7 +420,7 @@ class NativeCluster(_Process):
         return False
 
 
-class Service(_Process):
+class Service(ChildProcess):
     """One of our own long-running commands (``python -m suho_mt5 ...``) as a child process,
     ready when ``127.0.0.1:ready_port`` accepts connections; SIGTERM stops it cleanly."""
 
@@ -433,5 +448,5 @@ class Service(_Process):
         self.stop()
         raise ServerError(
             f"the {self.name} did not listen on port {self.ready_port} within {timeout:.0f} s. "
-            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )

@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from prometheus_client import start_http_server
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from suho_mt5._nats import nats_servers
 from suho_mt5.errors import BusUnavailableError, GatewayError
 from suho_mt5.protocol import CloseCode
 
@@ -122,9 +123,10 @@ class Gateway:
     async def start(self) -> None:
         cfg = self.config
         try:
-            self._nc = await nats.connect(self.nats_url, connect_timeout=5,
+            servers = nats_servers(self.nats_url)
+            self._nc = await nats.connect(servers=servers, connect_timeout=5,
                                           max_reconnect_attempts=-1, name="suho-mt5-gateway")
-            self._nc_out = await nats.connect(self.nats_url, connect_timeout=5,
+            self._nc_out = await nats.connect(servers=servers, connect_timeout=5,
                                               max_reconnect_attempts=-1,
                                               name="suho-mt5-gateway-outbound")
         except Exception as exc:

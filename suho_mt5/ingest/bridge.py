@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 
+from suho_mt5._nats import nats_servers
 from suho_mt5.db import psycopg_conninfo
 from suho_mt5.errors import StreamSetupError
 from suho_mt5.ingest._stop import Stop
@@ -66,7 +67,8 @@ class Bridge:
         s = self.settings
         try:
             nc = await nats.connect(
-                s.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                servers=nats_servers(s.nats_url), max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
                 error_cb=_nats_error, disconnected_cb=_nats_disconnected,
                 reconnected_cb=_nats_reconnected, allow_reconnect=True,
             )

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
+from suho_mt5._nats import nats_servers
 from suho_mt5._subjects import account_subject, message_id
 from suho_mt5.db import psycopg_conninfo
 from suho_mt5.ingest import Bridge, BridgeSettings, setup_streams
@@ -207,7 +208,8 @@ async def jetstream(url: str, contract: BusContract = DEFAULT_CONTRACT,
                     setup: bool = True) -> AsyncIterator[tuple[Any, Any]]:
     import nats
 
-    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(servers=nats_servers(url), max_reconnect_attempts=-1,
+                            reconnect_time_wait=0.2)
     js = nc.jetstream()
     if setup:
         await setup_streams(js, contract)
