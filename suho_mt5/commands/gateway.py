@@ -28,14 +28,15 @@ async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
     gateway = Gateway(
         config,
         nats_url=nats_url,
-        authenticator=DatabaseAuthenticator(url, workers=config.auth_workers,
-                                            cache_ttl_s=config.auth_cache_ttl_s),
+        authenticator=DatabaseAuthenticator(url, workers=config.auth_workers),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)
     await gateway.start()
     tune_gc()
     try:

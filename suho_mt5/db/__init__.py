@@ -2,7 +2,7 @@
 authentication. (The drift check needs the models: :mod:`suho_mt5.migrations.drift`.)"""
 
 from suho_mt5.db._single_backend import MAX_MESSAGE_BYTES
-from suho_mt5.db.auth import AccountIdentity, authenticate
+from suho_mt5.db.auth import AccountIdentity, authenticate, key_fingerprints
 from suho_mt5.db.edition import Edition, ServerInfo, detect_edition, inspect_server, parse_edition
 from suho_mt5.db.engine import (
     DATABASE_URL_ENV,
@@ -37,6 +37,7 @@ __all__ = [
     "detect_edition",
     "inspect_server",
     "is_single_backend",
+    "key_fingerprints",
     "make_engine",
     "normalize_url",
     "parse_edition",

@@ -156,7 +156,12 @@ class Session:
         self.metrics.closes.labels(str(int(code))).inc()
         if code is CloseCode.SLOW_CONSUMER:
             self.metrics.slow_clients.inc()
-        if code not in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
+        if self.peer is None:
+            # Never authenticated: the handshake logged why, sampled (a flood of refusals
+            # must not become a flood of log lines).
+            log.debug("connection %s closed: %d %s: %s", self._who(), code, code.name,
+                      closing.detail)
+        elif code not in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
             log.warning("session %s closed: %d %s: %s", self._who(), code, code.name,
                         closing.detail)
         else:

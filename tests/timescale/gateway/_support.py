@@ -133,9 +133,9 @@ async def running_gateway(db: GatewayDb, nats_url: str, **overrides: object
                           ) -> AsyncIterator[Gateway]:
     """The gateway in this process, on real sockets (ports picked by the OS)."""
     config = gateway_config(**overrides)
-    gw = Gateway(config, nats_url=nats_url, metrics=GatewayMetrics(),
-                 authenticator=DatabaseAuthenticator(db.gateway_url, workers=2,
-                                                     cache_ttl_s=60))
+    gw = Gateway(config, nats_url=nats_url,
+                 metrics=GatewayMetrics(account_labels=config.metrics_account_labels),
+                 authenticator=DatabaseAuthenticator(db.gateway_url, workers=2))
     await gw.start()
     try:
         yield gw

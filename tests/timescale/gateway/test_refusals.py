@@ -85,7 +85,7 @@ def test_wrong_key_and_unknown_account_get_the_same_refusal(
     with caplog.at_level(logging.WARNING, "suho_mt5.gateway"):
         asyncio.run(scenario())
     refusals = [r for r in caplog.records if "invalid account id or API key" in r.getMessage()]
-    assert len(refusals) >= 2
+    assert len(refusals) == 1  # sampled: at most one line per kind every 10 s
 
 
 def test_a_flood_of_bad_logins_is_rate_limited_without_asking_the_database(
