@@ -1,0 +1,305 @@
+"""The gateway under attack (docs/security.md): each test here is named there beside the
+protection it proves, and fails when that protection is removed.
+
+The gateway runs in this process on real sockets, against nats-server and a migrated
+TimescaleDB database (keys checked by bcrypt in ``mt5_authenticate``); clients connect from
+addresses of their own on the loopback network (127.0.0.x) so that per-address limits see
+different clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from suho_mt5.commands.account import deactivate, rotate_key
+from suho_mt5.errors import SessionClosedError, SessionRefusedError
+from suho_mt5.gateway import Gateway, open_connection
+from suho_mt5.gateway.client import EAConnection
+from suho_mt5.protocol import (
+    CloseCode,
+    HeartbeatPacket,
+    HelloPacket,
+    SessionResult,
+    encode,
+)
+from tests.support.servers import HAProxy, ProxiedService, ProxyServer
+
+from ._support import GatewayDb, metric, running_gateway
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _url(gw: Gateway, transport: str) -> str:
+    return f"{transport}://127.0.0.1:{gw.ws_port if transport == 'ws' else gw.tcp_port}"
+
+
+async def _hello(url: str, account: uuid.UUID, key: str, source: str | None = None
+                 ) -> tuple[SessionResult, EAConnection]:
+    """HELLO from ``source``: the WELCOME's result and the connection (open if accepted)."""
+    conn = await open_connection(url, source_address=source)
+    try:
+        await conn.hello(account, key)
+    except SessionRefusedError:
+        await conn.wait_closed(5)
+    except SessionClosedError:
+        return SessionResult.UNAVAILABLE, conn
+    assert conn.welcome is not None
+    return conn.welcome.result, conn
+
+
+# -- PROXY protocol through a real HAProxy --
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_behind_haproxy_the_limits_count_the_client_address_from_the_proxy_header(
+    gw_db: GatewayDb, nats_url: str, version: str, start_haproxy: Callable[..., HAProxy],
+) -> None:
+    """HAProxy (``send-proxy`` / ``send-proxy-v2``) in front of both endpoints: an attacker
+    at 127.0.0.5 that keeps failing is limited, an EA at 127.0.0.6 behind the same proxy
+    gets in over both transports, and the limiter never counts the proxy's own address."""
+    victim, attacker_account = gw_db.accounts[14], gw_db.accounts[15]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url, max_failed_logins=3,
+                                   proxy_protocol_from=("127.0.0.1",)) as gw:
+            proxy = await asyncio.to_thread(start_haproxy, [
+                ProxiedService(t, (ProxyServer("gw", gw.ws_port if t == "ws" else gw.tcp_port,
+                                               check_port=gw.metrics_port),),
+                               http_check="/metrics", send_proxy=version)
+                for t in ("ws", "tcp")])
+            for t in ("ws", "tcp"):
+                await asyncio.to_thread(proxy.wait_state, t, "gw", "UP")
+            via = {t: f"{t}://127.0.0.1:{proxy.port(t)}" for t in ("ws", "tcp")}
+            for _ in range(3):
+                result, _ = await _hello(via["tcp"], attacker_account.account_id, "wrong",
+                                         "127.0.0.5")
+                assert result is SessionResult.REFUSED
+            result, _ = await _hello(via["ws"], attacker_account.account_id,
+                                     attacker_account.api_key, "127.0.0.5")
+            assert result is SessionResult.RATE_LIMITED
+            for t in ("ws", "tcp"):
+                result, conn = await _hello(via[t], victim.account_id, victim.api_key,
+                                            "127.0.0.6")
+                assert result is SessionResult.ACCEPTED, t
+                await conn.close()
+            assert gw.limiter.blocked("127.0.0.5")
+            assert not gw.limiter.blocked("127.0.0.1")
+            assert "127.0.0.1" not in gw.limiter._addresses
+
+    asyncio.run(scenario())
+
+
+def test_a_proxy_header_from_an_untrusted_address_is_not_believed(
+    gw_db: GatewayDb, nats_url: str,
+) -> None:
+    """A client that sends a PROXY header itself (from an address not trusted) does not get
+    the address it claims: its bytes are taken as packets, and refused as such."""
+    me = gw_db.accounts[16]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url,
+                                   proxy_protocol_from=("127.0.0.200",)) as gw:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", gw.tcp_port, local_addr=("127.0.0.7", 0))
+            hello = encode(HelloPacket(0, 0, me.account_id.bytes, 0, 0, 0, me.api_key))
+            writer.write(b"PROXY TCP4 10.9.9.9 127.0.0.1 5555 8001\r\n" + hello)
+            await writer.drain()
+            data = await asyncio.wait_for(reader.read(), 10)  # refused and closed
+            writer.close()
+            assert data, "the gateway said nothing"
+            assert not gw.sessions
+            assert metric(gw, "suho_gateway_closes_total",
+                          code=str(int(CloseCode.PROTOCOL_VIOLATION))) == 1
+
+    asyncio.run(scenario())
+
+
+# -- authentication cost --
+
+
+def test_hellos_in_flight_count_against_the_address_limit(
+    gw_db: GatewayDb, nats_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """40 wrong-key HELLOs sent at once from one address: exactly ``max_failed_logins`` key
+    checks run (not one per HELLO that arrived before the first failure was counted); the
+    rest are refused RATE_LIMITED without a check, and the log holds one sampled line per
+    kind, not one per refusal."""
+    account = gw_db.accounts[17]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url, max_failed_logins=5) as gw:
+            results = await asyncio.gather(*(
+                _hello(_url(gw, "tcp" if i % 2 else "ws"), account.account_id, f"wrong{i}",
+                       "127.0.0.11") for i in range(40)))
+            kinds = [r for r, _ in results]
+            assert kinds.count(SessionResult.REFUSED) == 5, kinds
+            assert kinds.count(SessionResult.RATE_LIMITED) == 35, kinds
+            assert metric(gw, "suho_gateway_auth_failures_total", reason="refused") == 5
+
+    with caplog.at_level(logging.DEBUG, "suho_mt5.gateway"):
+        asyncio.run(scenario())
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) <= 3, [r.getMessage() for r in warnings]
+
+
+def test_a_neighbours_failures_do_not_lock_out_an_ea_with_the_right_key(
+    gw_db: GatewayDb, nats_url: str,
+) -> None:
+    """An EA that authenticated before shares an address with a client that keeps failing:
+    it still gets in, from its verified key (no check at all) and, with that forgotten, on
+    its own (address, account) budget."""
+    me, other = gw_db.accounts[18], gw_db.accounts[19]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url, max_failed_logins=3) as gw:
+            url = _url(gw, "tcp")
+            result, conn = await _hello(url, me.account_id, me.api_key, "127.0.0.12")
+            assert result is SessionResult.ACCEPTED
+            await conn.close()
+            for _ in range(3):
+                result, _ = await _hello(url, other.account_id, "wrong", "127.0.0.12")
+                assert result is SessionResult.REFUSED
+            result, _ = await _hello(url, other.account_id, other.api_key, "127.0.0.12")
+            assert result is SessionResult.RATE_LIMITED  # the attacker's own account
+            checks = metric(gw, "suho_gateway_auth_failures_total", reason="refused")
+            result, conn = await _hello(url, me.account_id, me.api_key, "127.0.0.12")
+            assert result is SessionResult.ACCEPTED
+            await conn.close()
+            gw.keys.forget(me.account_id)  # no verified key held: a key check, on the pair
+            result, conn = await _hello(url, me.account_id, me.api_key, "127.0.0.12")
+            assert result is SessionResult.ACCEPTED
+            await conn.close()
+            assert metric(gw, "suho_gateway_auth_failures_total", reason="refused") == checks
+
+    asyncio.run(scenario())
+
+
+# -- connection limits --
+
+
+def test_unauthenticated_sockets_are_capped_per_address_and_the_backlog_is_configured(
+    gw_db: GatewayDb, nats_url: str,
+) -> None:
+    """30 silent sockets from one address with a cap of 10: 20 are closed at once, 10 wait
+    for their HELLO timeout; an EA at another address still gets in. The listen backlog is
+    the configured one (``ss`` shows it as the listening socket's Send-Q)."""
+    me = gw_db.accounts[20]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url, max_unauthenticated_per_address=10,
+                                   hello_timeout_s=30, listen_backlog=777) as gw:
+            silent = [await asyncio.open_connection("127.0.0.1", gw.tcp_port,
+                                                    local_addr=("127.0.0.13", 0))
+                      for _ in range(30)]
+
+            async def closed(reader: asyncio.StreamReader) -> bool:
+                try:
+                    return await asyncio.wait_for(reader.read(), 3) is not None
+                except TimeoutError:
+                    return False
+
+            ended = await asyncio.gather(*(closed(r) for r, _ in silent))
+            assert sum(ended) == 20, ended
+            assert gw.handshake.unauthenticated == 10
+            assert metric(gw, "suho_gateway_auth_failures_total",
+                          reason="too_many_connections") == 20
+            result, conn = await _hello(_url(gw, "ws"), me.account_id, me.api_key,
+                                        "127.0.0.14")
+            assert result is SessionResult.ACCEPTED
+            await conn.close()
+            for _, writer in silent:
+                writer.close()
+            for port in (gw.tcp_port, gw.ws_port):
+                out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True,
+                                     text=True, check=True).stdout.split()
+                assert out[2] == "777", out
+
+    asyncio.run(scenario())
+
+
+# -- deactivation and key rotation --
+
+
+def test_deactivation_and_key_rotation_end_running_sessions_and_refuse_new_ones(
+    gw_db: GatewayDb, nats_url: str,
+) -> None:
+    """With keys re-read every 0.3 s: a deactivated account's session is closed with
+    AUTH_FAILED and its (verified, held) key refused on the next HELLO; after a rotation the
+    old key's session ends and only the new key gets in."""
+    gone, rotated = gw_db.accounts[21], gw_db.accounts[22]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url, auth_recheck_s=0.3) as gw:
+            url = _url(gw, "tcp")
+            conns = {}
+            for acc in (gone, rotated):
+                result, conns[acc.account_id] = await _hello(url, acc.account_id, acc.api_key)
+                assert result is SessionResult.ACCEPTED
+            await asyncio.to_thread(deactivate, gw_db.owner_url, gone.account_id)
+            new_key = (await asyncio.to_thread(rotate_key, gw_db.owner_url,
+                                               rotated.account_id)).api_key
+            for acc in (gone, rotated):
+                conn = conns[acc.account_id]
+                code = await conn.wait_closed(10)
+                assert code == CloseCode.AUTH_FAILED, (acc, code)
+            for acc in (gone, rotated):
+                result, _ = await _hello(url, acc.account_id, acc.api_key)
+                assert result is SessionResult.REFUSED
+            result, conn = await _hello(url, rotated.account_id, new_key)
+            assert result is SessionResult.ACCEPTED
+            await conn.close()
+
+    asyncio.run(scenario())
+
+
+# -- /metrics --
+
+
+def test_metrics_listen_on_loopback_and_name_no_account_or_tenant(
+    gw_db: GatewayDb, nats_url: str,
+) -> None:
+    me = gw_db.accounts[23]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url, host="0.0.0.0",
+                                   metrics_host="127.0.0.1") as gw:
+            assert gw._metrics_server.server_address[0] == "127.0.0.1"
+            result, conn = await _hello(_url(gw, "tcp"), me.account_id, me.api_key)
+            assert result is SessionResult.ACCEPTED
+            await conn.send(HeartbeatPacket(1, time.time_ns() // 1000, me.account_id.bytes,
+                                            "1.0", 4410, 1, True, True))
+            await asyncio.sleep(0.3)
+            text = await asyncio.to_thread(_metrics_text, gw.metrics_port)
+            assert "suho_gateway_clock_skew_seconds_count 2.0" in text
+            for secret in (str(me.account_id), me.account_id.hex, "tenant_gw", me.api_key):
+                assert secret not in text
+            await conn.close()
+
+    asyncio.run(scenario())
+
+
+def _metrics_text(port: int | None) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_the_gateway_refuses_to_start_with_proxy_protocol_and_tls(
+    gw_db: GatewayDb, nats_url: str, tmp_path: object
+) -> None:
+    from suho_mt5.errors import GatewayError
+
+    async def scenario() -> None:
+        with pytest.raises(GatewayError, match="PROXY protocol with TLS"):
+            async with running_gateway(gw_db, nats_url, tls_cert="x", tls_key="y",
+                                       proxy_protocol_from=("127.0.0.1",)):
+                pass
+
+    asyncio.run(scenario())
