@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import signal
+import ssl
 import subprocess
 import time
 import urllib.request
 import uuid
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +29,7 @@ from suho_mt5.errors import SessionClosedError, SessionRefusedError
 from suho_mt5.gateway import Gateway, open_connection
 from suho_mt5.gateway.client import EAConnection
 from suho_mt5.protocol import (
+    AckPacket,
     CloseCode,
     HeartbeatPacket,
     HelloPacket,
@@ -32,7 +38,7 @@ from suho_mt5.protocol import (
 )
 from tests.support.servers import HAProxy, ProxiedService, ProxyServer
 
-from ._support import GatewayDb, metric, running_gateway
+from ._support import GatewayDb, gateway_process, metric, running_gateway
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -303,3 +309,78 @@ def test_the_gateway_refuses_to_start_with_proxy_protocol_and_tls(
                 pass
 
     asyncio.run(scenario())
+
+
+# -- TLS -------------------------------------------------------------------------------------------
+
+
+def _make_certificates(directory: Path) -> dict[str, Path]:
+    """A CA of the test's own and two server certificates it signed (CN gw-one, gw-two)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=suho-test-ca",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("gw-one", "gw-two"):
+        openssl("req", *ec, "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", f"{name}.pem")
+    return {p.stem + p.suffix: p for p in directory.iterdir()}
+
+
+def _common_name(conn: EAConnection) -> str:
+    assert conn._writer is not None
+    cert = conn._writer.get_extra_info("peercert")
+    return str(dict(x[0] for x in cert["subject"])["commonName"])
+
+
+def test_tls_is_1_2_or_newer_and_the_certificate_is_reloaded_on_sighup_without_dropping(
+    gw_db: GatewayDb, nats_url: str, tmp_path: Path,
+) -> None:
+    """``gateway run`` with a certificate of a CA made here: a TLS 1.1 client is refused;
+    after the files are replaced and SIGHUP sent, new connections get the new certificate
+    while the session opened before goes on (a HEARTBEAT is still ACKed on it)."""
+    files = _make_certificates(tmp_path)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(files["gw-one.pem"], cert)
+    shutil.copy(files["gw-one.key"], key)
+    trust = ssl.create_default_context(cafile=str(files["ca.pem"]))
+    me, other = gw_db.accounts[24], gw_db.accounts[25]
+    with gateway_process(gw_db, nats_url, tmp_path,
+                         extra=["--tls-cert", str(cert), "--tls-key", str(key)]) as gw:
+        url = f"tls://127.0.0.1:{gw.tcp_port}"
+
+        async def scenario() -> None:
+            with warnings.catch_warnings():  # an old client is what this test needs
+                warnings.simplefilter("ignore", DeprecationWarning)
+                old = ssl.create_default_context(cafile=str(files["ca.pem"]))
+                old.minimum_version = ssl.TLSVersion.TLSv1
+                old.maximum_version = ssl.TLSVersion.TLSv1_1
+                old.set_ciphers("DEFAULT:@SECLEVEL=0")
+            with pytest.raises(SessionClosedError) as refused:
+                await open_connection(url, ssl_context=old)
+            assert isinstance(refused.value.__cause__, ssl.SSLError | ConnectionResetError), repr(
+                refused.value.__cause__)
+            first = await open_connection(url, ssl_context=trust)
+            await first.hello(me.account_id, me.api_key)
+            assert _common_name(first) == "gw-one"
+            shutil.copy(files["gw-two.pem"], cert)
+            shutil.copy(files["gw-two.key"], key)
+            assert gw.proc is not None
+            gw.proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(1.0)
+            second = await open_connection(url, ssl_context=trust)
+            await second.hello(other.account_id, other.api_key)
+            assert _common_name(second) == "gw-two"
+            await first.send(HeartbeatPacket(1, time.time_ns() // 1000, me.account_id.bytes,
+                                             "1.0", 4410, 1, True, True))
+            packets = await first.recv(5)
+            assert any(isinstance(p, AckPacket) and p.acked_sequence == 1 for p in packets)
+            for conn in (first, second):
+                await conn.close()
+
+        asyncio.run(scenario())
+    assert "TLS certificate reloaded" in (tmp_path / "gateway.log").read_text()
