@@ -12,6 +12,7 @@ account exists, so neither the answer nor its timing says which accounts exist.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -23,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from suho_mt5.errors import AuthenticationError, DatabaseError
 
-__all__ = ["AccountIdentity", "authenticate", "key_fingerprints"]
+__all__ = ["AccountIdentity", "account_digest", "account_digests", "authenticate",
+           "key_fingerprints"]
 
 #: The one message of every refusal: it must not say which part was wrong.
 REFUSED = "invalid account id or API key"
@@ -142,4 +144,27 @@ def key_fingerprints(engine: Engine, tenant_id: str, accounts: list[uuid.UUID]
     except DBAPIError as exc:
         raise DatabaseError(
             f"the database could not read the accounts' keys: {type(exc.orig).__name__}: "
+            f"{_first_line(exc.orig)}") from None
+
+
+def account_digest(account_id: uuid.UUID) -> int:
+    """The 32-bit digest ``mt5_account_digests()`` gives ``account_id`` (revision 0014).
+
+    >>> account_digest(uuid.UUID(int=1))
+    -916092434
+    """
+    return int.from_bytes(hashlib.md5(str(account_id).encode()).digest()[:4], "big",
+                          signed=True)
+
+
+def account_digests(engine: Engine) -> frozenset[int]:
+    """The digests of every account that may log in (``mt5_account_digests()``, revision
+    0014): an account id whose :func:`account_digest` is not among them does not exist."""
+    try:
+        with engine.begin() as conn:
+            return frozenset(conn.execute(text("SELECT * FROM mt5_account_digests()"))
+                             .scalars())
+    except DBAPIError as exc:
+        raise DatabaseError(
+            f"the database could not list the accounts' digests: {type(exc.orig).__name__}: "
             f"{_first_line(exc.orig)}") from None

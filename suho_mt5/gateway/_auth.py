@@ -27,6 +27,7 @@ import heapq
 import hmac
 import itertools
 import os
+import random
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -37,14 +38,17 @@ from typing import Protocol, TypeVar
 
 from suho_mt5.db import (
     AccountIdentity,
+    account_digest,
+    account_digests,
     authenticate,
     is_single_backend,
     key_fingerprints,
     make_engine,
 )
-from suho_mt5.errors import AuthenticationError, GatewayError
+from suho_mt5.errors import AuthenticationError, DatabaseError, GatewayError
 
 __all__ = [
+    "AccountDirectory",
     "Authenticator",
     "DatabaseAuthenticator",
     "KeyChecks",
@@ -71,6 +75,11 @@ class Authenticator(Protocol):
                            ) -> dict[uuid.UUID, str]:
         """The current key fingerprint of each of ``accounts`` that is active and has a key
         (the others are left out)."""
+        ...
+
+    async def account_digests(self) -> frozenset[int] | None:
+        """:func:`suho_mt5.db.account_digest` of every account that may log in (``None``:
+        not known; every account id then gets a real check)."""
         ...
 
     def close(self) -> None: ...
@@ -162,6 +171,49 @@ class VerifiedKeys:
                 if account in wanted and identity.key_fingerprint is not None]
 
 
+class AccountDirectory:
+    """Which account ids may exist: the digests of :meth:`Authenticator.account_digests`,
+    read every ``refresh_s``. A HELLO for an id not among them is refused after a pause as
+    long as a real refusal (:meth:`pause_s`) with no key check, except a few a second
+    (``rate``), which get a real check: an account created since the last read still gets
+    in.
+
+    >>> d = AccountDirectory()
+    >>> d.may_exist(uuid.UUID(int=1))  # nothing read yet: every id may exist
+    True
+    >>> d.update(frozenset({account_digest(uuid.UUID(int=1))}))
+    >>> d.may_exist(uuid.UUID(int=1)), d.may_exist(uuid.UUID(int=2))
+    (True, False)
+    """
+
+    def __init__(self, refresh_s: float = 30.0, rate: float = 2.0, burst: int = 10) -> None:
+        self.refresh_s = refresh_s
+        self._digests: frozenset[int] | None = None
+        self._checks = _TokenBucket(rate, burst)
+        self._refusals: deque[float] = deque(maxlen=200)
+
+    def update(self, digests: frozenset[int] | None) -> None:
+        self._digests = digests
+
+    def may_exist(self, account_id: uuid.UUID) -> bool:
+        digests = self._digests
+        return digests is None or account_digest(account_id) in digests
+
+    def check_anyway(self) -> bool:
+        """Whether an id not in the directory gets a real check now (a few a second)."""
+        return self._checks.take()
+
+    def refused_after(self, seconds: float) -> None:
+        """A real refusal took ``seconds`` from the HELLO: the pauses follow these."""
+        self._refusals.append(seconds)
+
+    def pause_s(self) -> float:
+        """How long to wait before refusing an id that does not exist: one of the recent
+        real refusals' times, so that neither the answer nor its timing says which ids
+        exist."""
+        return random.choice(self._refusals) if self._refusals else 0.2
+
+
 class _TokenBucket:
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, float(burst)
@@ -196,6 +248,8 @@ class KeyChecks:
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self.running = 0
+        #: checks started so far (what the database was asked to hash)
+        self.started = 0
 
     @property
     def waiting(self) -> int:
@@ -219,6 +273,7 @@ class KeyChecks:
             else:
                 turn.cancel()
             raise
+        self.started += 1
         work = asyncio.ensure_future(self._check(account_id, api_key))
         try:
             return await asyncio.shield(work)
@@ -298,6 +353,15 @@ class DatabaseAuthenticator:
         return await loop.run_in_executor(self._reads, key_fingerprints, self._engine,
                                           tenant_id, list(accounts))
 
+    async def account_digests(self) -> frozenset[int] | None:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._reads, account_digests, self._engine)
+        except DatabaseError as exc:
+            if "mt5_account_digests" in str(exc) and "does not exist" in str(exc):
+                return None  # a schema before revision 0014
+            raise
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._reads.shutdown(wait=True, cancel_futures=True)
@@ -331,6 +395,9 @@ class StaticAuthenticator:
             if entry is not None and entry[0] == tenant_id:
                 out[account] = _fingerprint(entry[1])
         return out
+
+    async def account_digests(self) -> frozenset[int] | None:
+        return frozenset(account_digest(a) for a in self._accounts)
 
     def set_key(self, account_id: uuid.UUID, tenant_id: str, api_key: str | None) -> None:
         """Change an account's key (``None``: deactivate it), as the database would."""

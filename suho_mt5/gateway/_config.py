@@ -79,6 +79,13 @@ class GatewayConfig:
     #: is re-read every ``auth_recheck_s``, and a deactivated account or a changed key drops
     #: it and ends its sessions
     auth_cache_ttl_s: float = 3600.0
+    #: which account ids may exist is read this often (revision 0014's digests); a HELLO for
+    #: another id is refused after a pause like a real refusal's, without a key check, except
+    #: ``auth_unlisted_rate`` a second (burst ``auth_unlisted_burst``): an account created
+    #: since the last read gets a real check
+    auth_directory_refresh_s: float = 30.0
+    auth_unlisted_rate: float = 2.0
+    auth_unlisted_burst: int = 10
     auth_recheck_s: float = 5.0
     #: connections from one address that have not authenticated yet, at most; more are closed
     #: at once

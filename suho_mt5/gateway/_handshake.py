@@ -33,7 +33,7 @@ from suho_mt5.protocol import (
     now_us,
 )
 
-from ._auth import KeyChecks, KeyChecksBusy, LoginLimiter, VerifiedKeys
+from ._auth import AccountDirectory, KeyChecks, KeyChecksBusy, LoginLimiter, VerifiedKeys
 from ._common import EA_CLOSED, ERROR_CODES, Closing, Peer, error_packet, send_now
 from ._config import GatewayConfig
 from ._metrics import GatewayMetrics
@@ -83,8 +83,10 @@ class Handshake:
     a refusing WELCOME where one is due) whenever the session must not open."""
 
     def __init__(self, config: GatewayConfig, metrics: GatewayMetrics, keys: VerifiedKeys,
-                 limiter: LoginLimiter, checks: KeyChecks) -> None:
+                 limiter: LoginLimiter, checks: KeyChecks,
+                 directory: AccountDirectory | None = None) -> None:
         self.config = config
+        self.directory = directory or AccountDirectory()
         self.metrics = metrics
         self.keys = keys
         self.limiter = limiter
@@ -165,11 +167,21 @@ class Handshake:
             await self._refuse(transport, hello, SessionResult.RATE_LIMITED, retry_ms,
                                CloseCode.RATE_LIMITED, "too many failed logins")
         failed = False
+        started = time.monotonic()
+        directory = self.directory
+        checked = known or directory.may_exist(account) or directory.check_anyway()
         try:
+            if not checked:
+                # No such account (its digest is not in the directory): refused after a
+                # pause like a real refusal's, with no key check and no database.
+                await asyncio.sleep(directory.pause_s())
+                raise AuthenticationError("invalid account id or API key")
             identity, early = await self._check_while_connected(transport, account,
                                                                 hello.api_key, known)
         except AuthenticationError:
             failed = True
+            if checked:
+                directory.refused_after(time.monotonic() - started)
             failures.labels("refused").inc()
             self.sampled("refused", logging.WARNING,
                          "HELLO from %s for %s refused: invalid account id or API key",

@@ -22,7 +22,7 @@ from suho_mt5._nats import nats_servers
 from suho_mt5.errors import BusUnavailableError, GatewayError
 from suho_mt5.protocol import CloseCode
 
-from ._auth import Authenticator, KeyChecks, LoginLimiter, VerifiedKeys
+from ._auth import AccountDirectory, Authenticator, KeyChecks, LoginLimiter, VerifiedKeys
 from ._bus import SessionBus
 from ._config import GatewayConfig
 from ._handshake import Handshake
@@ -87,11 +87,16 @@ class Gateway:
                                 limit=config.auth_queue_limit,
                                 unknown_rate=config.auth_unknown_rate,
                                 unknown_burst=config.auth_unknown_burst)
+        #: Which account ids may exist (read every ``auth_directory_refresh_s``).
+        self.directory = AccountDirectory(config.auth_directory_refresh_s,
+                                          config.auth_unlisted_rate, config.auth_unlisted_burst)
         #: What every session's handshake asks: the key (keys, checks), the address (limiter).
-        self.handshake = Handshake(config, self.metrics, self.keys, self.limiter, self.checks)
+        self.handshake = Handshake(config, self.metrics, self.keys, self.limiter, self.checks,
+                                   self.directory)
         self.proxies = TrustedProxies(config.proxy_protocol_from)
         self._tls: ssl.SSLContext | None = None
         self._recheck: asyncio.Task[None] | None = None
+        self._directory_task: asyncio.Task[None] | None = None
         #: Which session owns each account.
         self.registry: SessionRegistry[Session] = SessionRegistry()
         self._nc: NatsClient | None = None
@@ -178,6 +183,10 @@ class Gateway:
             self.metrics_port = server.server_port
         if cfg.auth_recheck_s > 0:
             self._recheck = asyncio.create_task(self._recheck_keys(), name="recheck-keys")
+        await self.refresh_directory()
+        if cfg.auth_directory_refresh_s > 0:
+            self._directory_task = asyncio.create_task(self._refresh_directory(),
+                                                       name="account-directory")
         log.info("gateway listening: ws %s, %s %s, metrics %s:%s%s", self.ws_port,
                  "tls" if tls else "tcp", self.tcp_port, cfg.metrics_host, self.metrics_port,
                  f"; PROXY protocol from {', '.join(cfg.proxy_protocol_from)}"
@@ -232,6 +241,18 @@ class Gateway:
             except Exception as exc:  # the database may be away: try again next time
                 log.warning("cannot re-read the API keys of connected accounts: %s", exc)
 
+    async def _refresh_directory(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.auth_directory_refresh_s)
+            await self.refresh_directory()
+
+    async def refresh_directory(self) -> None:
+        """Read which account ids may exist (kept as it was when the database cannot say)."""
+        try:
+            self.directory.update(await self.authenticator.account_digests())
+        except Exception as exc:
+            log.warning("cannot read the account directory (the last one stays): %s", exc)
+
     async def recheck_keys(self) -> list[uuid.UUID]:
         """One pass of :meth:`_recheck_keys`; returns the accounts dropped."""
         by_tenant: dict[str, dict[uuid.UUID, str | None]] = {}
@@ -261,9 +282,10 @@ class Gateway:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._recheck is not None:
-            self._recheck.cancel()
-            await asyncio.gather(self._recheck, return_exceptions=True)
+        for task in (self._recheck, self._directory_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._ws_server is not None:
             self._ws_server.close(close_connections=False)
         if self._tcp_server is not None:

@@ -384,3 +384,26 @@ def test_tls_is_1_2_or_newer_and_the_certificate_is_reloaded_on_sighup_without_d
 
         asyncio.run(scenario())
     assert "TLS certificate reloaded" in (tmp_path / "gateway.log").read_text()
+
+
+def test_a_hello_for_an_account_that_does_not_exist_costs_no_key_check(
+    gw_db: GatewayDb, nats_url: str,
+) -> None:
+    """30 HELLOs for random account ids, each from its own address: all REFUSED, and the
+    database hashed at most the directory's burst of them (2 here); an existing account's
+    wrong key is still checked for real."""
+    me = gw_db.accounts[26]
+
+    async def scenario() -> None:
+        async with running_gateway(gw_db, nats_url, auth_unlisted_rate=0.001,
+                                   auth_unlisted_burst=2) as gw:
+            url = _url(gw, "tcp")
+            results = await asyncio.gather(*(
+                _hello(url, uuid.uuid4(), me.api_key, f"127.0.0.{100 + i}") for i in range(30)))
+            assert {r for r, _ in results} == {SessionResult.REFUSED}
+            assert gw.checks.started <= 2
+            result, _ = await _hello(url, me.account_id, "wrong", "127.0.0.99")
+            assert result is SessionResult.REFUSED
+            assert gw.checks.started <= 3 and gw.checks.started >= 1
+
+    asyncio.run(scenario())

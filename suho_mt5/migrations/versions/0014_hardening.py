@@ -1,0 +1,57 @@
+"""hardening: account digests for the gateway's admission (docs/security.md)
+
+``mt5_account_digests()`` returns, for every active account with a key, the first 32 bits
+of the MD5 of its id, and nothing else. The gateway keeps the set and asks bcrypt only for
+HELLOs whose account id may exist: a HELLO for a random account id (what an attacker who
+knows no account has) is refused after a pause as long as a real check, without one. The
+digests do not give the ids away (32 bits of a hash of 122 random bits), so a tenant role
+learns no other tenant's accounts from them; with 100,000 accounts a random id passes the
+filter once in about 43,000 tries, and then gets a real check.
+
+SECURITY DEFINER, owned by ``mt5_maintenance`` (which reads the columns it needs since
+revision 0008), EXECUTE for ``mt5_app`` (the gateway's role).
+
+Revision ID: 0014
+Revises: 0012
+Create Date: 2026-12-07 14:00:00
+"""
+
+from collections.abc import Sequence
+
+import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
+from suho_mt5.migrations.operations import execute_sql
+
+revision: str = "0014"
+# Issue 18's 0013 is not merged yet: this revision is independent of it (the lead points it
+# at 0013 when both are in).
+down_revision: str | Sequence[str] | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+DIGESTS = "mt5_account_digests()"
+
+DIGESTS_SQL = """CREATE FUNCTION mt5_account_digests()
+RETURNS SETOF integer
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+-- The first 32 bits of md5(account_id::text), signed, of every account that may log in.
+SELECT ('x' || substr(md5(a.account_id::text), 1, 8))::bit(32)::integer
+FROM public.mt5_user_accounts a
+WHERE a.is_active AND a.api_key_hash IS NOT NULL
+$fn$"""
+
+
+def upgrade() -> None:
+    execute_sql(DIGESTS_SQL)
+    execute_sql(f"ALTER FUNCTION {DIGESTS} OWNER TO mt5_maintenance")
+    execute_sql(f"REVOKE ALL ON FUNCTION {DIGESTS} FROM PUBLIC")
+    execute_sql(f"GRANT EXECUTE ON FUNCTION {DIGESTS} TO mt5_app")
+    execute_sql(
+        f"COMMENT ON FUNCTION {DIGESTS} IS 'suho-mt5: 32-bit digests of the accounts that "
+        "may log in (the gateway refuses other account ids without a key check)'"
+    )
+
+
+def downgrade() -> None:
+    execute_sql(f"DROP FUNCTION {DIGESTS}")
