@@ -520,7 +520,7 @@ def render(results: dict[str, dict[str, _Phase]]) -> str:
             cells.append(f"{_pct(values, 0.5):.0f} / {_pct(values, 0.9):.0f} / "
                          f"{max(values):.0f}")
         lines.append(f"| refusal time | {kind}: p50 / p90 / max ms | {' | '.join(cells)} |")
-    lines.append(f"| refusal time | load (1 min) | "
+    lines.append("| refusal time | load (1 min) | "
                  + " | ".join(f"{results[v]['timing'].load:.2f}" for v in versions) + " |")
     return "\n".join(lines)
 
