@@ -51,7 +51,7 @@ SIGNAL_RATE = 20.0
 PHASE_S = 10.0
 
 
-# -- the attacker (its own process) -----------------------------------------------------------------
+# -- the attacker (its own process) --
 
 
 def attacker(tcp_port: int, addresses: list[str], per_address: int, rate: float,
@@ -106,7 +106,7 @@ async def _attack(tcp_port: int, addresses: list[str], per_address: int, rate: f
     Path(out).write_text(json.dumps(results))
 
 
-# -- the legitimate side ------------------------------------------------------------------------
+# -- the legitimate side --
 
 
 @dataclass
