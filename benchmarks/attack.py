@@ -145,12 +145,13 @@ class _Fleet:
     async def connect(self) -> None:
         from suho_mt5.gateway import open_connection
 
-        async def one(account: Any) -> Any:
-            conn = await open_connection(self.url, source_address="127.0.9.1")
-            await conn.hello(account.account_id, account.api_key)
+        async def one(i: int, account: Any) -> Any:
+            conn = await open_connection(self.url, source_address=f"127.0.9.{i + 1}")
+            await conn.hello(account.account_id, account.api_key, timeout=120)
             return conn
 
-        self.conns = list(await asyncio.gather(*(one(a) for a in self.accounts)))
+        self.conns = list(await asyncio.gather(*(one(i, a)
+                                                 for i, a in enumerate(self.accounts))))
         self._tasks = [asyncio.create_task(self._read(c)) for c in self.conns]
 
     async def _read(self, conn: Any) -> None:
@@ -209,7 +210,7 @@ async def _welcome_times(tcp_url: str, accounts: list[Any], first_address: int,
         started = time.monotonic()
         try:
             conn = await open_connection(tcp_url, source_address=f"127.0.8.{first_address + i}")
-            await asyncio.wait_for(conn.hello(account.account_id, account.api_key), 60)
+            await conn.hello(account.account_id, account.api_key, timeout=60)
             times.append(time.monotonic() - started)
             await conn.close()
         except Exception:
@@ -227,7 +228,7 @@ async def _refusal_ms(tcp_url: str, account: uuid.UUID, key: str, count: int, bl
         conn = await open_connection(tcp_url, source_address=f"127.0.{block}.{i + 1}")
         started = time.perf_counter()
         with contextlib.suppress(Exception):
-            await conn.hello(account, key)
+            await conn.hello(account, key, timeout=60)
         out.append((time.perf_counter() - started) * 1000)
         with contextlib.suppress(Exception):
             await conn.close()
@@ -360,7 +361,7 @@ async def _neighbour(fleet: _Fleet) -> str:
     account = fleet.accounts[-1]
     conn = await open_connection(fleet.url, source_address="127.0.2.1")
     try:
-        await conn.hello(account.account_id, account.api_key)
+        await conn.hello(account.account_id, account.api_key, timeout=60)
         result = "ACCEPTED"
     except SessionRefusedError:
         result = conn.welcome.result.name if conn.welcome is not None else "refused"

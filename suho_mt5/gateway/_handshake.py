@@ -230,7 +230,8 @@ class Handshake:
         finally:
             if not check.done():
                 check.cancel()
-                await asyncio.gather(check, return_exceptions=True)
+            # Retrieved whatever happened (the client may have left as the check ended).
+            await asyncio.gather(check, return_exceptions=True)
 
     @staticmethod
     async def _refuse(transport: Transport, hello: HelloPacket, result: SessionResult,
