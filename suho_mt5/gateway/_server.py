@@ -19,7 +19,7 @@ from prometheus_client import start_http_server
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from suho_mt5._nats import nats_servers
-from suho_mt5.errors import BusUnavailableError, GatewayError
+from suho_mt5.errors import BusUnavailableError, GatewayError, redact
 from suho_mt5.protocol import CloseCode
 
 from ._auth import AccountDirectory, Authenticator, KeyChecks, LoginLimiter, VerifiedKeys
@@ -155,7 +155,8 @@ class Gateway:
                                               max_reconnect_attempts=-1,
                                               name="suho-mt5-gateway-outbound")
         except Exception as exc:
-            raise BusUnavailableError(f"cannot connect to NATS at {self.nats_url}: {exc}") \
+            raise BusUnavailableError(f"cannot connect to NATS at {redact(self.nats_url)}: "
+                                      f"{redact(str(exc))}") \
                 from exc
         self._js = self._nc.jetstream()
         self._services = SessionServices(cfg, self.metrics, self.handshake,

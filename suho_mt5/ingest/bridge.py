@@ -25,7 +25,7 @@ import logging
 
 from suho_mt5._nats import nats_servers
 from suho_mt5.db import psycopg_conninfo
-from suho_mt5.errors import StreamSetupError
+from suho_mt5.errors import StreamSetupError, redact
 from suho_mt5.ingest._stop import Stop
 from suho_mt5.ingest._worker import Shared, Worker
 from suho_mt5.ingest.advisories import max_deliver_advisories
@@ -73,7 +73,8 @@ class Bridge:
                 reconnected_cb=_nats_reconnected, allow_reconnect=True,
             )
         except Exception as exc:
-            raise StreamSetupError(f"cannot connect to NATS at {s.nats_url}: {exc}") from exc
+            raise StreamSetupError(f"cannot connect to NATS at {redact(s.nats_url)}: "
+                                   f"{redact(str(exc))}") from exc
         js = nc.jetstream()
         spec = s.contract.bridge
         try:

@@ -32,6 +32,7 @@ from websockets.asyncio.client import connect
 from suho_mt5.gateway import Gateway, GatewayConfig, StaticAuthenticator
 from suho_mt5.protocol import PACKET_SIZE, HelloPacket, encode
 from suho_mt5.protocol._crc import crc32
+from tests.support.secrets import register
 from tests.support.servers import NatsServer
 from tests.timescale.gateway._support import create_streams, delete_streams
 
@@ -40,6 +41,7 @@ SEED = int(os.environ.get("SUHO_FUZZ_SEED", "22"))
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 ACCOUNTS = [uuid.UUID(int=0xF0220 + i) for i in range(8)]
 KEY = "fuzz-key-0123456789"
+register(KEY)
 _CRC = struct.Struct("<I")
 
 pytestmark = pytest.mark.timeout(max(300, STREAMS // 50))

@@ -407,3 +407,60 @@ def test_a_hello_for_an_account_that_does_not_exist_costs_no_key_check(
             assert gw.checks.started <= 3 and gw.checks.started >= 1
 
     asyncio.run(scenario())
+
+
+# -- secrets -------------------------------------------------------------------------------------
+
+
+def test_an_api_key_never_reaches_pg_stat_activity_or_the_logs(
+    gw_db: GatewayDb, nats_url: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While EAs log in (a right key and wrong keys), the database's view of the gateway's
+    sessions (``pg_stat_activity``, and ``pg_stat_statements`` where it is loaded) holds the
+    statement with ``$n`` placeholders, never a key; nor does the gateway's log (and the
+    suite-wide check in tests/conftest.py fails any test whose output holds one)."""
+    import sqlalchemy as sa
+
+    from suho_mt5.db import make_engine
+    from tests.support.secrets import find_secrets, register
+
+    me = gw_db.accounts[27]
+    wrong = "wrong-key-" + uuid.uuid4().hex
+    register(wrong)
+
+    def watch(until: float) -> list[str]:
+        """What pg_stat_activity shows, sampled while the keys are checked."""
+        engine = make_engine(gw_db.owner_url)
+        seen: list[str] = []
+        try:
+            with engine.connect() as db:
+                while time.monotonic() < until:
+                    seen += db.execute(sa.text(
+                        "SELECT coalesce(query, '') FROM pg_stat_activity"
+                        " WHERE pid <> pg_backend_pid()")).scalars()
+                    db.rollback()
+                if db.execute(sa.text("SELECT count(*) FROM pg_extension"
+                                      " WHERE extname = 'pg_stat_statements'")).scalar():
+                    seen += db.execute(sa.text("SELECT query FROM pg_stat_statements")).scalars()
+        finally:
+            engine.dispose()
+        return seen
+
+    async def scenario() -> list[str]:
+        async with running_gateway(gw_db, nats_url) as gw:
+            url = _url(gw, "tcp")
+            watching = asyncio.ensure_future(asyncio.to_thread(watch, time.monotonic() + 3))
+            result, conn = await _hello(url, me.account_id, me.api_key)
+            assert result is SessionResult.ACCEPTED
+            results = await asyncio.gather(*(
+                _hello(url, me.account_id, wrong, f"127.0.0.{31 + i}") for i in range(6)))
+            assert {r for r, _ in results} == {SessionResult.REFUSED}
+            texts = await watching
+            await conn.close()
+            return texts
+
+    with caplog.at_level(logging.DEBUG):
+        texts = asyncio.run(scenario())
+    assert any("mt5_authenticate" in t for t in texts), texts
+    assert not find_secrets("\n".join(texts))
+    assert not find_secrets(caplog.text)
