@@ -10,7 +10,9 @@ different clients.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 import shutil
 import signal
 import ssl
@@ -464,3 +466,120 @@ def test_an_api_key_never_reaches_pg_stat_activity_or_the_logs(
     assert any("mt5_authenticate" in t for t in texts), texts
     assert not find_secrets("\n".join(texts))
     assert not find_secrets(caplog.text)
+
+
+# -- slowloris and oversized input ---------------------------------------------------------------
+
+
+def test_slowloris_sockets_are_closed_at_the_hello_timeout_and_everything_is_released(
+    gw_db: GatewayDb, nats_url: str, tmp_path: Path,
+) -> None:
+    """600 silent TCP sockets, 100 that send one byte a second, 200 silent WebSocket
+    sockets (from 9 addresses, under the per-address cap), against a gateway process (HELLO
+    timeout 10 s): every one is closed by then, the process's descriptors return to
+    what they were, and an EA connecting in the middle of it gets in."""
+    import psutil
+    from websockets.asyncio.client import connect
+
+    me = gw_db.accounts[28]
+    with gateway_process(gw_db, nats_url, tmp_path) as gw:
+        assert gw.proc is not None
+        proc = psutil.Process(gw.proc.pid)
+
+        async def scenario() -> tuple[int, int, int, float, float]:
+            fds_before = proc.num_fds()
+            sources = [f"127.0.0.{50 + i}" for i in range(9)]
+            socks = [await asyncio.open_connection("127.0.0.1", gw.tcp_port,
+                                                  local_addr=(sources[i % 6], 0))
+                     for i in range(700)]
+            websockets = [await connect(gw.url("ws"), ping_interval=None,
+                                        local_addr=(sources[6 + i % 3], 0))
+                          for i in range(200)]
+            opened = time.monotonic()
+            fds_peak = proc.num_fds()
+
+            async def drip(writer: asyncio.StreamWriter) -> None:
+                with contextlib.suppress(OSError):
+                    for _ in range(30):
+                        writer.write(b"S")
+                        await writer.drain()
+                        await asyncio.sleep(1.0)
+
+            drips = [asyncio.ensure_future(drip(w)) for _, w in socks[600:]]
+            started = time.monotonic()
+            result, conn = await _hello(gw.url("tcp"), me.account_id, me.api_key, "127.0.0.60")
+            welcome_s = time.monotonic() - started
+            assert result is SessionResult.ACCEPTED
+            await conn.close()
+            ends = await asyncio.gather(*(asyncio.wait_for(r.read(), 30) for r, _ in socks),
+                                        return_exceptions=True)
+            closed_after = time.monotonic() - opened
+            assert all(isinstance(e, bytes) for e in ends), [e for e in ends
+                                                             if not isinstance(e, bytes)][:3]
+            for ws in websockets:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.wait_closed(), 30)
+                assert ws.close_code == CloseCode.AUTH_TIMEOUT
+            for task in drips:
+                task.cancel()
+            for _, writer in socks:
+                writer.close()
+            await asyncio.sleep(1.0)
+            return fds_before, fds_peak, proc.num_fds(), closed_after, welcome_s
+
+        fds_before, fds_peak, fds_after, closed_after, welcome_s = asyncio.run(scenario())
+    print(f"\nslowloris: 900 sockets held, closed {closed_after:.1f} s after opening "
+          f"(HELLO timeout 10 s); gateway fds {fds_before} -> {fds_peak} -> {fds_after}; "
+          f"a new EA got WELCOME in {welcome_s:.2f} s")
+    assert fds_peak > fds_before + 800
+    assert fds_after <= fds_before + 5
+
+
+def test_oversized_input_is_closed_and_memory_stays_flat(
+    gw_db: GatewayDb, nats_url: str, tmp_path: Path,
+) -> None:
+    """1 and 16 MiB WebSocket messages get close 1009; 50 MB of garbage after a HELLO on
+    the stream is closed with PROTOCOL_VIOLATION after at most 101 ERRORs; the gateway's RSS
+    stays within 30 MB of where it was."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    me = gw_db.accounts[29]
+    with gateway_process(gw_db, nats_url, tmp_path) as gw:
+        rss_before = gw.rss_bytes()
+
+        async def scenario() -> tuple[list[int | None], int, int | None]:
+            codes = []
+            for size in (1 << 20, 16 << 20):
+                ws = await connect(gw.url("ws"), ping_interval=None, max_size=None,
+                                   write_limit=2**25)
+                with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
+                    await ws.send(b"\0" * size)
+                    await asyncio.wait_for(ws.recv(), 10)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.wait_closed(), 10)
+                codes.append(ws.close_code)
+            conn = await open_connection(gw.url("tcp"))
+            await conn.hello(me.account_id, me.api_key)
+            errors = 0
+            chunk = random.Random(7).randbytes(1 << 20)
+
+            async def flood() -> None:
+                with contextlib.suppress(Exception):
+                    for _ in range(50):
+                        await conn.send_raw(chunk)
+
+            sender = asyncio.ensure_future(flood())
+            while packets := await conn.recv(10):
+                errors += sum(1 for p in packets if type(p).__name__ == "ErrorPacket")
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+            return codes, errors, conn.close_code
+
+        codes, errors, code = asyncio.run(scenario())
+        rss_after = gw.rss_bytes()
+    print(f"\noversized: WebSocket closes {codes}; garbage: {errors} ERRORs then {code}; "
+          f"RSS {rss_before / 2**20:.0f} -> {rss_after / 2**20:.0f} MB")
+    assert codes == [1009, 1009]
+    assert code == CloseCode.PROTOCOL_VIOLATION and errors <= 101
+    assert rss_after - rss_before < 30 * 2**20
