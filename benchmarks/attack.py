@@ -58,7 +58,9 @@ def attacker(tcp_port: int, addresses: list[str], per_address: int, rate: float,
              duration_s: float, accounts: list[str], out: str) -> None:
     """Send HELLOs with wrong keys from ``addresses`` (``per_address`` at a time each, at most
     ``rate`` a second in all when > 0) for ``duration_s``; write what came back to ``out``."""
-    asyncio.run(_attack(tcp_port, addresses, per_address, rate, duration_s, accounts, out))
+    from suho_mt5.gateway import run_fast
+
+    run_fast(_attack(tcp_port, addresses, per_address, rate, duration_s, accounts, out))
 
 
 async def _attack(tcp_port: int, addresses: list[str], per_address: int, rate: float,
@@ -122,6 +124,7 @@ class _Phase:
     log_bytes: int = 0
     neighbour: str = ""
     load: float = 0.0
+    eas_alive: int = 0
     refusal_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -153,6 +156,24 @@ class _Fleet:
         self.conns = list(await asyncio.gather(*(one(i, a)
                                                  for i, a in enumerate(self.accounts))))
         self._tasks = [asyncio.create_task(self._read(c)) for c in self.conns]
+        self._tasks += [asyncio.create_task(self._beat(c)) for c in self.conns]
+
+    @staticmethod
+    async def _beat(conn: Any) -> None:
+        """A HEARTBEAT every 5 s, as an EA sends (the gateway closes a silent one)."""
+        from suho_mt5.protocol import HeartbeatPacket
+
+        seq = 0
+        while True:
+            await asyncio.sleep(5)
+            seq += 1
+            with contextlib.suppress(Exception):
+                await conn.send(HeartbeatPacket(seq, time.time_ns() // 1000,
+                                                conn.welcome.account_id, "1.0", 4410, 20,
+                                                True, True))
+
+    def alive(self) -> int:
+        return sum(1 for c in self.conns if c.close_code is None)
 
     async def _read(self, conn: Any) -> None:
         from suho_mt5.protocol import AckPacket, MessageType, SignalPacket
@@ -240,8 +261,9 @@ def _metric(port: int, name: str, labels: str) -> float:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
+    where = rf"\{{{re.escape(labels)}\}}" if labels else ""
+    match = re.search(rf"^{re.escape(name)}{where} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else -1.0  # -1: no such series
 
 
 def _cpu_seconds(pids: list[int]) -> float:
@@ -256,14 +278,15 @@ def _cpu_seconds(pids: list[int]) -> float:
 
 
 def _postgres_pids(port: int) -> list[int]:
+    """The benchmark's own PostgreSQL: the postmaster listening on ``port``, its children."""
     import psutil
 
-    pids = []
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if proc.info["name"] and proc.info["name"].startswith("postgres"):
-                pids.append(proc.pid)
-    return pids
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port \
+                and conn.pid:
+            postmaster = psutil.Process(conn.pid)
+            return [postmaster.pid, *(c.pid for c in postmaster.children(recursive=True))]
+    return []
 
 
 class _Gateway:
@@ -311,6 +334,8 @@ async def _phase(name: str, gw: _Gateway, nats_url: str, fleet: _Fleet, newcomer
                  first_address: int, attack: list[str] | None, pg_port: int) -> _Phase:
     phase = _Phase(name)
     attack_out = gw.log.with_name(f"attack-{name}-{gw.tree.name}.json")
+    checks0 = _key_checks(gw.metrics_port)
+    phase.eas_alive = fleet.alive()
     proc = None
     if attack is not None:
         proc = subprocess.Popen([sys.executable, "-c", *attack, str(attack_out)], cwd=REPO)
@@ -319,7 +344,6 @@ async def _phase(name: str, gw: _Gateway, nats_url: str, fleet: _Fleet, newcomer
     pg = _postgres_pids(pg_port)
     cpu0, gcpu0, t0 = _cpu_seconds(pg), _cpu_seconds([gw.proc.pid]), time.monotonic()
     log0 = gw.log.stat().st_size
-    checks0 = _metric(gw.metrics_port, "suho_gateway_auth_failures_total", 'reason="refused"')
     fleet.latencies = phase.latencies
     fds = [gw.fds()]
 
@@ -341,8 +365,6 @@ async def _phase(name: str, gw: _Gateway, nats_url: str, fleet: _Fleet, newcomer
     phase.gw_cpu = (_cpu_seconds([gw.proc.pid]) - gcpu0) / elapsed
     phase.fds_peak = max(fds)
     phase.log_bytes = gw.log.stat().st_size - log0
-    phase.key_checks = _metric(gw.metrics_port, "suho_gateway_auth_failures_total",
-                               'reason="refused"') - checks0
     phase.load = os.getloadavg()[0]
     if proc is not None:
         if name == "flood1500":
@@ -350,7 +372,17 @@ async def _phase(name: str, gw: _Gateway, nats_url: str, fleet: _Fleet, newcomer
         proc.wait(120)
         with contextlib.suppress(OSError, ValueError):
             phase.attack = json.loads(attack_out.read_text())
+    phase.key_checks = _key_checks(gw.metrics_port) - max(0.0, checks0)
     return phase
+
+
+def _key_checks(port: int) -> float:
+    """Key checks the database made: the gateway's own count where it has one (after),
+    else its refusals (before: every refusal was a check)."""
+    checks = _metric(port, "suho_gateway_key_checks_total", "")
+    if checks >= 0:
+        return checks
+    return max(0.0, _metric(port, "suho_gateway_auth_failures_total", 'reason="refused"'))
 
 
 async def _neighbour(fleet: _Fleet) -> str:
@@ -405,7 +437,7 @@ def run_version(tree: Path, db: Any, nats_url: str, workdir: Path, pg_port: int,
                 await asyncio.sleep(2)
                 phases["flood1500"] = await _phase(
                     "flood1500", gw, nats_url, fleet, pool[40:60], 60,
-                    _attack_argv(gw.tcp_port, ["127.0.2.1"], 64, 1500, duration, targets),
+                    _attack_argv(gw.tcp_port, ["127.0.2.1"], 128, 1500, duration, targets),
                     pg_port)
                 timing = _Phase("timing")
                 deactivated = db.deactivated
@@ -494,7 +526,8 @@ def _fmt_phase(p: _Phase, baseline: float) -> dict[str, str]:
                                        if welcome else "none")
                                       + (f" ({len(p.welcome_s) - len(welcome)} failed)"
                                          if len(welcome) < len(p.welcome_s) else ""),
-        "key checks refused": f"{p.key_checks:.0f}",
+        "connected EAs at the start": str(p.eas_alive),
+        "key checks by the database (whole attack)": f"{p.key_checks:.0f}",
         "attacker results": ", ".join(f"{k} {v}" for k, v in sorted(p.attack.items())) or "-",
         "PostgreSQL / gateway CPU": f"{p.pg_cpu * 100:.0f}% / {p.gw_cpu * 100:.0f}%",
         "gateway fds peak": str(p.fds_peak),

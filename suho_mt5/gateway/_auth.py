@@ -186,11 +186,12 @@ class AccountDirectory:
     (True, False)
     """
 
-    def __init__(self, refresh_s: float = 30.0, rate: float = 2.0, burst: int = 10) -> None:
+    def __init__(self, refresh_s: float = 30.0, rate: float = 2.0, burst: int = 10,
+                 expected_s: Callable[[], float] | None = None) -> None:
         self.refresh_s = refresh_s
         self._digests: frozenset[int] | None = None
         self._checks = _TokenBucket(rate, burst)
-        self._refusals: deque[float] = deque(maxlen=200)
+        self._expected_s = expected_s or (lambda: 0.2)
 
     def update(self, digests: frozenset[int] | None) -> None:
         self._digests = digests
@@ -203,15 +204,11 @@ class AccountDirectory:
         """Whether an id not in the directory gets a real check now (a few a second)."""
         return self._checks.take()
 
-    def refused_after(self, seconds: float) -> None:
-        """A real refusal took ``seconds`` from the HELLO: the pauses follow these."""
-        self._refusals.append(seconds)
-
     def pause_s(self) -> float:
-        """How long to wait before refusing an id that does not exist: one of the recent
-        real refusals' times, so that neither the answer nor its timing says which ids
-        exist."""
-        return random.choice(self._refusals) if self._refusals else 0.2
+        """How long to wait before refusing an id that does not exist: what a real check
+        asked for now would take (:meth:`KeyChecks.expected_s`), so that neither the answer
+        nor its timing says which ids exist."""
+        return self._expected_s()
 
 
 class _TokenBucket:
@@ -240,8 +237,10 @@ class KeyChecks:
     """
 
     def __init__(self, check: Callable[[uuid.UUID, str], Awaitable[AccountIdentity]], *,
-                 workers: int, limit: int, unknown_rate: float, unknown_burst: int) -> None:
+                 workers: int, limit: int, unknown_rate: float, unknown_burst: int,
+                 on_start: Callable[[], None] | None = None) -> None:
         self._check = check
+        self._on_start = on_start
         self.workers = max(1, workers)
         self.limit = limit
         self._unknown = _TokenBucket(unknown_rate, unknown_burst)
@@ -250,6 +249,8 @@ class KeyChecks:
         self.running = 0
         #: checks started so far (what the database was asked to hash)
         self.started = 0
+        #: how long recent checks took (the database's work, without the queue)
+        self.durations: deque[float] = deque(maxlen=200)
 
     @property
     def waiting(self) -> int:
@@ -274,7 +275,9 @@ class KeyChecks:
                 turn.cancel()
             raise
         self.started += 1
-        work = asyncio.ensure_future(self._check(account_id, api_key))
+        if self._on_start is not None:
+            self._on_start()
+        work = asyncio.ensure_future(self._timed(account_id, api_key))
         try:
             return await asyncio.shield(work)
         finally:
@@ -282,6 +285,23 @@ class KeyChecks:
                 self._release()
             else:  # the caller left: the slot is free once the database is done
                 work.add_done_callback(self._release_after)
+
+    async def _timed(self, account_id: uuid.UUID, api_key: str) -> AccountIdentity:
+        started = time.monotonic()
+        try:
+            return await self._check(account_id, api_key)
+        finally:
+            self.durations.append(time.monotonic() - started)
+
+    def expected_s(self) -> float:
+        """How long a check asked for now would take, queue included: one of the recent
+        checks' durations, plus the wait of the checks ahead of it."""
+        durations = self.durations
+        if not durations:
+            return 0.2
+        ahead = self.waiting + max(0, self.running - self.workers + 1)
+        mean = sum(durations) / len(durations)
+        return random.choice(durations) + ahead * mean / self.workers
 
     def _make_room(self, known: bool) -> None:
         self._waiting = [w for w in self._waiting if not w[2].done()]

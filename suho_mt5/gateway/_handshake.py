@@ -167,7 +167,6 @@ class Handshake:
             await self._refuse(transport, hello, SessionResult.RATE_LIMITED, retry_ms,
                                CloseCode.RATE_LIMITED, "too many failed logins")
         failed = False
-        started = time.monotonic()
         directory = self.directory
         checked = known or directory.may_exist(account) or directory.check_anyway()
         try:
@@ -180,8 +179,6 @@ class Handshake:
                                                                 hello.api_key, known)
         except AuthenticationError:
             failed = True
-            if checked:
-                directory.refused_after(time.monotonic() - started)
             failures.labels("refused").inc()
             self.sampled("refused", logging.WARNING,
                          "HELLO from %s for %s refused: invalid account id or API key",

@@ -66,6 +66,11 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.key_checks = Counter(
+            "suho_gateway_key_checks_total",
+            "API key checks the database was asked for (bcrypt: ~0.2 s of a core each)",
+            registry=r,
+        )
         self.slow_clients = Counter(
             "suho_gateway_slow_clients_dropped_total",
             "Connections closed with SLOW_CONSUMER",

@@ -86,10 +86,12 @@ class Gateway:
                                 workers=getattr(authenticator, "workers", config.auth_workers),
                                 limit=config.auth_queue_limit,
                                 unknown_rate=config.auth_unknown_rate,
-                                unknown_burst=config.auth_unknown_burst)
+                                unknown_burst=config.auth_unknown_burst,
+                                on_start=self.metrics.key_checks.inc)
         #: Which account ids may exist (read every ``auth_directory_refresh_s``).
         self.directory = AccountDirectory(config.auth_directory_refresh_s,
-                                          config.auth_unlisted_rate, config.auth_unlisted_burst)
+                                          config.auth_unlisted_rate, config.auth_unlisted_burst,
+                                          self.checks.expected_s)
         #: What every session's handshake asks: the key (keys, checks), the address (limiter).
         self.handshake = Handshake(config, self.metrics, self.keys, self.limiter, self.checks,
                                    self.directory)
