@@ -65,13 +65,24 @@ class Bridge:
         import nats
 
         s = self.settings
+        # Raced against stop(): nats-py retries the first connection forever, and SIGTERM
+        # must still end the bridge while it waits for a NATS server that does not answer.
+        connecting = asyncio.ensure_future(nats.connect(
+            servers=nats_servers(s.nats_url), max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=_nats_error, disconnected_cb=_nats_disconnected,
+            reconnected_cb=_nats_reconnected, allow_reconnect=True,
+        ))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait((connecting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            log.info("bridge stopped while connecting to NATS")
+            return
         try:
-            nc = await nats.connect(
-                servers=nats_servers(s.nats_url), max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                error_cb=_nats_error, disconnected_cb=_nats_disconnected,
-                reconnected_cb=_nats_reconnected, allow_reconnect=True,
-            )
+            nc = connecting.result()
         except Exception as exc:
             raise StreamSetupError(f"cannot connect to NATS at {redact(s.nats_url)}: "
                                    f"{redact(str(exc))}") from exc
