@@ -178,8 +178,10 @@ def test_a_neighbours_failures_do_not_lock_out_an_ea_with_the_right_key(
             result, _ = await _hello(url, other.account_id, other.api_key, "127.0.0.12")
             assert result is SessionResult.RATE_LIMITED  # the attacker's own account
             checks = metric(gw, "suho_gateway_auth_failures_total", reason="refused")
+            started = gw.checks.started
             result, conn = await _hello(url, me.account_id, me.api_key, "127.0.0.12")
             assert result is SessionResult.ACCEPTED
+            assert gw.checks.started == started  # its verified key: no check at all
             await conn.close()
             gw.keys.forget(me.account_id)  # no verified key held: a key check, on the pair
             result, conn = await _hello(url, me.account_id, me.api_key, "127.0.0.12")
