@@ -135,6 +135,15 @@ def _pct(values: list[float], q: float) -> float:
     return data[min(len(data) - 1, int(q * len(data)))]
 
 
+_SEQUENCES: dict[int, int] = {}
+
+
+def _next_seq(conn: Any) -> int:
+    """The EA's own packet sequence (ACKs and HEARTBEATs share it; it must grow)."""
+    seq = _SEQUENCES[id(conn)] = _SEQUENCES.get(id(conn), 0) + 1
+    return seq
+
+
 class _Fleet:
     """50 EAs connected over TCP, reading signals and ACKing them; latency per SIGNAL."""
 
@@ -163,12 +172,10 @@ class _Fleet:
         """A HEARTBEAT every 5 s, as an EA sends (the gateway closes a silent one)."""
         from suho_mt5.protocol import HeartbeatPacket
 
-        seq = 0
         while True:
             await asyncio.sleep(5)
-            seq += 1
             with contextlib.suppress(Exception):
-                await conn.send(HeartbeatPacket(seq, time.time_ns() // 1000,
+                await conn.send(HeartbeatPacket(_next_seq(conn), time.time_ns() // 1000,
                                                 conn.welcome.account_id, "1.0", 4410, 20,
                                                 True, True))
 
@@ -186,8 +193,9 @@ class _Fleet:
                 if isinstance(packet, SignalPacket):
                     if self.latencies is not None:
                         self.latencies.append(conn.received_ns / 1e6 - packet.timestamp_us / 1e3)
-                    await conn.send(AckPacket(0, time.time_ns() // 1000, packet.account_id,
-                                              packet.sequence, MessageType.SIGNAL))
+                    await conn.send(AckPacket(_next_seq(conn), time.time_ns() // 1000,
+                                              packet.account_id, packet.sequence,
+                                              MessageType.SIGNAL))
 
     async def close(self) -> None:
         for task in self._tasks:
