@@ -1,4 +1,5 @@
-"""hardening: account digests for the gateway's admission (docs/security.md)
+"""hardening: account digests for the gateway's admission; health_check() warns about
+login roles that anyone could log in as (docs/security.md)
 
 ``mt5_account_digests()`` returns, for every active account with a key, the first 32 bits
 of the MD5 of its id, and nothing else. The gateway keeps the set and asks bcrypt only for
@@ -11,6 +12,12 @@ filter once in about 43,000 tries, and then gets a real check.
 SECURITY DEFINER, owned by ``mt5_maintenance`` (which reads the columns it needs since
 revision 0008), EXECUTE for ``mt5_app`` (the gateway's role).
 
+``health_check()`` gains a ``login_roles`` row: a warning when ``mt5_owner`` or
+``mt5_maintenance`` (LOGIN roles without a password on the timescale edition, since
+TimescaleDB's jobs run as their owner) has a password, or a ``trust`` rule of
+``pg_hba.conf`` (``pg_hba_file_rules``) lets them log in without one. Only a superuser can
+see either; for other roles the row says so. Downgrading restores revision 0009's function.
+
 Revision ID: 0014
 Revises: 0012
 Create Date: 2026-12-07 14:00:00
@@ -19,7 +26,7 @@ Create Date: 2026-12-07 14:00:00
 from collections.abc import Sequence
 
 import suho_mt5.migrations.operations  # noqa: F401  (registers the custom operations)
-from suho_mt5.migrations.operations import execute_sql
+from suho_mt5.migrations.operations import execute_sql, health_check_sql
 
 revision: str = "0014"
 # Issue 18's 0013 is not merged yet: this revision is independent of it (the lead points it
@@ -29,6 +36,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 DIGESTS = "mt5_account_digests()"
+# health_check() as revision 0009 builds it (the same tables and hash settings).
+HEALTH_TENANT_TABLES = (
+    "mt5_user_accounts", "mt5_account_balance_history", "mt5_broker_quotes",
+    "mt5_ea_heartbeat", "mt5_trade_orders", "mt5_trading_signals", "mt5_signal_executions",
+    "mt5_risk_events", "mt5_user_consents", "mt5_compliance_reports",
+)
+HEALTH_ALL_TABLES = (*HEALTH_TENANT_TABLES, "mt5_audit_log")
+
+
+def _health_check(*, login_roles: bool) -> str:
+    return health_check_sql(tenant_tables=HEALTH_TENANT_TABLES, all_tables=HEALTH_ALL_TABLES,
+                            bcrypt_cost=12, pbkdf2_iterations=25000, tenant_views=True,
+                            or_replace=True, login_roles=login_roles)
 
 DIGESTS_SQL = """CREATE FUNCTION mt5_account_digests()
 RETURNS SETOF integer
@@ -51,7 +71,9 @@ def upgrade() -> None:
         f"COMMENT ON FUNCTION {DIGESTS} IS 'suho-mt5: 32-bit digests of the accounts that "
         "may log in (the gateway refuses other account ids without a key check)'"
     )
+    execute_sql(_health_check(login_roles=True))
 
 
 def downgrade() -> None:
+    execute_sql(_health_check(login_roles=False))
     execute_sql(f"DROP FUNCTION {DIGESTS}")
