@@ -64,6 +64,10 @@ class GatewayConfig:
     #: before may still have this many key checks per (address, account) and window: a
     #: neighbour's failures do not lock an EA out
     max_failed_logins_per_account: int = 3
+    #: a HELLO refused RATE_LIMITED gets its answer after this long (a timer, no work): a
+    #: flood that retries as soon as it is refused is slowed to one attempt per connection
+    #: and second, bounded by ``max_unauthenticated_per_address``
+    rate_limited_delay_s: float = 1.0
     #: source addresses whose failures are remembered (oldest forgotten first)
     max_tracked_addresses: int = 100_000
     #: threads (and database connections) verifying API keys

@@ -164,6 +164,9 @@ class Handshake:
             failures.labels("rate_limited").inc()
             self.sampled("rate_limited", logging.WARNING,
                          "HELLO from %s for %s refused: too many failed logins", peer, account)
+            # A pause before the answer (a timer, no work): a client that retries as soon
+            # as it is refused makes a connection a second, not hundreds.
+            await asyncio.sleep(min(retry_ms / 1000, self.config.rate_limited_delay_s))
             await self._refuse(transport, hello, SessionResult.RATE_LIMITED, retry_ms,
                                CloseCode.RATE_LIMITED, "too many failed logins")
         failed = False
