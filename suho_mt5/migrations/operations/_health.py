@@ -165,5 +165,8 @@ _LOGIN_ROLES = """
     EXCEPTION WHEN insufficient_privilege THEN
         status := 'ok';
         detail := 'pg_authid and pg_hba_file_rules are not visible to this role (a superuser sees them)';
+    WHEN OTHERS THEN  -- an engine without pg_hba.conf (PGlite)
+        status := 'ok';
+        detail := 'pg_hba_file_rules cannot be read here: ' || SQLERRM;
     END;
     RETURN NEXT;"""
