@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Text, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -48,7 +48,7 @@ class AccountIdentity:
     account_id: uuid.UUID
     #: a digest of the stored key hash at the time the key verified (not of the key): it
     #: changes when the key is rotated, and :func:`key_fingerprints` reads it again
-    key_fingerprint: str | None = None
+    key_fingerprint: str | None = field(default=None, compare=False)
 
 
 # md5 of the stored bcrypt hash: the hash is public to this role anyway (it can read it);

@@ -16,7 +16,7 @@ revision 0008), EXECUTE for ``mt5_app`` (the gateway's role).
 ``mt5_maintenance`` (LOGIN roles without a password on the timescale edition, since
 TimescaleDB's jobs run as their owner) has a password, or a ``trust`` rule of
 ``pg_hba.conf`` (``pg_hba_file_rules``) lets them log in without one. Only a superuser can
-see either; for other roles the row says so. Downgrading restores revision 0009's function.
+see either; for other roles the row says so. Downgrading restores the function of revision 0011.
 
 Revision ID: 0014
 Revises: 0012
@@ -36,11 +36,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 DIGESTS = "mt5_account_digests()"
-# health_check() as revision 0009 builds it (the same tables and hash settings).
+# health_check() as revision 0011 left it (revision 0009's, with mt5_account_settings).
 HEALTH_TENANT_TABLES = (
     "mt5_user_accounts", "mt5_account_balance_history", "mt5_broker_quotes",
     "mt5_ea_heartbeat", "mt5_trade_orders", "mt5_trading_signals", "mt5_signal_executions",
-    "mt5_risk_events", "mt5_user_consents", "mt5_compliance_reports",
+    "mt5_risk_events", "mt5_user_consents", "mt5_compliance_reports", "mt5_account_settings",
 )
 HEALTH_ALL_TABLES = (*HEALTH_TENANT_TABLES, "mt5_audit_log")
 
