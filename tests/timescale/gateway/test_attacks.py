@@ -201,7 +201,7 @@ def test_unauthenticated_sockets_are_capped_per_address_and_the_backlog_is_confi
     """30 silent sockets from one address with a cap of 10: 20 are closed at once, 10 wait
     for their HELLO timeout; an EA at another address still gets in. The listen backlog is
     the configured one (``ss`` shows it as the listening socket's Send-Q)."""
-    me = gw_db.accounts[20]
+    me = gw_db.accounts[7]
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, max_unauthenticated_per_address=10,
@@ -244,7 +244,7 @@ def test_deactivation_and_key_rotation_end_running_sessions_and_refuse_new_ones(
     """With keys re-read every 0.3 s: a deactivated account's session is closed with
     AUTH_FAILED and its (verified, held) key refused on the next HELLO; after a rotation the
     old key's session ends and only the new key gets in."""
-    gone, rotated = gw_db.accounts[21], gw_db.accounts[22]
+    gone, rotated = gw_db.accounts[8], gw_db.accounts[9]
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, auth_recheck_s=0.3) as gw:
@@ -276,7 +276,7 @@ def test_deactivation_and_key_rotation_end_running_sessions_and_refuse_new_ones(
 def test_metrics_listen_on_loopback_and_name_no_account_or_tenant(
     gw_db: GatewayDb, nats_url: str,
 ) -> None:
-    me = gw_db.accounts[23]
+    me = gw_db.accounts[10]
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, host="0.0.0.0",
@@ -352,7 +352,7 @@ def test_tls_is_1_2_or_newer_and_the_certificate_is_reloaded_on_sighup_without_d
     shutil.copy(files["gw-one.pem"], cert)
     shutil.copy(files["gw-one.key"], key)
     trust = ssl.create_default_context(cafile=str(files["ca.pem"]))
-    me, other = gw_db.accounts[24], gw_db.accounts[25]
+    me, other = gw_db.accounts[11], gw_db.accounts[34]
     with gateway_process(gw_db, nats_url, tmp_path,
                          extra=["--tls-cert", str(cert), "--tls-key", str(key)]) as gw:
         url = f"tls://127.0.0.1:{gw.tcp_port}"
@@ -396,7 +396,7 @@ def test_a_hello_for_an_account_that_does_not_exist_costs_no_key_check(
     """30 HELLOs for random account ids, each from its own address: all REFUSED, and the
     database hashed at most the directory's burst of them (2 here); an existing account's
     wrong key is still checked for real."""
-    me = gw_db.accounts[26]
+    me = gw_db.accounts[35]
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, auth_unlisted_rate=0.001,
@@ -428,7 +428,7 @@ def test_an_api_key_never_reaches_pg_stat_activity_or_the_logs(
     from suho_mt5.db import make_engine
     from tests.support.secrets import find_secrets, register
 
-    me = gw_db.accounts[27]
+    me = gw_db.accounts[36]
     wrong = "wrong-key-" + uuid.uuid4().hex
     register(wrong)
 
@@ -483,7 +483,7 @@ def test_slowloris_sockets_are_closed_at_the_hello_timeout_and_everything_is_rel
     import psutil
     from websockets.asyncio.client import connect
 
-    me = gw_db.accounts[28]
+    me = gw_db.accounts[37]
     with gateway_process(gw_db, nats_url, tmp_path) as gw:
         assert gw.proc is not None
         proc = psutil.Process(gw.proc.pid)
@@ -546,7 +546,7 @@ def test_oversized_input_is_closed_and_memory_stays_flat(
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    me = gw_db.accounts[29]
+    me = gw_db.accounts[38]
     with gateway_process(gw_db, nats_url, tmp_path) as gw:
         rss_before = gw.rss_bytes()
 
