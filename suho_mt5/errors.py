@@ -82,7 +82,6 @@ __all__ = [
     "TruncatedPacketError",
     "UnknownMessageTypeError",
     "UnsupportedVersionError",
-    "redact",
 ]
 
 

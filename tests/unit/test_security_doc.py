@@ -22,7 +22,7 @@ def test_every_test_named_in_the_security_doc_exists() -> None:
 
 
 def test_every_table_row_of_the_threat_model_names_a_test() -> None:
-    text = (ROOT / "docs" / "security.md").read_text()
+    text = (ROOT / "docs" / "security.md").read_text().split("## Measured")[0]
     threat_rows = [line for line in text.splitlines()
                    if line.startswith("| ") and line.count("|") == 5
                    and not line.startswith(("| threat", "| fault", "|---"))]
