@@ -200,6 +200,11 @@ class AccountDirectory:
         digests = self._digests
         return digests is None or account_digest(account_id) in digests
 
+    def listed(self, account_id: uuid.UUID) -> bool:
+        """Whether the directory was read and names ``account_id`` (it may exist)."""
+        digests = self._digests
+        return digests is not None and account_digest(account_id) in digests
+
     def check_anyway(self) -> bool:
         """Whether an id not in the directory gets a real check now (a few a second)."""
         return self._checks.take()

@@ -157,7 +157,11 @@ class Handshake:
             return Peer(identity.account_id, identity.tenant_id, self.metrics), b""
         peer, failures = transport.peer, self.metrics.auth_failures
         known = self.keys.known(account)
-        admitted = await self.limiter.admit(peer, account, known=known)
+        # Past its address's budget, an account that exists (authenticated here before, or
+        # listed in the directory) still has a few checks of its own: EAs behind one NAT
+        # are not locked out by a neighbour, even after a gateway restart.
+        admitted = await self.limiter.admit(peer, account,
+                                            known=known or self.directory.listed(account))
         if admitted is None:
             # The cheap refusal: no key check, no database, a sampled log line.
             retry_ms = int(self.limiter.retry_after_s(peer) * 1000) + 1

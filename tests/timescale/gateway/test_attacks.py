@@ -77,6 +77,7 @@ def test_behind_haproxy_the_limits_count_the_client_address_from_the_proxy_heade
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, max_failed_logins=3,
+                                   max_failed_logins_per_account=0,
                                    proxy_protocol_from=("127.0.0.1",)) as gw:
             proxy = await asyncio.to_thread(start_haproxy, [
                 ProxiedService(t, (ProxyServer("gw", gw.ws_port if t == "ws" else gw.tcp_port,
@@ -136,10 +137,12 @@ def test_a_proxy_header_from_an_untrusted_address_is_not_believed(
 def test_hellos_in_flight_count_against_the_address_limit(
     gw_db: GatewayDb, nats_url: str, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """40 wrong-key HELLOs sent at once from one address: exactly ``max_failed_logins`` key
-    checks run (not one per HELLO that arrived before the first failure was counted); the
-    rest are refused RATE_LIMITED without a check, and the log holds one sampled line per
-    kind, not one per refusal."""
+    """40 wrong-key HELLOs for one existing account sent at once from one address: exactly
+    ``max_failed_logins`` (5) key checks on the address's budget and
+    ``max_failed_logins_per_account`` (3) on the (address, account) pair's run (not one per
+    HELLO that arrived before the first failure was counted); the rest are refused
+    RATE_LIMITED without a check, and the log holds one sampled line per kind, not one per
+    refusal."""
     account = gw_db.accounts[17]
 
     async def scenario() -> None:
@@ -148,9 +151,9 @@ def test_hellos_in_flight_count_against_the_address_limit(
                 _hello(_url(gw, "tcp" if i % 2 else "ws"), account.account_id, f"wrong{i}",
                        "127.0.0.11") for i in range(40)))
             kinds = [r for r, _ in results]
-            assert kinds.count(SessionResult.REFUSED) == 5, kinds
-            assert kinds.count(SessionResult.RATE_LIMITED) == 35, kinds
-            assert metric(gw, "suho_gateway_auth_failures_total", reason="refused") == 5
+            assert kinds.count(SessionResult.REFUSED) == 5 + 3, kinds
+            assert kinds.count(SessionResult.RATE_LIMITED) == 32, kinds
+            assert gw.checks.started == 5 + 3
 
     with caplog.at_level(logging.DEBUG, "suho_mt5.gateway"):
         asyncio.run(scenario())
@@ -175,8 +178,11 @@ def test_a_neighbours_failures_do_not_lock_out_an_ea_with_the_right_key(
             for _ in range(3):
                 result, _ = await _hello(url, other.account_id, "wrong", "127.0.0.12")
                 assert result is SessionResult.REFUSED
+            for _ in range(3):  # the account exists: its own (address, account) budget
+                result, _ = await _hello(url, other.account_id, "wrong", "127.0.0.12")
+                assert result is SessionResult.REFUSED
             result, _ = await _hello(url, other.account_id, other.api_key, "127.0.0.12")
-            assert result is SessionResult.RATE_LIMITED  # the attacker's own account
+            assert result is SessionResult.RATE_LIMITED  # the attacker's account: used up
             checks = metric(gw, "suho_gateway_auth_failures_total", reason="refused")
             started = gw.checks.started
             result, conn = await _hello(url, me.account_id, me.api_key, "127.0.0.12")
