@@ -74,11 +74,11 @@ class GatewayConfig:
     auth_workers: int = 4
     #: key checks waiting for a worker at most; one more is refused with UNAVAILABLE (an
     #: account that authenticated before pushes out one that never did)
-    auth_queue_limit: int = 64
+    auth_queue_limit: int = 256
     #: key checks per second (and burst) for accounts that never authenticated on this
     #: gateway: what anonymous clients can make the database hash, from any number of addresses
-    auth_unknown_rate: float = 20.0
-    auth_unknown_burst: int = 200
+    auth_unknown_rate: float = 100.0
+    auth_unknown_burst: int = 500
     #: a verified (account, key) is remembered this long (0: never); each such account's key
     #: is re-read every ``auth_recheck_s``, and a deactivated account or a changed key drops
     #: it and ends its sessions
