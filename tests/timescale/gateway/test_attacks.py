@@ -250,7 +250,17 @@ def test_deactivation_and_key_rotation_end_running_sessions_and_refuse_new_ones(
     """With keys re-read every 0.3 s: a deactivated account's session is closed with
     AUTH_FAILED and its (verified, held) key refused on the next HELLO; after a rotation the
     old key's session ends and only the new key gets in."""
-    gone, rotated = gw_db.accounts[8], gw_db.accounts[9]
+    # Accounts of its own (the shared ones are every other test's): two new ones.
+    from suho_mt5.commands.account import create
+    from suho_mt5.gateway.simulator import SimAccount
+    from tests.support.secrets import register
+
+    made = [create(gw_db.owner_url, tenant_id="tenant_gw", user_id=f"revoked_{i}",
+                   broker_name="ICMarkets", broker_server="ICMarkets-Demo",
+                   mt5_login=900_000 + i + int(time.time()) % 90_000,
+                   mt5_account_number=str(i)) for i in range(2)]
+    register(*(m.api_key for m in made))
+    gone, rotated = (SimAccount(m.account.account_id, m.api_key) for m in made)
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, auth_recheck_s=0.3) as gw:

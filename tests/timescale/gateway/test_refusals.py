@@ -94,7 +94,8 @@ def test_a_flood_of_bad_logins_is_rate_limited_without_asking_the_database(
     account = gw_db.accounts[1]
 
     async def scenario() -> None:
-        async with running_gateway(gw_db, nats_url, max_failed_logins=3) as gw:
+        async with running_gateway(gw_db, nats_url, max_failed_logins=3,
+                                   max_failed_logins_per_account=0) as gw:
             for _ in range(3):
                 welcome, code = await _refused(gw, "tcp", account.account_id, "guess")
                 assert welcome.result is SessionResult.REFUSED
