@@ -66,11 +66,17 @@ def run_bridge(
     config: str | Path | None = None,
     offline_after: float = 90.0,
     offline_check_every: float = 15.0,
+    cache_url: str | None = None,
+    cache_timeout: float = 0.5,
 ) -> None:
-    """Run the bridge until SIGTERM or SIGINT, then finish the in-flight batches and return."""
+    """Run the bridge until SIGTERM or SIGINT, then finish the in-flight batches and return.
+
+    With ``cache_url`` the bridge tells a :class:`suho_mt5.cache.CacheWriter` every commit;
+    its metrics join the bridge's ``/metrics``."""
     from datetime import timedelta
 
     from suho_mt5.ingest.bridge import Bridge, BridgeSettings
+    from suho_mt5.ingest.metrics import BridgeMetrics
     from suho_mt5.ingest.streams import DEFAULT_CONTRACT, load_contract
 
     contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
@@ -79,12 +85,33 @@ def run_bridge(
         metrics_port=metrics_port, offline_after=timedelta(seconds=offline_after),
         offline_check_every=offline_check_every,
     )
+    metrics = BridgeMetrics()
 
     async def go() -> None:
-        bridge = Bridge(settings)
+        writer = None
+        if cache_url:
+            from suho_mt5.cache import CacheWriter
+            from suho_mt5.cache.metrics import CacheMetrics
+
+            writer = CacheWriter(cache_url, name=f"bridge@{_host()}", timeout=cache_timeout,
+                                 mapper=settings.reconciler.mapper,
+                                 metrics=CacheMetrics(metrics.registry))
+            settings.cache = writer
+        bridge = Bridge(settings, metrics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, bridge.stop)
-        await bridge.run()
+        try:
+            await bridge.run()
+        finally:
+            if writer is not None:
+                await writer.close()
 
     asyncio.run(go())
+
+
+def _host() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -6,6 +6,8 @@
 * :class:`TimescaleEngine`: the PGlite TimescaleDB engine (``scripts/timescale_engine.mjs``
   of a source checkout, after ``npm ci``), for machines where the native server cannot run.
 * :class:`NatsServer`: ``nats-server`` with JetStream.
+* :class:`RedisServer`: ``redis-server`` 7, the cache tier (what DragonflyDB replaces in
+  production), its default user disabled and an admin user of its own.
 
 Each is a child of this process with a log file in its directory; :meth:`stop` ends it and
 :meth:`check` raises :class:`~suho_mt5.errors.ServerError`, with the log's last lines, when
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -33,6 +36,7 @@ __all__ = [
     "ENGINE_SCRIPT_ENV",
     "NativeCluster",
     "NatsServer",
+    "RedisServer",
     "Service",
     "TimescaleEngine",
     "engine_script",
@@ -264,6 +268,105 @@ class NatsServer(_Process):
                 return True
             time.sleep(0.05)
         return False
+
+
+class RedisServer(_Process):
+    """``redis-server`` on 127.0.0.1 and a free port, for the cache tier.
+
+    The configuration it writes is the one ``docs/cache.md`` recommends: loopback only, no
+    persistence (the cache is rebuilt from the database), ACL users in an ACL file (so
+    ``ACL SAVE`` keeps the users ``suho-mt5 cache grant-*`` creates across a restart), the
+    ``default`` user **off**, and one admin user (``suho-admin``, ``admin_password``).
+    ``debug_command`` allows ``DEBUG`` from loopback connections, so that the ACL is what
+    refuses it to the tenants (tests; the default refuses it to everyone).
+    """
+
+    name = "redis-server"
+    ADMIN = "suho-admin"
+
+    def __init__(self, workdir: Path, executable: str | None = None,
+                 admin_password: str | None = None, debug_command: bool = False) -> None:
+        super().__init__(workdir)
+        found = executable or shutil.which("redis-server")
+        if found is None:
+            raise ServerError(
+                "redis-server is not installed: run `make setup` as root, or install the "
+                "Debian package `redis-server`"
+            )
+        self.executable = found
+        self.port = 0
+        self.admin_password = admin_password or secrets.token_hex(16)
+        self.debug_command = debug_command
+        self.config_path = workdir / "redis.conf"
+        self.acl_path = workdir / "users.acl"
+
+    def url(self, user: str | None = None, password: str | None = None, db: int = 0) -> str:
+        """``redis://user:password@127.0.0.1:port/db`` (no credentials: none in the URL)."""
+        from urllib.parse import quote
+
+        auth = f"{quote(user, safe='')}:{quote(password or '', safe='')}@" if user else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    @property
+    def admin_url(self) -> str:
+        return self.url(self.ADMIN, self.admin_password)
+
+    def _write_config(self) -> None:
+        self.config_path.write_text("\n".join([
+            "bind 127.0.0.1", "protected-mode yes", f"port {self.port}", "unixsocket \"\"",
+            f"dir {self.workdir}", f"logfile {self.log_path}", "daemonize no",
+            'save ""', "appendonly no", f"aclfile {self.acl_path}",
+            f"enable-debug-command {'local' if self.debug_command else 'no'}", ""]))
+        if not self.acl_path.exists():
+            self.acl_path.write_text(
+                "user default off resetkeys resetchannels -@all\n"
+                f"user {self.ADMIN} on >{self.admin_password} ~* &* +@all\n")
+        self.acl_path.chmod(0o600)
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> RedisServer:
+        keep_port = self.port
+        for _ in range(attempts):
+            self.port = keep_port or free_port()
+            self._write_config()
+            self._spawn([self.executable, str(self.config_path)])
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+            if keep_port:
+                break
+        raise ServerError(
+            f"redis-server did not get ready. Last lines of {self.log_path}:\n"
+            f"{_tail(self.log_path)}"
+        )
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    reply = sock.recv(64)
+                if reply.startswith((b"+PONG", b"-NOAUTH", b"-NOPERM")):
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (nothing is saved; the port is free again)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.stop()
+
+    def restart(self, timeout: float = 30.0) -> RedisServer:
+        """Start again on the same port with the same users (and, without persistence, an
+        empty keyspace)."""
+        self.stop()
+        return self.start(timeout, attempts=1)
 
 
 # --------------------------------------------------------------------------- native server

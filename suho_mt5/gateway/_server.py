@@ -10,7 +10,7 @@ import socket
 import ssl
 import uuid
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -27,10 +27,18 @@ from ._metrics import GatewayMetrics
 from ._session import Session
 from ._transport import StreamTransport, WebSocketTransport, enable_tcp_keepalive
 
-__all__ = ["Gateway", "run_fast", "tune_gc"]
+__all__ = ["Gateway", "SessionListener", "run_fast", "tune_gc"]
 
 log = logging.getLogger("suho_mt5.gateway")
 T = TypeVar("T")
+
+
+class SessionListener(Protocol):
+    """Told when an EA's session starts or ends here (the latest-state cache's writer, which
+    records the gateway serving each EA). Synchronous and must not block."""
+
+    def session_changed(self, tenant_id: str, account_id: uuid.UUID, connected: bool) -> None:
+        ...
 
 
 def run_fast(main: Coroutine[Any, Any, T]) -> T:
@@ -67,8 +75,10 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, *, nats_url: str,
-                 authenticator: Authenticator, metrics: GatewayMetrics | None = None) -> None:
+                 authenticator: Authenticator, metrics: GatewayMetrics | None = None,
+                 sessions: SessionListener | None = None) -> None:
         self.config = config
+        self.session_listener = sessions
         self.nats_url = nats_url
         self.authenticator = authenticator
         self.metrics = metrics or GatewayMetrics()
@@ -195,10 +205,14 @@ class Gateway:
         if old is not None and old is not session:
             await old.close(CloseCode.SUPERSEDED, "another connection opened for the account")
         self._sessions[session.account] = session
+        if self.session_listener is not None:
+            self.session_listener.session_changed(session.tenant, session.account, True)
 
     def unregister(self, session: Session) -> None:
         if session.account is not None and self._sessions.get(session.account) is session:
             del self._sessions[session.account]
+            if self.session_listener is not None:
+                self.session_listener.session_changed(session.tenant, session.account, False)
 
     async def _serve(self, session: Session) -> None:
         task = asyncio.current_task()

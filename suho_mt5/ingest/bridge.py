@@ -35,6 +35,7 @@ from suho_mt5.errors import (
     StreamSetupError,
 )
 from suho_mt5.ingest._pull import Puller
+from suho_mt5.ingest.hooks import CommitListener
 from suho_mt5.ingest.metrics import BridgeMetrics
 from suho_mt5.ingest.reconcile import Reconciler, decode_reference
 from suho_mt5.ingest.risk import RiskLimits, RiskState, check_snapshots
@@ -110,6 +111,8 @@ class BridgeSettings:
     risk: RiskLimits = field(default_factory=RiskLimits)
     reconciler: Reconciler = field(default_factory=Reconciler)
     consumer_poll_every: float = 2.0
+    #: Told every committed batch and offline mark (the latest-state cache's writer).
+    cache: CommitListener | None = None
 
 
 class Bridge:
@@ -315,6 +318,8 @@ class Bridge:
             return False
         self._count(result)
         await self._ack(msgs, prepared.dead_whole)
+        if self.settings.cache is not None:  # queues only: never waits for the cache
+            self.settings.cache.after_commit(prepared.batch, result, self._broker_of)
         m.batches.inc()
         took = time.monotonic() - prepared.started
         m.batch_seconds.observe(took)
@@ -376,6 +381,10 @@ class Bridge:
             found = await writer.accounts(sorted(stale))
             for a in stale:
                 self._accounts[a] = (now, found.get(a))
+
+    def _broker_of(self, account_id: uuid.UUID) -> str | None:
+        entry = self._accounts.get(account_id)
+        return entry[1].broker_name if entry is not None and entry[1] is not None else None
 
     def _parse_subject(self, subject: str) -> tuple[str, uuid.UUID, str] | str:
         """The parsed subject (cached: one per account and kind), or why it is refused."""
@@ -512,9 +521,11 @@ class Bridge:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo) as conn:
                     marked = await mark_offline(conn, self.settings.offline_after)
-                for tenant, account in marked:
+                for tenant, account, _ in marked:
                     self.metrics.marked_offline.inc()
                     log.info("account marked offline: %s %s", tenant, account)
+                if marked and self.settings.cache is not None:
+                    self.settings.cache.offline_marked(marked)
             except Exception as exc:
                 log.warning("offline check failed: %s", exc)
 

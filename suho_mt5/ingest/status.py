@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-__all__ = ["OFFLINE_LOCK", "mark_offline"]
+__all__ = ["OFFLINE_LOCK", "OfflineMark", "mark_offline"]
 
 #: Advisory lock key of the offline check (any bigint; this one spells "suho_off").
 OFFLINE_LOCK: Final = 0x7375686F5F6F6666
@@ -29,13 +29,22 @@ CROSS JOIN LATERAL (
 ) latest
 WHERE a.is_active AND latest.status <> 'offline'
   AND latest.time < coalesce(%(now)s, now()) - %(after)s
-RETURNING tenant_id, account_id
+RETURNING tenant_id, account_id, time
 """
 
 
+class OfflineMark(NamedTuple):
+    """An ``offline`` heartbeat :func:`mark_offline` wrote."""
+
+    tenant_id: str
+    account_id: uuid.UUID
+    time: datetime
+
+
+
 async def mark_offline(conn: Any, after: timedelta,
-                       now: datetime | None = None) -> list[tuple[str, uuid.UUID]]:
-    """Mark silent EAs offline and commit; returns ``(tenant_id, account_id)`` of each.
+                       now: datetime | None = None) -> list[OfflineMark]:
+    """Mark silent EAs offline and commit; returns ``(tenant_id, account_id, time)`` of each.
 
     ``conn`` is a psycopg ``AsyncConnection`` of a login in ``mt5_ingest``; ``now`` (default:
     the server's clock) is the time of the check and of the rows written.
@@ -47,6 +56,6 @@ async def mark_offline(conn: Any, after: timedelta,
             await conn.rollback()
             return []
         await cur.execute(_MARK, {"now": now, "after": after})
-        marked = [(str(t), a) for t, a in await cur.fetchall()]
+        marked = [OfflineMark(str(t), a, at) for t, a, at in await cur.fetchall()]
     await conn.commit()
     return marked

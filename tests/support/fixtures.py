@@ -8,6 +8,8 @@
   background workers, or an external server named by ``$SUHO_TEST_TIMESCALE_URL``.
 * ``start_timescale_engine`` / ``timescale_engine``: the PGlite TimescaleDB engine.
 * ``nats_server``: nats-server with JetStream.
+* ``redis_server`` / ``redis_cache`` / ``make_redis_server``: redis-server 7 (the cache
+  tier), its default user off and an admin user (``RedisServer.admin_url``).
 
 Every server is stopped at the end of its scope, also when tests fail.
 """
@@ -26,7 +28,13 @@ import pytest
 from pytest_postgresql import factories
 from sqlalchemy.engine import make_url
 
-from tests.support.servers import NatsServer, ServerError, TimescaleEngine, make_workdir
+from tests.support.servers import (
+    NatsServer,
+    RedisServer,
+    ServerError,
+    TimescaleEngine,
+    make_workdir,
+)
 
 EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
 EXTERNAL_TIMESCALE_ENV = "SUHO_TEST_TIMESCALE_URL"
@@ -227,11 +235,58 @@ def nats_server() -> Iterator[NatsServer]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """redis-server for the session: loopback, a free port, the default user off, DEBUG
+    allowed from loopback (so that the ACL, not the server's default, refuses it)."""
+    workdir = make_workdir("redis")
+    server = RedisServer(workdir, debug_command=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_cache(redis_server: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied: no keys, no users but its admin."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.admin_url)
+    try:
+        client.flushall()
+        for user in client.acl_users():
+            name = user.decode() if isinstance(user, bytes) else user
+            if name not in ("default", RedisServer.ADMIN):
+                client.acl_deluser(name)
+    finally:
+        client.close()
+    return redis_server
+
+
+@pytest.fixture
+def make_redis_server() -> Iterator[Callable[[], RedisServer]]:
+    """Factory: a redis-server of the test's own (to kill and restart); all stopped after."""
+    started: list[tuple[RedisServer, Path]] = []
+
+    def start() -> RedisServer:
+        workdir = make_workdir("redis")
+        server = RedisServer(workdir, debug_command=True)
+        started.append((server, workdir))
+        return server.start()
+
+    yield start
+    for server, workdir in started:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def _servers_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail loudly, naming the server and its log, when a server died during a test."""
     yield
-    for name in ("timescale_engine", "nats_server"):
+    for name in ("timescale_engine", "nats_server", "redis_server"):
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
             try:

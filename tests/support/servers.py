@@ -1,4 +1,4 @@
-"""Real servers for the test lanes: the TimescaleDB engine and nats-server.
+"""Real servers for the test lanes: the TimescaleDB engine, nats-server and redis-server.
 
 They are the demo's servers (:mod:`suho_mt5.demo.servers`), so the fixtures
 (``tests/support/fixtures.py``), the benchmarks and ``suho-mt5 demo`` start them the same way.
@@ -12,6 +12,7 @@ from pathlib import Path
 from suho_mt5.demo.servers import (
     NativeCluster,
     NatsServer,
+    RedisServer,
     TimescaleEngine,
     free_port,
     make_workdir,
@@ -22,6 +23,7 @@ __all__ = [
     "REPO_ROOT",
     "NativeCluster",
     "NatsServer",
+    "RedisServer",
     "ServerError",
     "TimescaleEngine",
     "free_port",
