@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Final
 
 from suho_mt5._names import TENANT_ID_PATTERN, TENANT_ID_RULE
-from suho_mt5.errors import TenantError
+from suho_mt5.errors import ConfigError, TenantError
 
 __all__ = [
     "ALL_TENANTS_PATTERN",
@@ -172,3 +173,26 @@ class CacheTTLs:
     def of(self, kind: str) -> timedelta:
         ttl: timedelta = getattr(self, kind)
         return ttl
+
+    @classmethod
+    def parse(cls, settings: Iterable[str]) -> CacheTTLs:
+        """TTLs from ``kind=seconds`` settings (the command line's ``--cache-ttl``); the
+        kind ``all`` sets every one.
+
+        >>> CacheTTLs.parse(["quote=60", "status=3600"]).quote.total_seconds()
+        60.0
+        """
+        values = {f.name: getattr(cls(), f.name) for f in fields(cls)}
+        for setting in settings:
+            kind, _, seconds = setting.partition("=")
+            kind = kind.strip().lower()
+            try:
+                ttl = timedelta(seconds=float(seconds))
+            except ValueError:
+                ttl = timedelta(0)
+            if (kind not in values and kind != "all") or ttl <= timedelta(0):
+                raise ConfigError(f"not a TTL: {setting!r} (KIND=SECONDS, KIND one of "
+                                  f"{', '.join(values)} or all, SECONDS > 0)")
+            for name in values if kind == "all" else (kind,):
+                values[name] = ttl
+        return cls(**values)

@@ -257,7 +257,10 @@ class CacheWriter:
             started = time.monotonic()
             try:
                 counts = await self._send(list(latest.values()), ops, oldest)
-            except CacheError as exc:
+            except Exception as exc:  # whatever it was, the values are kept for later
+                if not isinstance(exc, CacheError):
+                    log.exception("unexpected error writing the cache")
+                    exc = CacheError(f"{type(exc).__name__}: {exc}")
                 self._inflight_latest, self._inflight_ops = {}, []
                 self._restore(latest, ops, oldest)
                 self._failed(exc)

@@ -11,7 +11,7 @@ import click
 from suho_mt5.cli._common import reports_errors, url_option
 from suho_mt5.errors import ConfigError
 
-__all__ = ["cache", "cache_url_option"]
+__all__ = ["cache", "cache_ttl_option", "cache_url_option"]
 
 
 def _check_cache_url(ctx: click.Context, param: click.Parameter, value: str | None
@@ -27,6 +27,22 @@ def _check_cache_url(ctx: click.Context, param: click.Parameter, value: str | No
 cache_url_option = click.option(
     "--cache-url", envvar="SUHO_CACHE_URL", callback=_check_cache_url,
     help="Cache URL, redis://user:password@host:6379/0 [env: SUHO_CACHE_URL].")
+
+
+def _ttls(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    if not value:
+        return None
+    from suho_mt5.cache import CacheTTLs
+
+    return CacheTTLs.parse(value)
+
+
+#: ``--cache-ttl KIND=SECONDS`` (repeatable): how long each kind of value lives.
+cache_ttl_option = click.option(
+    "--cache-ttl", "cache_ttls", multiple=True, metavar="KIND=SECONDS", callback=_ttls,
+    help="How long a kind of value lives, from its packet's time (quote, reference, "
+         "snapshot, status, signals, closing, or all); repeatable. Defaults: quote and "
+         "reference 300, snapshot 3600, status and signals 86400.")
 
 
 def _need(url: str | None, what: str = "an admin user's URL") -> str:
@@ -124,7 +140,12 @@ def revoke_tenant(tenant_id: str, cache_url: str | None, purge: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
 @reports_errors
 def users(cache_url: str | None, as_json: bool) -> None:
-    """List the cache's ACL users with their key patterns and command rules."""
+    """List the cache's ACL users with their key patterns and command rules.
+
+    \b
+    Example:
+      suho-mt5 cache users --cache-url redis://admin:secret@cache:6379/0
+    """
     from suho_mt5.commands.cache import users as list_users
 
     found = list_users(_need(cache_url))
@@ -141,11 +162,12 @@ def users(cache_url: str | None, as_json: bool) -> None:
 @cache_url_option
 @click.option("--tenant", "tenant_id", help="Only this tenant's keys.")
 @click.option("--role", help="SET ROLE to this role first (e.g. mt5_maintenance).")
+@cache_ttl_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_errors
 def rebuild(url: str | None, cache_url: str | None, tenant_id: str | None,
-            role: str | None, quiet: bool, as_json: bool) -> None:
+            role: str | None, cache_ttls: Any, quiet: bool, as_json: bool) -> None:
     """Fill the cache again from the database: the latest row per key of every kind, within
     the kinds' TTLs. Safe while bridges write (newer values win). --url is a login of
     mt5_maintenance (or a superuser); --cache-url a writer's or admin's.
@@ -172,7 +194,7 @@ def rebuild(url: str | None, cache_url: str | None, tenant_id: str | None,
             bar.update(task, description=phase, completed=done, total=total or None)
 
         report = run(database_url, _need(cache_url, "a writer's or admin's URL"),
-                     tenant_id=tenant_id, role=role, progress=progress)
+                     tenant_id=tenant_id, role=role, ttls=cache_ttls, progress=progress)
     if as_json:
         _dump(report.as_json())
         return
@@ -190,7 +212,12 @@ def rebuild(url: str | None, cache_url: str | None, tenant_id: str | None,
 @click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
 @reports_errors
 def stats(cache_url: str | None, as_json: bool) -> None:
-    """Keys per tenant and kind, the server's hit ratio, each writer's lag."""
+    """Keys per tenant and kind, the server's hit ratio, each writer's lag.
+
+    \b
+    Example:
+      suho-mt5 cache stats --cache-url redis://admin:secret@cache:6379/0 --json
+    """
     from suho_mt5.commands.cache import stats as read
 
     s = read(_need(cache_url))
@@ -222,9 +249,10 @@ def stats(cache_url: str | None, as_json: bool) -> None:
 @click.option("--url", "database_url", envvar="SUHO_DATABASE_URL",
               help="A tenant login (mt5_app, mt5_readonly) to answer misses "
                    "[env: SUHO_DATABASE_URL].")
+@cache_ttl_option
 @reports_errors
 def get(kind: str, tenant_id: str, account: str | None, symbol: str | None, limit: int,
-        cache_url: str | None, database_url: str | None) -> None:
+        cache_url: str | None, database_url: str | None, cache_ttls: Any) -> None:
     """Read one value the way applications do: as TENANT's cache user (the URL
     grant-tenant printed), the database on a miss. Prints JSON (null: nothing fresh).
 
@@ -238,4 +266,4 @@ def get(kind: str, tenant_id: str, account: str | None, symbol: str | None, limi
     if not cache_url and not database_url:
         raise ConfigError("give --cache-url (the tenant's) or --url (a tenant login)")
     _dump(read(cache_url, kind, tenant_id, account=account, symbol=symbol,
-               database_url=database_url, limit=limit))
+               database_url=database_url, limit=limit, ttls=cache_ttls))

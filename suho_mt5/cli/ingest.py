@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from suho_mt5.cli._common import check_nats_url, nats_url_option, reports_errors, url_option
-from suho_mt5.cli.cache import cache_url_option
+from suho_mt5.cli.cache import cache_ttl_option, cache_url_option
 from suho_mt5.commands.ingest import configure_logging, run_bridge, setup_streams
 from suho_mt5.db import database_url_from_env
 
@@ -71,6 +73,7 @@ def ingest() -> None:
               help="Seconds between offline checks.")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
 @cache_url_option
+@cache_ttl_option
 @click.option("--cache-timeout", type=click.FloatRange(0.01, 30), default=0.5,
               show_default=True,
               help="Seconds a cache round trip may take before it counts as failed (the "
@@ -79,7 +82,7 @@ def ingest() -> None:
 def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
                batch_size: int, metrics_port: int | None, offline_after: float,
                offline_check_every: float, log_json: bool, cache_url: str | None,
-               cache_timeout: float) -> None:
+               cache_ttls: Any, cache_timeout: float) -> None:
     """Consume mt5.account.> and write it to the database until SIGTERM (exit 0).
 
     With --cache-url (a writer's user: `suho-mt5 cache grant-writer`) the newest value of
@@ -103,7 +106,7 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
     run_bridge(url, nats_url, workers=workers, batch_size=batch_size,
                metrics_port=metrics_port, config=config, offline_after=offline_after,
                offline_check_every=offline_check_every, cache_url=cache_url,
-               cache_timeout=cache_timeout)
+               cache_ttls=cache_ttls, cache_timeout=cache_timeout)
 
 
 @ingest.command("replay")

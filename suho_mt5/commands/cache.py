@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from suho_mt5.errors import ConfigError
 
 if TYPE_CHECKING:
-    from suho_mt5.cache import Grant, RebuildReport
+    from suho_mt5.cache import CacheTTLs, Grant, RebuildReport
     from suho_mt5.cache.stats import CacheStats
 
 __all__ = ["GET_KINDS", "get", "grant_tenant", "grant_writer", "rebuild", "revoke_tenant",
@@ -52,12 +52,12 @@ def users(admin_url: str) -> list[dict[str, Any]]:
 
 
 def rebuild(database_url: str, cache_url: str, *, tenant_id: str | None = None,
-            role: str | None = None,
+            role: str | None = None, ttls: CacheTTLs | None = None,
             progress: Callable[[str, int, int], None] | None = None) -> RebuildReport:
     from suho_mt5.cache import rebuild as run
 
     return asyncio.run(run(database_url, cache_url, tenant_id=tenant_id, role=role,
-                           progress=progress))
+                           ttls=ttls, progress=progress))
 
 
 def stats(admin_url: str) -> CacheStats:
@@ -78,7 +78,7 @@ def _plain(value: Any) -> Any:
 
 def get(cache_url: str | None, kind: str, tenant_id: str, *, account: str | None = None,
         symbol: str | None = None, database_url: str | None = None,
-        limit: int = 20) -> Any:
+        limit: int = 20, ttls: CacheTTLs | None = None) -> Any:
     """The value ``cache get`` prints: a dict (or a list of them for signals), or None.
 
     ``cache_url`` carries the tenant's user (``grant-tenant`` printed it); ``database_url``,
@@ -99,7 +99,7 @@ def get(cache_url: str | None, kind: str, tenant_id: str, *, account: str | None
             raise ConfigError(f"not an account id (UUID): {account!r}") from exc
 
     async def read() -> Any:
-        async with CacheReader(cache_url, database_url=database_url) as reader:
+        async with CacheReader(cache_url, database_url=database_url, ttls=ttls) as reader:
             if kind == "quote":
                 assert account_id is not None and symbol is not None
                 return await reader.latest_quote(tenant_id, account_id, symbol)

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["configure_logging", "run_bridge", "setup_streams"]
 
@@ -67,6 +68,7 @@ def run_bridge(
     offline_after: float = 90.0,
     offline_check_every: float = 15.0,
     cache_url: str | None = None,
+    cache_ttls: Any = None,
     cache_timeout: float = 0.5,
 ) -> None:
     """Run the bridge until SIGTERM or SIGINT, then finish the in-flight batches and return.
@@ -94,6 +96,7 @@ def run_bridge(
             from suho_mt5.cache.metrics import CacheMetrics
 
             writer = CacheWriter(cache_url, name=f"bridge@{_host()}", timeout=cache_timeout,
+                                 ttls=cache_ttls,
                                  mapper=settings.reconciler.mapper,
                                  metrics=CacheMetrics(metrics.registry))
             settings.cache = writer

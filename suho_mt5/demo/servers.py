@@ -362,9 +362,20 @@ class RedisServer(_Process):
             self.proc.wait(10)
         self.stop()
 
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections and answers nothing (a hung cache)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`: it answers again, with all its data."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def restart(self, timeout: float = 30.0) -> RedisServer:
         """Start again on the same port with the same users (and, without persistence, an
-        empty keyspace)."""
+        empty keyspace). Call it from a thread that outlives the server: on Linux a child
+        gets its stop signal when the *thread* that started it ends (``_die_with_parent``)."""
         self.stop()
         return self.start(timeout, attempts=1)
 
