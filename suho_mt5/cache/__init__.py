@@ -18,13 +18,19 @@ Keys are ``suho:{<tenant>}:<kind>:...`` (:mod:`suho_mt5.cache._keys`); users are
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from suho_mt5.cache._client import CACHE_URL_ENV, check_cache_url
 from suho_mt5.cache._keys import CacheTTLs, tenant_pattern, tenant_user
 from suho_mt5.cache._values import EAStatus, MarketReference, Quote, SignalState, Snapshot
-from suho_mt5.cache.acl import Grant, grant_tenant, grant_writer, revoke_tenant
-from suho_mt5.cache.reader import CacheReader
-from suho_mt5.cache.rebuild import RebuildReport, rebuild
-from suho_mt5.cache.writer import CacheWriter
+
+if TYPE_CHECKING:
+    from suho_mt5.cache import acl
+    from suho_mt5.cache.acl import Grant, grant_tenant, grant_writer, revoke_tenant
+    from suho_mt5.cache.reader import CacheReader
+    from suho_mt5.cache.rebuild import RebuildReport, rebuild
+    from suho_mt5.cache.writer import CacheWriter
 
 __all__ = [
     "CACHE_URL_ENV",
@@ -38,6 +44,7 @@ __all__ = [
     "RebuildReport",
     "SignalState",
     "Snapshot",
+    "acl",
     "check_cache_url",
     "grant_tenant",
     "grant_writer",
@@ -46,3 +53,31 @@ __all__ = [
     "tenant_pattern",
     "tenant_user",
 ]
+
+#: Public name -> the module that defines it, imported on first access: a reader of the
+#: cache does not load what the writer, the rebuild or the ACL commands need.
+_LAZY = {
+    "CacheReader": "suho_mt5.cache.reader",
+    "CacheWriter": "suho_mt5.cache.writer",
+    "Grant": "suho_mt5.cache.acl",
+    "grant_tenant": "suho_mt5.cache.acl",
+    "grant_writer": "suho_mt5.cache.acl",
+    "revoke_tenant": "suho_mt5.cache.acl",
+    "RebuildReport": "suho_mt5.cache.rebuild",
+    "rebuild": "suho_mt5.cache.rebuild",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "acl":
+        return importlib.import_module("suho_mt5.cache.acl")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'suho_mt5.cache' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

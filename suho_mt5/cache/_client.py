@@ -97,7 +97,10 @@ def translate_errors(what: str) -> Iterator[None]:
     except (rx.NoPermissionError, rx.AuthenticationError, rx.AuthorizationError) as exc:
         raise CachePermissionError(f"{what}: the cache refused it: {exc}") from exc
     except (rx.ConnectionError, rx.TimeoutError, TimeoutError, OSError) as exc:
-        raise CacheUnavailableError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        text = str(exc)
+        refused = "Error 111 " in text or "refused" in text.lower()
+        reason = "Connection refused" if refused else type(exc).__name__
+        raise CacheUnavailableError(f"{what}: {reason}: {text}") from exc
     except rx.ResponseError as exc:
         if _permission(exc):
             raise CachePermissionError(f"{what}: the cache refused it: {exc}") from exc

@@ -16,6 +16,7 @@ Rows are the ingest layer's tuples in :data:`suho_mt5.ingest.rows.TABLE_COLUMNS`
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,6 @@ from suho_mt5.cache._values import (
     Snapshot,
     to_us,
 )
-from suho_mt5.ingest.rows import TABLE_COLUMNS
 
 __all__ = [
     "RANKS",
@@ -108,24 +108,33 @@ def latest_of(tenant: str, key: str, time: datetime, sequence: int | None, ttl_m
                   _expire_ms(t, ttl_ms), value)
 
 
-def _index(table: str, *names: str) -> tuple[int, ...]:
+#: The columns each conversion reads, by name.
+_READS: Final = {
+    "mt5_broker_quotes": ("time", "tenant_id", "account_id", "symbol", "bid", "ask", "last",
+                          "volume", "spread_points", "polygon_bid", "polygon_ask",
+                          "price_deviation", "sequence"),
+    "mt5_account_balance_history": ("time", "tenant_id", "account_id", "balance", "equity",
+                                    "margin", "free_margin", "margin_level", "leverage",
+                                    "currency", "sequence"),
+    "mt5_ea_heartbeat": ("time", "tenant_id", "account_id", "status", "ea_version",
+                         "terminal_build", "terminal_connected", "trade_allowed", "ping_ms",
+                         "sequence"),
+    "mt5_trade_orders": ("time", "tenant_id", "account_id", "ticket", "position_id",
+                         "status"),
+    "mt5_signal_executions": ("time", "tenant_id", "account_id", "signal_id", "ticket",
+                              "result_code"),
+}
+
+
+@functools.cache
+def _at(table: str) -> tuple[int, ...]:
+    """Where :data:`_READS`' columns sit in the ingest layer's rows of ``table`` (read on
+    first use: importing the ingest layer loads the database stack, which a reader of the
+    cache does not need)."""
+    from suho_mt5.ingest.rows import TABLE_COLUMNS
+
     columns = TABLE_COLUMNS[table]
-    return tuple(columns.index(n) for n in names)
-
-
-_Q: Final = _index("mt5_broker_quotes", "time", "tenant_id", "account_id", "symbol", "bid",
-                   "ask", "last", "volume", "spread_points", "polygon_bid", "polygon_ask",
-                   "price_deviation", "sequence")
-_B: Final = _index("mt5_account_balance_history", "time", "tenant_id", "account_id",
-                   "balance", "equity", "margin", "free_margin", "margin_level", "leverage",
-                   "currency", "sequence")
-_H: Final = _index("mt5_ea_heartbeat", "time", "tenant_id", "account_id", "status",
-                   "ea_version", "terminal_build", "terminal_connected", "trade_allowed",
-                   "ping_ms", "sequence")
-_O: Final = _index("mt5_trade_orders", "time", "tenant_id", "account_id", "ticket",
-                   "position_id", "status")
-_E: Final = _index("mt5_signal_executions", "time", "tenant_id", "account_id", "signal_id",
-                   "ticket", "result_code")
+    return tuple(columns.index(n) for n in _READS[table])
 
 
 def _newest(rows: Iterable[Sequence[Any]], key: Callable[[Sequence[Any]], Any]
@@ -145,7 +154,7 @@ def _quotes(rows: Sequence[Sequence[Any]], ttls: CacheTTLs, canonical: Canonical
             ) -> list[Latest]:
     out: list[Latest] = []
     ttl = int(ttls.quote.total_seconds() * 1000)
-    t_, te, ac, sy, bi, ak, la, vo, sp, pb, pa, dv, sq = _Q
+    t_, te, ac, sy, bi, ak, la, vo, sp, pb, pa, dv, sq = _at("mt5_broker_quotes")
     for row in _newest(rows, lambda r: (r[te], r[ac], r[sy])).values():
         q = Quote(row[ac], row[sy], row[t_], row[sq], row[bi], row[ak], row[la], row[vo],
                   row[sp], row[pb], row[pa], row[dv])
@@ -165,7 +174,7 @@ def _quotes(rows: Sequence[Sequence[Any]], ttls: CacheTTLs, canonical: Canonical
 
 def _snapshots(rows: Sequence[Sequence[Any]], ttls: CacheTTLs) -> list[Latest]:
     ttl = int(ttls.snapshot.total_seconds() * 1000)
-    t_, te, ac, ba, eq, ma, fm, ml, le, cu, sq = _B
+    t_, te, ac, ba, eq, ma, fm, ml, le, cu, sq = _at("mt5_account_balance_history")
     out = []
     for row in _newest(rows, lambda r: (r[te], r[ac])).values():
         s = Snapshot(row[ac], row[t_], row[sq], row[ba], row[eq], row[ma], row[fm], row[ml],
@@ -177,7 +186,7 @@ def _snapshots(rows: Sequence[Sequence[Any]], ttls: CacheTTLs) -> list[Latest]:
 
 def _heartbeats(rows: Sequence[Sequence[Any]], ttls: CacheTTLs) -> list[Latest]:
     ttl = int(ttls.status.total_seconds() * 1000)
-    t_, te, ac, st, ev, tb, tc, ta, pm, sq = _H
+    t_, te, ac, st, ev, tb, tc, ta, pm, sq = _at("mt5_ea_heartbeat")
     out = []
     for row in _newest(rows, lambda r: (r[te], r[ac])).values():
         s = EAStatus(row[ac], str(row[st]), row[t_], row[sq], row[ev], row[tb], row[tc],
@@ -261,12 +270,12 @@ def from_rows(table: str, rows: Sequence[Sequence[Any]], ttls: CacheTTLs,
         return _heartbeats(rows, ttls), []
     ops: list[SignalOp] = []
     if table == "mt5_signal_executions":
-        t_, te, ac, si, ti, rc = _E
+        t_, te, ac, si, ti, rc = _at("mt5_signal_executions")
         for row in rows:
             ops.append(signal_exec(row[te], row[ac], row[si], row[t_], row[ti],
                                    execution_status(row[rc]), ttls, signal_limit))
     elif table == "mt5_trade_orders":
-        t_, te, ac, ti, po, st = _O
+        t_, te, ac, ti, po, st = _at("mt5_trade_orders")
         for row in rows:
             if row[st] == "closed":
                 op = signal_close(row[te], row[ac], row[t_], (row[ti], row[po] or 0), ttls)

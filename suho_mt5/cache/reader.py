@@ -145,11 +145,10 @@ class CacheReader:
     async def market_reference(self, tenant_id: str, symbol: str) -> MarketReference | None:
         """The latest market reference price of the canonical ``symbol`` (``EURUSD``), as
         the tenant's latest reconciled broker quote of it recorded it."""
-        from suho_mt5.ingest.reconcile import SymbolMapper
-
-        mapper = self.mapper or SymbolMapper()
-
         async def database(cur: Any, since: datetime) -> MarketReference | None:
+            from suho_mt5.ingest.reconcile import SymbolMapper
+
+            mapper = self.mapper or SymbolMapper()
             db = _db()
             rows = await db.read_references(cur, since)
             found: MarketReference | None = db.newest_reference(rows, symbol, mapper.canonical)

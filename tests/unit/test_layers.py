@@ -130,6 +130,35 @@ def test_the_gateway_and_ingest_import_neither_migrations_nor_cli() -> None:
             assert "models" not in {layer(t) for t in targets}, module
 
 
+def test_the_cache_sits_above_ingest_and_nothing_below_knows_it() -> None:
+    """The cache derives its values from ingest's rows and symbol mapping, and reads the
+    database (its fallback, its rebuild); ingest and the gateway know it only through the
+    small protocols they define (``ingest/hooks.py``, ``gateway.SessionListener``)."""
+    allowed = {"_names", "errors", "db", "ingest", "cache"}
+    for module, targets in imports().items():
+        if layer(module) == "cache":
+            assert {layer(t) for t in targets} <= allowed, module
+    assert set(importers_of("cache")) <= {m for m in imports()
+                                          if layer(m) in ("commands", "cli", "demo")}
+    # the ingest modules the cache uses: rows and reconcile (and writer's types)
+    used = {t for m, ts in imports().items() if layer(m) == "cache" for t in ts
+            if layer(t) == "ingest"}
+    assert used <= {"suho_mt5.ingest.rows", "suho_mt5.ingest.reconcile",
+                    "suho_mt5.ingest.writer"}, used
+
+
+def test_the_cache_core_loads_no_database_stack() -> None:
+    """An application that reads the cache (or a gateway that writes it) does not load
+    SQLAlchemy, psycopg or Alembic: only the database fallback, the conversion of ingest's
+    rows and the rebuild do, when they run."""
+    loaded = json.loads(_fresh_python(
+        "import suho_mt5.cache, suho_mt5.cache.reader, suho_mt5.cache.writer\n"
+        "from suho_mt5.cache import CacheReader, CacheWriter, Quote\n"
+        "import json, sys\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))"))
+    assert loaded == []
+
+
 def test_migrations_never_import_the_models_but_for_env_and_the_drift_check() -> None:
     """Revisions and custom operations must not change when a model does."""
     users = {m for m, ts in imports().items()

@@ -11,8 +11,8 @@ import psycopg
 
 from suho_mt5._subjects import account_subject, market_subject, message_id
 from suho_mt5.ingest import RiskLimits, mark_offline, publish_signal
-from suho_mt5.ingest.status import OfflineMark
 from suho_mt5.ingest.reconcile import ReferenceQuote, encode_reference
+from suho_mt5.ingest.status import OfflineMark
 from suho_mt5.protocol import (
     AccountSnapshotPacket,
     BrokerQuotePacket,
