@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system packages the tests need are present:
-#   PostgreSQL server binaries (Debian: postgresql), nats-server, Node.js + npm,
-#   and Python's venv module (Debian: python3-venv).
+#   PostgreSQL server binaries (Debian: postgresql), nats-server, redis-server (the cache
+#   tier's test server), Node.js + npm, and Python's venv module (Debian: python3-venv).
 # As root, install what is missing with apt-get; otherwise name the packages and stop.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 \
     || missing+=(postgresql)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 "${PYTHON:-python3}" -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
