@@ -17,6 +17,7 @@ Rows are the ingest layer's tuples in :data:`suho_mt5.ingest.rows.TABLE_COLUMNS`
 from __future__ import annotations
 
 import functools
+import operator
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -137,35 +138,59 @@ def _at(table: str) -> tuple[int, ...]:
     return tuple(columns.index(n) for n in _READS[table])
 
 
+def _newer(row: Sequence[Any], cur: Sequence[Any]) -> bool:
+    """``row`` after ``cur``: a later time, or the same time and a greater sequence (a row
+    without one sorts first)."""
+    t, ct = row[0], cur[0]
+    if t != ct:
+        return bool(t > ct)
+    s, cs = row[-1], cur[-1]
+    return (-1 if s is None else s) > (-1 if cs is None else cs)
+
+
 def _newest(rows: Iterable[Sequence[Any]], key: Callable[[Sequence[Any]], Any]
             ) -> dict[Any, Sequence[Any]]:
-    """The newest row per key, by (time, sequence); rows without a sequence sort first."""
+    """The newest row per key, by (time, sequence)."""
     best: dict[Any, Sequence[Any]] = {}
+    get = best.get
     for row in rows:
         k = key(row)
-        cur = best.get(k)
-        if cur is None or (row[0], -1 if row[-1] is None else row[-1]) > (
-                cur[0], -1 if cur[-1] is None else cur[-1]):
+        cur = get(k)
+        if cur is None or _newer(row, cur):
             best[k] = row
     return best
 
 
 def _quotes(rows: Sequence[Sequence[Any]], ttls: CacheTTLs, canonical: Canonical | None
             ) -> list[Latest]:
+    t_, te, ac, sy, bi, ak, la, vo, sp, pb, pa, dv, sq = _at("mt5_broker_quotes")
+    key = operator.itemgetter(te, ac, sy)
+    # One pass: the newest quote per key, and the newest reconciled one (its reference
+    # prices known) per key, for the market references.
+    newest: dict[Any, Sequence[Any]] = {}
+    reconciled: dict[Any, Sequence[Any]] = {}
+    get, get_reconciled = newest.get, reconciled.get
+    for row in rows:
+        k = key(row)
+        cur = get(k)
+        if cur is None or _newer(row, cur):
+            newest[k] = row
+        if row[pb] is not None:
+            cur = get_reconciled(k)
+            if cur is None or _newer(row, cur):
+                reconciled[k] = row
     out: list[Latest] = []
     ttl = int(ttls.quote.total_seconds() * 1000)
-    t_, te, ac, sy, bi, ak, la, vo, sp, pb, pa, dv, sq = _at("mt5_broker_quotes")
-    for row in _newest(rows, lambda r: (r[te], r[ac], r[sy])).values():
+    for row in newest.values():
         q = Quote(row[ac], row[sy], row[t_], row[sq], row[bi], row[ak], row[la], row[vo],
                   row[sp], row[pb], row[pa], row[dv])
         out.append(latest_of(row[te], quote_key(row[te], row[ac], row[sy]), row[t_], row[sq],
                              ttl, q.to_json()))
-    if canonical is None:
+    if canonical is None or not reconciled:
         return out
     ttl = int(ttls.reference.total_seconds() * 1000)
-    reconciled = [r for r in rows if r[pb] is not None]
-    newest = _newest(reconciled, lambda r: (r[te], canonical(r[sy], r[ac])))
-    for (tenant, symbol), row in newest.items():
+    refs = _newest(reconciled.values(), lambda r: (r[te], canonical(r[sy], r[ac])))
+    for (tenant, symbol), row in refs.items():
         ref = MarketReference(symbol, row[t_], row[pb], row[pa])
         out.append(latest_of(tenant, ref_key(tenant, symbol), row[t_], row[sq], ttl,
                              ref.to_json()))
@@ -176,7 +201,7 @@ def _snapshots(rows: Sequence[Sequence[Any]], ttls: CacheTTLs) -> list[Latest]:
     ttl = int(ttls.snapshot.total_seconds() * 1000)
     t_, te, ac, ba, eq, ma, fm, ml, le, cu, sq = _at("mt5_account_balance_history")
     out = []
-    for row in _newest(rows, lambda r: (r[te], r[ac])).values():
+    for row in _newest(rows, operator.itemgetter(te, ac)).values():
         s = Snapshot(row[ac], row[t_], row[sq], row[ba], row[eq], row[ma], row[fm], row[ml],
                      row[le], row[cu])
         out.append(latest_of(row[te], snapshot_key(row[te], row[ac]), row[t_], row[sq], ttl,
@@ -188,7 +213,7 @@ def _heartbeats(rows: Sequence[Sequence[Any]], ttls: CacheTTLs) -> list[Latest]:
     ttl = int(ttls.status.total_seconds() * 1000)
     t_, te, ac, st, ev, tb, tc, ta, pm, sq = _at("mt5_ea_heartbeat")
     out = []
-    for row in _newest(rows, lambda r: (r[te], r[ac])).values():
+    for row in _newest(rows, operator.itemgetter(te, ac)).values():
         s = EAStatus(row[ac], str(row[st]), row[t_], row[sq], row[ev], row[tb], row[tc],
                      row[ta], row[pm])
         out.append(latest_of(row[te], status_key(row[te], row[ac]), row[t_], row[sq], ttl,

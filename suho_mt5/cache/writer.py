@@ -65,6 +65,8 @@ log = logging.getLogger("suho_mt5.cache")
 _KEYS_PER_CALL: Final = 256
 #: A writer's status hash outlives its last update by this long (monitor shows the age).
 _STATUS_TTL_MS: Final = 120_000
+#: ... and is updated at most this often (with the round trip that follows).
+_STATUS_EVERY_MS: Final = 1_000
 
 
 @dataclass
@@ -122,6 +124,7 @@ class CacheWriter:
         self._closing = False
         self._stopping = asyncio.Event()
         self._check_epoch = True
+        self._reported_ms = 0
         self._down_since: float | None = None
         self._last_warning = 0.0
         self._failures = 0
@@ -393,13 +396,16 @@ class CacheWriter:
             if epoch:
                 pipe.set(EPOCH_KEY, f"{datetime.now(UTC).isoformat()} {self.name}", nx=True)
             status = WRITER_STATUS_PREFIX + self.name
-            pipe.hset(status, mapping={
-                "name": self.name, "updated_ms": now_ms,
-                "lag_ms": int((time.monotonic() - oldest) * 1000) if oldest else 0,
-                "pending": self.pending(), "errors": self.errors,
-                "written": self.totals.written, "older": self.totals.older,
-                "dropped": self.dropped, "last_error": self.last_error[:200]})
-            pipe.pexpire(status, _STATUS_TTL_MS)
+            report = now_ms - self._reported_ms >= _STATUS_EVERY_MS or epoch
+            if report:
+                self._reported_ms = now_ms
+                pipe.hset(status, mapping={
+                    "name": self.name, "updated_ms": now_ms,
+                    "lag_ms": int((time.monotonic() - oldest) * 1000) if oldest else 0,
+                    "pending": self.pending(), "errors": self.errors,
+                    "written": self.totals.written, "older": self.totals.older,
+                    "dropped": self.dropped, "last_error": self.last_error[:200]})
+                pipe.pexpire(status, _STATUS_TTL_MS)
             results = await pipe.execute(raise_on_error=False)
             missing = [i for i, r in enumerate(results[: len(calls)])
                        if isinstance(r, rx.NoScriptError)]
