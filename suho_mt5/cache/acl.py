@@ -16,7 +16,7 @@ tenant the names of every key written; all are taken away again. Nothing of ``@d
 A writer's user (``suho-writer`` by default) may run the newer-wins scripts on every
 tenant's keys and nothing else::
 
-    ~suho:* -@all +@connection -@dangerous -client +evalsha +eval +hset +pexpire +set +ping
+    ~suho:* -@all +@connection -@dangerous -client +evalsha +eval +hset +pexpire +set
     +<every command the scripts call>
 
 Only commands and rules that redis-server 7 and DragonflyDB both accept are used
@@ -55,7 +55,7 @@ DEFAULT_WRITER: Final = "suho-writer"
 TENANT_RULES: Final = ("-@all", "+@read", "+@connection", "-@dangerous", "-keys", "-scan",
                        "-randomkey", "-dbsize", "-client")
 #: Command rules of a writer's user.
-WRITER_RULES: Final = ("-@all", "+@connection", "-@dangerous", "-client", "+ping",
+WRITER_RULES: Final = ("-@all", "+@connection", "-@dangerous", "-client",
                        "+evalsha", "+eval", "+hset", "+pexpire", "+set",
                        *(f"+{c}" for c in SCRIPT_COMMANDS if c not in ("hset", "set")))
 
