@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import statistics
 import time
 import uuid
@@ -24,22 +23,17 @@ from typing import Any
 import psycopg
 
 from ._registry import Row, Section, Settings, section
-from .ingest import _accounts, _database, _feed_frames, _timescale
+from .ingest import _accounts, _database, _feed_frames, _timescale, _until_drained
 
 _TITLE = "Latest-state cache (suho_mt5.cache) on redis-server 7 and native TimescaleDB"
 
 
 @contextlib.contextmanager
 def _redis() -> Iterator[Any]:
-    from tests.support.servers import RedisServer, make_workdir
+    from tests.support.servers import RedisServer, serving
 
-    work = make_workdir("bench-redis")
-    server = RedisServer(work)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    with serving(RedisServer, "bench-redis") as server:
+        yield server
 
 
 def _app_login(admin: str) -> str:
@@ -108,7 +102,7 @@ async def _bridge_run(ingest_url: str, nats_url: str, frames: list[tuple[str, by
     cache writer wrote (0 without one)."""
     from suho_mt5.cache import CacheTTLs, CacheWriter
     from suho_mt5.ingest import Bridge, BridgeSettings
-    from tests.integration.ingest._support import consumer_state, jetstream, publish_all
+    from tests.integration.ingest._support import jetstream, publish_all
 
     async with jetstream(nats_url) as (_nc, js):
         await js.purge_stream("MT5_ACCOUNTS")
@@ -126,11 +120,7 @@ async def _bridge_run(ingest_url: str, nats_url: str, frames: list[tuple[str, by
         start = time.perf_counter()
         task = asyncio.create_task(bridge.run())
         try:
-            while True:
-                info = await consumer_state(js)
-                if info.num_pending == 0 and info.num_ack_pending == 0:
-                    break
-                await asyncio.sleep(0.01)
+            await _until_drained(js)
             took = time.perf_counter() - start
         finally:
             bridge.stop()

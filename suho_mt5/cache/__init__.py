@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from suho_mt5.cache._client import CACHE_URL_ENV, check_cache_url
 from suho_mt5.cache._keys import CacheTTLs, tenant_pattern, tenant_user
+from suho_mt5.cache._rebuild import RebuildReport, rebuild
 from suho_mt5.cache._values import EAStatus, MarketReference, Quote, SignalState, Snapshot
 
 if TYPE_CHECKING:
     from suho_mt5.cache import acl
     from suho_mt5.cache.acl import Grant, grant_tenant, grant_writer, revoke_tenant
     from suho_mt5.cache.reader import CacheReader
-    from suho_mt5.cache.rebuild import RebuildReport, rebuild
     from suho_mt5.cache.writer import CacheWriter
 
 __all__ = [
@@ -63,8 +63,6 @@ _LAZY = {
     "grant_tenant": "suho_mt5.cache.acl",
     "grant_writer": "suho_mt5.cache.acl",
     "revoke_tenant": "suho_mt5.cache.acl",
-    "RebuildReport": "suho_mt5.cache.rebuild",
-    "rebuild": "suho_mt5.cache.rebuild",
 }
 
 

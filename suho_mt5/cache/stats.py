@@ -11,7 +11,7 @@ from typing import Any
 
 from suho_mt5.cache._client import connect, translate_errors
 from suho_mt5.cache._keys import EPOCH_KEY, WRITER_STATUS_PREFIX, tenant_of_key
-from suho_mt5.cache.rebuild import REBUILT_KEY
+from suho_mt5.cache._rebuild import REBUILT_KEY
 
 __all__ = ["CacheStats", "WriterStatus", "read_stats"]
 

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -117,6 +118,18 @@ class _Process:
                 f"{self.proc.returncode}; every later request to it would fail obscurely. "
                 f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
             )
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Poll ``ready()`` every 50 ms while the process lives: True once it is, False when
+        the process died or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if ready():
+                return True
+            time.sleep(0.05)
+        return False
 
     def _spawn(self, argv: list[str], *, stdin: int | None = None, cwd: Path | None = None,
                **popen: Any) -> None:
@@ -222,6 +235,16 @@ class TimescaleEngine(_Process):
         )
 
 
+def _installed(program: str, given: str | None) -> str:
+    """``given``, else ``program`` on the PATH, else a :class:`ServerError` saying how to get
+    it (the Debian package has the program's name)."""
+    found = given or shutil.which(program)
+    if found is None:
+        raise ServerError(f"{program} is not installed: run `make setup` as root, or install "
+                          f"the Debian package `{program}`")
+    return found
+
+
 class NatsServer(_Process):
     """``nats-server`` with JetStream, its store in a private temporary directory."""
 
@@ -229,13 +252,7 @@ class NatsServer(_Process):
 
     def __init__(self, workdir: Path, executable: str | None = None) -> None:
         super().__init__(workdir)
-        found = executable or shutil.which("nats-server")
-        if found is None:
-            raise ServerError(
-                "nats-server is not installed: run `make setup` as root, or install the "
-                "Debian package `nats-server`"
-            )
-        self.executable = found
+        self.executable = _installed("nats-server", executable)
         self.port = 0
         self.store_dir = workdir / "jetstream"
 
@@ -260,14 +277,8 @@ class NatsServer(_Process):
         )
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return False
-            if "Server is ready" in _tail(self.log_path, 200):
-                return True
-            time.sleep(0.05)
-        return False
+        return self._wait_until(lambda: "Server is ready" in _tail(self.log_path, 200),
+                                timeout)
 
 
 class RedisServer(_Process):
@@ -287,13 +298,7 @@ class RedisServer(_Process):
     def __init__(self, workdir: Path, executable: str | None = None,
                  admin_password: str | None = None, debug_command: bool = False) -> None:
         super().__init__(workdir)
-        found = executable or shutil.which("redis-server")
-        if found is None:
-            raise ServerError(
-                "redis-server is not installed: run `make setup` as root, or install the "
-                "Debian package `redis-server`"
-            )
-        self.executable = found
+        self.executable = _installed("redis-server", executable)
         self.port = 0
         self.admin_password = admin_password or secrets.token_hex(16)
         self.debug_command = debug_command
@@ -340,20 +345,15 @@ class RedisServer(_Process):
         )
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return False
+        def answers() -> bool:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                     sock.sendall(b"PING\r\n")
-                    reply = sock.recv(64)
-                if reply.startswith((b"+PONG", b"-NOAUTH", b"-NOPERM")):
-                    return True
+                    return sock.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-NOPERM"))
             except OSError:
-                pass
-            time.sleep(0.05)
-        return False
+                return False
+
+        return self._wait_until(answers, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (nothing is saved; the port is free again)."""
@@ -505,18 +505,16 @@ class NativeCluster(_Process):
     def _wait_ready(self, timeout: float) -> bool:
         import psycopg
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return False
+        def answers() -> bool:
             try:
                 psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
                                 password=self.password, dbname="postgres",
                                 connect_timeout=2).close()
-                return True
             except psycopg.OperationalError:
-                time.sleep(0.1)
-        return False
+                return False
+            return True
+
+        return self._wait_until(answers, timeout)
 
 
 class Service(_Process):

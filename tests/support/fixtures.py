@@ -16,6 +16,7 @@ Every server is stopped at the end of its scope, also when tests fail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -34,6 +35,7 @@ from tests.support.servers import (
     ServerError,
     TimescaleEngine,
     make_workdir,
+    serving,
 )
 
 EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
@@ -226,26 +228,16 @@ def timescale_engine(
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[NatsServer]:
     """nats-server with JetStream for the session, its store in a temporary directory."""
-    workdir = make_workdir("nats")
-    server = NatsServer(workdir)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving(NatsServer, "nats") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """redis-server for the session: loopback, a free port, the default user off, DEBUG
     allowed from loopback (so that the ACL, not the server's default, refuses it)."""
-    workdir = make_workdir("redis")
-    server = RedisServer(workdir, debug_command=True)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with serving(lambda w: RedisServer(w, debug_command=True), "redis") as server:
+        yield server
 
 
 @pytest.fixture
@@ -268,18 +260,9 @@ def redis_cache(redis_server: RedisServer) -> RedisServer:
 @pytest.fixture
 def make_redis_server() -> Iterator[Callable[[], RedisServer]]:
     """Factory: a redis-server of the test's own (to kill and restart); all stopped after."""
-    started: list[tuple[RedisServer, Path]] = []
-
-    def start() -> RedisServer:
-        workdir = make_workdir("redis")
-        server = RedisServer(workdir, debug_command=True)
-        started.append((server, workdir))
-        return server.start()
-
-    yield start
-    for server, workdir in started:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(
+            serving(lambda w: RedisServer(w, debug_command=True), "redis"))
 
 
 @pytest.fixture(autouse=True)

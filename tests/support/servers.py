@@ -7,7 +7,11 @@ Native PostgreSQL is started by pytest-postgresql through ``tests/support/pg_ctl
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from suho_mt5.demo.servers import (
     NativeCluster,
@@ -28,6 +32,22 @@ __all__ = [
     "TimescaleEngine",
     "free_port",
     "make_workdir",
+    "serving",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+_P = TypeVar("_P", bound=Any)
+
+
+@contextlib.contextmanager
+def serving(make: Callable[[Path], _P], prefix: str) -> Iterator[_P]:
+    """``make(workdir)`` started in a private directory, stopped and removed after."""
+    workdir = make_workdir(prefix)
+    server = make(workdir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -5,10 +5,8 @@ redelivered older batch never overwrites a newer value."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,7 +18,6 @@ from suho_mt5._subjects import account_subject
 from suho_mt5.cache import CacheTTLs, CacheWriter, acl
 from suho_mt5.cache.metrics import CacheMetrics
 from suho_mt5.commands import cache as commands
-from suho_mt5.ingest import Bridge, BridgeSettings
 from suho_mt5.ingest.metrics import BridgeMetrics
 from suho_mt5.ingest.reconcile import ReferenceQuote, encode_reference
 from tests.integration.cache._support import cached, differences, expected, kinds
@@ -34,6 +31,7 @@ from tests.integration.ingest._support import (
     make_ingest_login,
     publish_all,
     quick_settings,
+    running_bridge,
     wait_until_drained,
 )
 from tests.support.servers import NatsServer, RedisServer
@@ -70,17 +68,6 @@ async def _references(js: Any, bridge_metrics: BridgeMetrics, seconds: int = 12)
     raise AssertionError("the bridge did not receive the reference quotes")
 
 
-@contextlib.asynccontextmanager
-async def bridge_with(settings: BridgeSettings, metrics: BridgeMetrics) -> AsyncIterator[Bridge]:
-    bridge = Bridge(settings, metrics)
-    task = asyncio.create_task(bridge.run())
-    try:
-        yield bridge
-    finally:
-        bridge.stop()
-        await asyncio.wait_for(task, 60)
-
-
 def _redeliveries(frames: list[tuple[str, bytes, str]], every: int
                   ) -> list[tuple[str, bytes, str]]:
     """Every ``every``-th frame again under a new message id: the same packets delivered
@@ -89,8 +76,11 @@ def _redeliveries(frames: list[tuple[str, bytes, str]], every: int
 
 
 def _writer(url: str, metrics: BridgeMetrics, settings: Any, **over: Any) -> CacheWriter:
-    return CacheWriter(url, ttls=LONG, mapper=settings.reconciler.mapper,
-                       metrics=CacheMetrics(metrics.registry), **over)
+    """The bridge's cache writer (``settings.cache``), its metrics in ``metrics``' registry."""
+    writer = CacheWriter(url, ttls=LONG, mapper=settings.reconciler.mapper,
+                         metrics=CacheMetrics(metrics.registry), **over)
+    settings.cache = writer
+    return writer
 
 
 def test_the_cache_holds_what_the_bridge_committed_and_catches_up_after_a_hang(
@@ -111,8 +101,7 @@ def test_the_cache_holds_what_the_bridge_committed_and_catches_up_after_a_hang(
         async with jetstream(nats.url) as (_nc, js):
             settings = quick_settings(db, nats.url, workers=2, batch_size=40)
             writer = _writer(writer_url, metrics, settings, timeout=0.2, retry_max=0.3)
-            settings.cache = writer
-            async with bridge_with(settings, metrics):
+            async with running_bridge(settings, metrics):
                 await _references(js, metrics)
                 await publish_all(js, frames[: len(frames) // 2])
                 await wait_until_drained(js, db, published.rows // 3)
@@ -171,8 +160,7 @@ def test_50k_packets_cache_killed_mid_ingest_rebuilt_then_batches_redelivered(
         async with jetstream(nats.url) as (_nc, js):
             settings = quick_settings(db, nats.url, workers=2, batch_size=200)
             writer = _writer(writer_url, metrics, settings, timeout=0.2, retry_max=1.0)
-            settings.cache = writer
-            async with bridge_with(settings, metrics):
+            async with running_bridge(settings, metrics):
                 await _references(js, metrics)
                 await drain(js, first, sum(len(p) // 144 for _, p, _ in first), "cache up")
                 await asyncio.to_thread(server.kill)
@@ -214,8 +202,7 @@ def test_50k_packets_cache_killed_mid_ingest_rebuilt_then_batches_redelivered(
             settings = quick_settings(db, nats.url, workers=2)
             late_metrics = BridgeMetrics()
             writer = _writer(writer_url, late_metrics, settings)
-            settings.cache = writer
-            async with bridge_with(settings, late_metrics):
+            async with running_bridge(settings, late_metrics):
                 await publish_all(js, again)
                 await wait_until_drained(js, db, published.rows)
                 assert await writer.flush()
