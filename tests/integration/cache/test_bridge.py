@@ -85,13 +85,15 @@ def _writer(url: str, metrics: BridgeMetrics, settings: Any, **over: Any) -> Cac
 
 def test_the_cache_holds_what_the_bridge_committed_and_catches_up_after_a_hang(
         cache_db: CacheDb, nats: NatsServer, make_redis_server: Any) -> None:
-    """redis-server stopped (SIGSTOP: it answers nothing) for the second half of the run:
+    """50,000 packets of 3 tenants x 2 accounts (quotes, snapshots, heartbeats, trade
+    orders), one frame in seven delivered twice, through the bridge with its cache.
+    redis-server is stopped (SIGSTOP: it answers nothing) for the second half of the run:
     the bridge commits everything meanwhile, its cache round trips time out and are
     counted, and when the server answers again the writer catches up: the cache equals the
     database key by key, without a rebuild (the server kept its data)."""
     db = cache_db.db
     db.add_accounts(2)
-    frames, published = frames_for(Feed(db.accounts), 6_000, 50)
+    frames, published = frames_for(Feed(db.accounts), 50_000, 100)
     again = _redeliveries(frames, 7)
     server: RedisServer = make_redis_server()
     writer_url = asyncio.run(acl.grant_writer(server.admin_url)).url
@@ -99,7 +101,7 @@ def test_the_cache_holds_what_the_bridge_committed_and_catches_up_after_a_hang(
 
     async def scenario() -> CacheWriter:
         async with jetstream(nats.url) as (_nc, js):
-            settings = quick_settings(db, nats.url, workers=2, batch_size=40)
+            settings = quick_settings(db, nats.url, workers=2, batch_size=50)
             writer = _writer(writer_url, metrics, settings, timeout=0.2, retry_max=0.3)
             async with running_bridge(settings, metrics):
                 await _references(js, metrics)
@@ -149,6 +151,7 @@ def test_50k_packets_cache_killed_mid_ingest_rebuilt_then_batches_redelivered(
     writer_url = asyncio.run(acl.grant_writer(server.admin_url)).url
     metrics = BridgeMetrics()
     rates: dict[str, float] = {}
+    halfway: list[str] = []  # the cache against the database after the first half
 
     async def drain(js: Any, part: list[tuple[str, bytes, str]], rows: int, name: str) -> None:
         started = time.perf_counter()
@@ -163,6 +166,9 @@ def test_50k_packets_cache_killed_mid_ingest_rebuilt_then_batches_redelivered(
             async with running_bridge(settings, metrics):
                 await _references(js, metrics)
                 await drain(js, first, sum(len(p) // 144 for _, p, _ in first), "cache up")
+                assert await writer.flush(timeout=30)
+                halfway.extend(differences(expected(db.admin_url, SINCE),
+                                           cached(server.admin_url)))
                 await asyncio.to_thread(server.kill)
                 await drain(js, second, published.rows, "cache killed")
             await writer.close(drain_timeout=1)  # the cache is still down: values lost
@@ -170,6 +176,7 @@ def test_50k_packets_cache_killed_mid_ingest_rebuilt_then_batches_redelivered(
 
     writer = asyncio.run(ingest())
     assert_exactly_once(db, published)
+    assert not halfway, "\n".join(halfway[:20])
     print(f"\nbridge throughput: {rates['cache up']:.0f} packets/s with the cache, "
           f"{rates['cache killed']:.0f} packets/s after it was SIGKILLed "
           f"({rates['cache killed'] / rates['cache up']:.2f}x); {writer.errors} failed round "
