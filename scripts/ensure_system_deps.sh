@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system packages the tests need are present:
-#   PostgreSQL server binaries (Debian: postgresql), nats-server, Node.js + npm,
-#   and Python's venv module (Debian: python3-venv);
+#   PostgreSQL server binaries (Debian: postgresql), nats-server, redis-server (the cache
+#   tier's test server), Node.js + npm, and Python's venv module (Debian: python3-venv);
 #   for the scale-out tests (docs/operations.md): haproxy, patroni (with python3-etcd, its
 #   etcd client), etcd-server and etcd-client, pgbouncer.
 # As root, install what is missing with apt-get; otherwise name the packages and stop.
@@ -14,6 +14,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 \
     || missing+=(postgresql)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+have redis-server || missing+=(redis-server)
 have haproxy || missing+=(haproxy)
 have patroni || missing+=(patroni)
 # Patroni runs on the system's Python and reaches etcd (v3) through python3-etcd.

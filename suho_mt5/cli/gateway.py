@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
+from suho_mt5.cli.cache import cache_url_option
 
 # The gateway's libraries (websockets, nats-py, prometheus-client) are the `gateway` extra:
 # they are imported when a gateway command runs, so the other commands work without them.
@@ -40,11 +41,12 @@ def gateway() -> None:
               show_default=True, metavar="IDLE INTERVAL COUNT",
               help="TCP keepalive on accepted sockets: seconds idle, seconds between "
                    "probes, unanswered probes.")
+@cache_url_option
 @reports_errors
 def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
                 tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
                 heartbeat: float, ack_timeout: float, ws_ping: float,
-                tcp_keepalive: tuple[int, int, int]) -> None:
+                tcp_keepalive: tuple[int, int, int], cache_url: str | None) -> None:
     """Accept EA connections, authenticate them, relay packets to and from NATS.
 
     \b
@@ -82,7 +84,7 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         tcp_keepalive_interval_s=tcp_keepalive[1],
         tcp_keepalive_count=tcp_keepalive[2],
     )
-    run_gateway(config, database_url(url), nats_url)
+    run_gateway(config, database_url(url), nats_url, cache_url)
 
 
 @click.command("simulate")

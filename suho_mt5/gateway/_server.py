@@ -27,11 +27,11 @@ from ._bus import SessionBus
 from ._config import GatewayConfig
 from ._handshake import Handshake
 from ._metrics import GatewayMetrics
-from ._registry import SessionRegistry
+from ._registry import SessionListener, SessionRegistry
 from ._session import Session, SessionServices
 from ._transport import StreamTransport, Transport, WebSocketTransport, enable_tcp_keepalive
 
-__all__ = ["Gateway", "run_fast", "tune_gc"]
+__all__ = ["Gateway", "SessionListener", "run_fast", "tune_gc"]
 
 log = logging.getLogger("suho_mt5.gateway")
 T = TypeVar("T")
@@ -71,7 +71,8 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, *, nats_url: str,
-                 authenticator: Authenticator, metrics: GatewayMetrics | None = None) -> None:
+                 authenticator: Authenticator, metrics: GatewayMetrics | None = None,
+                 sessions: SessionListener | None = None) -> None:
         self.config = config
         self.nats_url = nats_url
         self.authenticator = authenticator
@@ -81,7 +82,7 @@ class Gateway:
         #: What every session's handshake asks: the key (authenticator), the address (limiter).
         self.handshake = Handshake(config, self.metrics, authenticator, self.limiter)
         #: Which session owns each account.
-        self.registry: SessionRegistry[Session] = SessionRegistry()
+        self.registry: SessionRegistry[Session] = SessionRegistry(sessions)
         self._nc: NatsClient | None = None
         self._nc_out: NatsClient | None = None
         self._js: JetStreamContext | None = None
