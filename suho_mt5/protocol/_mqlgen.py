@@ -78,12 +78,14 @@ def render() -> str:
     for enum in enums.values():
         prefix = enum_prefix(enum)
         lines += [f"#define {prefix}_{m.name} {int(m)}" for m in enum]
-    lines += ["", "// Each field's index in an SSuhoRecord: the header's, then SUHO_F_<TYPE>_<FIELD>."]
+    lines += ["", "// Each field's index in an SSuhoRecord: the header's, then "
+              "SUHO_F_<TYPE>_<FIELD>."]
     lines += [f"#define SUHO_F_{name.upper()} {i}" for i, name in enumerate(_HEADER)]
     for layout in LAYOUTS:
         assert tuple(f.name for f in layout.fields[:3]) == _HEADER
-        mtype = layout.message_type.name
-        lines += [f"#define SUHO_F_{mtype}_{f.name.upper()} {f.index}" for f in layout.fields[3:]]
+        type_name = layout.message_type.name
+        lines += [f"#define SUHO_F_{type_name}_{f.name.upper()} {f.index}"
+                  for f in layout.fields[3:]]
     lines += [
         "",
         "// Every field of every message type, in offset (= check) order.",

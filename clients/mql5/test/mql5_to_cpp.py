@@ -85,18 +85,19 @@ def _array_rules(code: str, types: set[str]) -> str:
     names = "|".join(sorted(types, key=len, reverse=True))
     param = re.compile(rf"\b(const\s+)?({names})\s*&\s*(\w+)\s*\[\s*\]")
     code = param.sub(lambda m: f"{m[1] or ''}mql_array<{m[2]}> &{m[3]}", code)
-    decl = re.compile(rf"\b({names})(\s+)(\w+)\s*\[([^\]\[]*)\](\s*\[)?(\s*)(?=([;=,]))")
+    multi = re.search(rf"\b({names})\s+(\w+)\s*\[[^\]\[]*\]\s*\[", code)
+    if multi:
+        raise TransformError(f"multi-dimensional array {multi[2]}: not supported")
+    decl = re.compile(rf"\b({names})(\s+)(\w+)\s*\[([^\]\[]*)\](\s*)(?=([;=,]))")
 
     def declaration(m: re.Match[str]) -> str:
-        if m[5]:
-            raise TransformError(f"multi-dimensional array {m[3]}: not supported")
-        if m[7] == ",":
+        if m[6] == ",":
             raise TransformError(f"array {m[3]}: one declarator per statement")
         size = m[4].strip()
         typ = f"mql_array<{m[1]}>"
-        if m[7] == "=" or not size:
-            return f"{typ}{m[2]}{m[3]}{m[6]}"
-        return f"{typ}{m[2]}{m[3]} = {typ}({size}){m[6]}"
+        if m[6] == "=" or not size:
+            return f"{typ}{m[2]}{m[3]}{m[5]}"
+        return f"{typ}{m[2]}{m[3]} = {typ}({size}){m[5]}"
 
     return decl.sub(declaration, code)
 
