@@ -41,16 +41,18 @@ def gxx() -> str:
     return found
 
 
-def transform(out: Path) -> Path:
-    """The MQL5 sources and the test's stand-in standard library, rewritten for g++ under
-    ``out``; returns the directory to put on the include path."""
-    transform_module().convert_tree([MQL5_DIR, TEST_DIR / "Include"], out)
+def transform(out: Path, mql5_dir: Path = MQL5_DIR) -> Path:
+    """The MQL5 sources (of ``mql5_dir``: the checkout's, or a copy with a planted mistake)
+    and the test's stand-in standard library, rewritten for g++ under ``out``; returns
+    ``out``."""
+    transform_module().convert_tree([mql5_dir, TEST_DIR / "Include"], out)
     return out
 
 
-def build(driver: str, out: Path, extra: list[str] = OPTIMISED) -> Path:
+def build(driver: str, out: Path, extra: list[str] = OPTIMISED,
+          mql5_dir: Path = MQL5_DIR) -> Path:
     """Compile ``clients/mql5/test/<driver>.cpp`` into ``out/<driver>``."""
-    sources = transform(out / "src")
+    sources = transform(out / "src", mql5_dir)
     binary = out / driver
     done = subprocess.run(
         [gxx(), *FLAGS, *extra, f"-I{TEST_DIR}", f"-I{sources / 'Include'}", f"-I{sources}",
