@@ -55,7 +55,8 @@ def build(driver: str, out: Path, extra: list[str] = OPTIMISED,
     sources = transform(out / "src", mql5_dir)
     binary = out / driver
     done = subprocess.run(
-        [gxx(), *FLAGS, *extra, f"-I{TEST_DIR}", f"-I{sources / 'Include'}", f"-I{sources}",
+        [gxx(), *FLAGS, *extra, f"-I{TEST_DIR}", f"-I{sources / 'Include'}",
+         f"-I{sources / 'Experts'}",
          "-o", str(binary), str(TEST_DIR / f"{driver}.cpp")],
         capture_output=True, text=True, timeout=600, check=False,
     )

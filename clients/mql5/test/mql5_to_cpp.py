@@ -2,9 +2,10 @@
 
     python clients/mql5/test/mql5_to_cpp.py SOURCE_ROOT OUTPUT_ROOT [EXTRA_ROOT ...]
 
-copies every ``*.mqh`` and ``*.mq5`` under SOURCE_ROOT (and each EXTRA_ROOT: the test's stand-ins
-for the terminal's standard library, e.g. ``Trade/Trade.mqh``) to the same relative path under
-OUTPUT_ROOT, rewritten by the rules below and nothing else. Each rule keeps the line count, so
+copies every ``*.mqh`` and ``*.mq5`` under SOURCE_ROOT to the same relative path under
+OUTPUT_ROOT (and those under each EXTRA_ROOT, the test's stand-ins for the terminal's standard
+library such as ``Trade/Trade.mqh``, under OUTPUT_ROOT/Include, where MQL5 finds them),
+rewritten by the rules below and nothing else. Each rule keeps the line count, so
 g++'s line numbers are the MQL5 file's. Everything the rules do not touch must be valid in both
 languages; the compatibility layer (``mql5.h``) supplies MQL5's types and functions.
 
@@ -22,8 +23,9 @@ Rules, applied to code only (never inside comments, strings or character constan
    of range". One declarator per statement, one dimension: anything else is refused, so that
    no construct is silently mistranslated.
 
-The transform refuses (exit status 1, with the file and line) what it cannot translate
-safely: several array declarators in one statement and multi-dimensional arrays.
+The transform refuses (exit status 1, with the file) what it cannot translate safely:
+several array declarators in one statement, multi-dimensional arrays, and string constants
+written next to each other (``"a" "b"``, which C++ joins before rule 3 could see them).
 """
 
 from __future__ import annotations
@@ -113,7 +115,11 @@ def transform(text: str, types: set[str]) -> str:
             # rule 2; a quoted name is hidden from rule 3 until the end
             lines[index] = line.replace("\\", "/").replace('"', INCLUDE_QUOTE)
     out = []
-    for kind, part in _segments("\n".join(lines)):
+    pieces = _segments("\n".join(lines))
+    for index, (kind, part) in enumerate(pieces):
+        following = [k for k, p in pieces[index + 1 : index + 3] if k != "code" or p.strip()]
+        if kind == "string" and following[:1] == ["string"]:
+            raise TransformError(f"adjacent string constants {part} ...: join them, or use +")
         if kind == "code":
             out.append(_array_rules(part, types))  # rules 4 and 5
         elif kind == "string":
@@ -132,17 +138,20 @@ def declared_types(texts: list[str]) -> set[str]:
 
 
 def convert_tree(roots: list[Path], output: Path) -> list[Path]:
-    files = [(root, path) for root in roots for path in sorted(root.rglob("*"))
+    """Convert the files of ``roots[0]`` into ``output``, those of the other roots (stand-ins
+    for the terminal's standard library) into ``output / "Include"``."""
+    files = [(output if n == 0 else output / "Include", root, path)
+             for n, root in enumerate(roots) for path in sorted(root.rglob("*"))
              if path.suffix in SUFFIXES and "test" not in path.relative_to(root).parts[:1]]
-    texts = [path.read_text(encoding="utf-8") for _, path in files]
+    texts = [path.read_text(encoding="utf-8") for _, _, path in files]
     types = declared_types(texts)
     written = []
-    for (root, path), text in zip(files, texts, strict=True):
+    for (base, root, path), text in zip(files, texts, strict=True):
         try:
             converted = transform(text, types)
         except TransformError as exc:
             raise TransformError(f"{path}: {exc}") from exc
-        target = output / path.relative_to(root)
+        target = base / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(converted, encoding="utf-8")
         written.append(target)

@@ -884,4 +884,261 @@ long SuhoNowUs(void)
    return g_suho_utc0_us + (long)(GetMicrosecondCount() - g_suho_mono0);
   }
 
+//+------------------------------------------------------------------+
+//| Packets from MQL5 structures                                     |
+//+------------------------------------------------------------------+
+// The trade server's offset from UTC in seconds: a whole number of quarter hours (re-read it
+// after the broker's daylight-saving switch; these functions read it every time).
+long SuhoServerOffsetSeconds(void)
+  {
+   return (long)MathRound((double)(TimeTradeServer() - TimeGMT()) / 900.0) * 900;
+  }
+
+// Trade-server milliseconds (MqlTick.time_msc, DEAL_TIME_MSC) as UTC microseconds.
+long SuhoServerMsToUtcUs(const long server_ms)
+  {
+   return (server_ms - SuhoServerOffsetSeconds() * 1000) * 1000;
+  }
+
+// A tick's time in UTC microseconds (docs/protocol.md, section 1.1).
+long SuhoTickUs(const MqlTick &tick)
+  {
+   return SuhoServerMsToUtcUs(tick.time_msc);
+  }
+
+bool SuhoSetPrice(SSuhoRecord &rec, const int field, const double value)
+  {
+   long fixed = 0;
+   if(!SuhoToFixed(value, SUHO_PRICE_SCALE, fixed))
+      return false;
+   rec.u[field] = (ulong)fixed;
+   return true;
+  }
+
+bool SuhoSetMoney(SSuhoRecord &rec, const int field, const double value)
+  {
+   long fixed = 0;
+   if(!SuhoToFixed(value, SUHO_MONEY_SCALE, fixed))
+      return false;
+   rec.u[field] = (ulong)fixed;
+   return true;
+  }
+
+bool SuhoSetLots(SSuhoRecord &rec, const int field, const double lots)
+  {
+   long fixed = 0;
+   if(lots < 0 || !SuhoToFixed(lots, SUHO_PRICE_SCALE, fixed))
+      return false;
+   rec.u[field] = (ulong)fixed;
+   return true;
+  }
+
+// BROKER_QUOTE of a tick of `symbol` (its time is the tick's, in UTC). False if a price
+// cannot be carried, or the symbol cannot be sent as it is (docs/protocol.md, 1.2).
+bool SuhoBuildQuote(SSuhoRecord &rec, const string symbol, const MqlTick &tick)
+  {
+   SuhoRecordInit(rec, SUHO_MESSAGE_TYPE_BROKER_QUOTE);
+   if(!SuhoTextFits(symbol, 16, false))
+      return false;
+   rec.u[SUHO_F_TIMESTAMP_US] = (ulong)SuhoTickUs(tick);
+   rec.text[SUHO_F_BROKER_QUOTE_SYMBOL] = symbol;
+   double point = SymbolInfoDouble(symbol, SYMBOL_POINT);
+   double volume = (tick.volume_real > 0) ? tick.volume_real : (double)tick.volume;
+   rec.u[SUHO_F_BROKER_QUOTE_SPREAD_POINTS] =
+      (ulong)(long)((point > 0) ? MathRound((tick.ask - tick.bid) / point) : 0);
+   return SuhoSetPrice(rec, SUHO_F_BROKER_QUOTE_BID, tick.bid) &&
+          SuhoSetPrice(rec, SUHO_F_BROKER_QUOTE_ASK, tick.ask) &&
+          SuhoSetPrice(rec, SUHO_F_BROKER_QUOTE_LAST, tick.last) &&
+          SuhoSetLots(rec, SUHO_F_BROKER_QUOTE_VOLUME, volume);
+  }
+
+// ACCOUNT_SNAPSHOT of the account now. The margin level is sent as 0 when no margin is used
+// or equity is negative, and clamped to 99,999,999.9999 % (docs/protocol.md, section 1).
+bool SuhoBuildSnapshot(SSuhoRecord &rec)
+  {
+   SuhoRecordInit(rec, SUHO_MESSAGE_TYPE_ACCOUNT_SNAPSHOT);
+   rec.u[SUHO_F_TIMESTAMP_US] = (ulong)SuhoNowUs();
+   double equity = AccountInfoDouble(ACCOUNT_EQUITY);
+   double margin = AccountInfoDouble(ACCOUNT_MARGIN);
+   double level = AccountInfoDouble(ACCOUNT_MARGIN_LEVEL);
+   if(margin <= 0 || equity < 0 || !MathIsValidNumber(level) || level < 0)
+      level = 0;
+   if(level > 99999999.9999)
+      level = 99999999.9999;
+   long leverage = AccountInfoInteger(ACCOUNT_LEVERAGE);
+   string currency = AccountInfoString(ACCOUNT_CURRENCY);
+   if(!SuhoTextFits(currency, 8, false) || StringLen(currency) == 0)
+      return false;
+   rec.u[SUHO_F_ACCOUNT_SNAPSHOT_LEVERAGE] = (ulong)((leverage >= 1 && leverage <= INT_MAX) ? leverage : 1);
+   rec.text[SUHO_F_ACCOUNT_SNAPSHOT_CURRENCY] = currency;
+   rec.u[SUHO_F_ACCOUNT_SNAPSHOT_MARGIN_MODE] = (ulong)(AccountInfoInteger(ACCOUNT_MARGIN_MODE) + 1);
+   return SuhoSetMoney(rec, SUHO_F_ACCOUNT_SNAPSHOT_BALANCE, AccountInfoDouble(ACCOUNT_BALANCE)) &&
+          SuhoSetMoney(rec, SUHO_F_ACCOUNT_SNAPSHOT_EQUITY, equity) &&
+          SuhoSetMoney(rec, SUHO_F_ACCOUNT_SNAPSHOT_MARGIN, margin) &&
+          SuhoSetMoney(rec, SUHO_F_ACCOUNT_SNAPSHOT_FREE_MARGIN,
+                       AccountInfoDouble(ACCOUNT_MARGIN_FREE)) &&
+          SuhoSetMoney(rec, SUHO_F_ACCOUNT_SNAPSHOT_MARGIN_LEVEL, level);
+  }
+
+// HEARTBEAT of the terminal now; `ea_version` is the EA's (printable ASCII, up to 16).
+bool SuhoBuildHeartbeat(SSuhoRecord &rec, const string ea_version)
+  {
+   SuhoRecordInit(rec, SUHO_MESSAGE_TYPE_HEARTBEAT);
+   if(!SuhoTextFits(ea_version, 16, false) || StringLen(ea_version) == 0)
+      return false;
+   rec.u[SUHO_F_TIMESTAMP_US] = (ulong)SuhoNowUs();
+   rec.text[SUHO_F_HEARTBEAT_EA_VERSION] = ea_version;
+   long build = TerminalInfoInteger(TERMINAL_BUILD);
+   long ping_ms = TerminalInfoInteger(TERMINAL_PING_LAST) / 1000;  // it is in microseconds
+   rec.u[SUHO_F_HEARTBEAT_TERMINAL_BUILD] = (ulong)((build >= 1 && build <= INT_MAX) ? build : 1);
+   rec.u[SUHO_F_HEARTBEAT_PING_MS] = (ulong)((ping_ms >= 0 && ping_ms <= INT_MAX) ? ping_ms : 0);
+   rec.u[SUHO_F_HEARTBEAT_TERMINAL_CONNECTED] = TerminalInfoInteger(TERMINAL_CONNECTED) ? 1 : 0;
+   rec.u[SUHO_F_HEARTBEAT_TRADE_ALLOWED] =
+      (TerminalInfoInteger(TERMINAL_TRADE_ALLOWED) && MQLInfoInteger(MQL_TRADE_ALLOWED)) ? 1 : 0;
+   return true;
+  }
+
+// The common part of an ORDER_EVENT; the caller sets prices and money.
+bool SuhoOrderEventBegin(SSuhoRecord &rec, const long server_ms, const ulong ticket,
+                         const ulong position_id, const string symbol, const int order_type,
+                         const int deal_type, const int status, const ulong magic)
+  {
+   SuhoRecordInit(rec, SUHO_MESSAGE_TYPE_ORDER_EVENT);
+   if(!SuhoTextFits(symbol, 16, false) || StringLen(symbol) == 0)
+      return false;
+   rec.u[SUHO_F_TIMESTAMP_US] = (ulong)((server_ms > 0) ? SuhoServerMsToUtcUs(server_ms) : SuhoNowUs());
+   rec.u[SUHO_F_ORDER_EVENT_TICKET] = ticket;
+   rec.u[SUHO_F_ORDER_EVENT_POSITION_ID] = position_id;
+   rec.text[SUHO_F_ORDER_EVENT_SYMBOL] = symbol;
+   rec.u[SUHO_F_ORDER_EVENT_ORDER_TYPE] = (ulong)order_type;
+   rec.u[SUHO_F_ORDER_EVENT_DEAL_TYPE] = (ulong)deal_type;
+   rec.u[SUHO_F_ORDER_EVENT_STATUS] = (ulong)status;
+   rec.u[SUHO_F_ORDER_EVENT_MAGIC_NUMBER] = magic & 0xFFFFFFFF;
+   return true;
+  }
+
+bool SuhoOrderEventMoney(SSuhoRecord &rec, const double volume, const double price,
+                         const double sl, const double tp, const double profit,
+                         const double commission, const double swap)
+  {
+   return SuhoSetLots(rec, SUHO_F_ORDER_EVENT_VOLUME, volume) &&
+          SuhoSetPrice(rec, SUHO_F_ORDER_EVENT_PRICE, price) &&
+          SuhoSetPrice(rec, SUHO_F_ORDER_EVENT_STOP_LOSS, sl) &&
+          SuhoSetPrice(rec, SUHO_F_ORDER_EVENT_TAKE_PROFIT, tp) &&
+          SuhoSetMoney(rec, SUHO_F_ORDER_EVENT_PROFIT, profit) &&
+          SuhoSetMoney(rec, SUHO_F_ORDER_EVENT_COMMISSION, commission) &&
+          SuhoSetMoney(rec, SUHO_F_ORDER_EVENT_SWAP, swap);
+  }
+
+// ORDER_EVENT of an open position (status OPEN, no deal): for RESYNC_ORDERS, or after its
+// stop loss or take profit changed. False if the position is gone.
+bool SuhoBuildPositionEvent(SSuhoRecord &rec, const ulong position_ticket)
+  {
+   if(!PositionSelectByTicket(position_ticket))
+      return false;
+   int order_type = (PositionGetInteger(POSITION_TYPE) == POSITION_TYPE_BUY)
+                    ? SUHO_ORDER_TYPE_BUY : SUHO_ORDER_TYPE_SELL;
+   if(!SuhoOrderEventBegin(rec, 0, position_ticket,
+                           (ulong)PositionGetInteger(POSITION_IDENTIFIER),
+                           PositionGetString(POSITION_SYMBOL), order_type, SUHO_DEAL_TYPE_NONE,
+                           SUHO_ORDER_STATE_OPEN, (ulong)PositionGetInteger(POSITION_MAGIC)))
+      return false;
+   return SuhoOrderEventMoney(rec, PositionGetDouble(POSITION_VOLUME),
+                              PositionGetDouble(POSITION_PRICE_OPEN),
+                              PositionGetDouble(POSITION_SL), PositionGetDouble(POSITION_TP),
+                              PositionGetDouble(POSITION_PROFIT), 0,
+                              PositionGetDouble(POSITION_SWAP));
+  }
+
+// ORDER_EVENT of a pending order (status PENDING, no deal, no position).
+bool SuhoBuildPendingOrderEvent(SSuhoRecord &rec, const ulong order_ticket)
+  {
+   if(!OrderSelect(order_ticket))
+      return false;
+   if(!SuhoOrderEventBegin(rec, 0, order_ticket, 0, OrderGetString(ORDER_SYMBOL),
+                           (int)OrderGetInteger(ORDER_TYPE), SUHO_DEAL_TYPE_NONE,
+                           SUHO_ORDER_STATE_PENDING, (ulong)OrderGetInteger(ORDER_MAGIC)))
+      return false;
+   return SuhoOrderEventMoney(rec, OrderGetDouble(ORDER_VOLUME_CURRENT),
+                              OrderGetDouble(ORDER_PRICE_OPEN), OrderGetDouble(ORDER_SL),
+                              OrderGetDouble(ORDER_TP), 0, 0, 0);
+  }
+
+// The ORDER_EVENT a trade transaction calls for (docs/protocol.md, section 5, "ORDER_EVENT:
+// what an EA sends"); false when there is none to send (a transient state, or what another
+// transaction of the same change reports).
+bool SuhoBuildOrderEvent(SSuhoRecord &rec, const MqlTradeTransaction &trans)
+  {
+   if(trans.type == TRADE_TRANSACTION_DEAL_ADD)
+     {
+      if(!HistoryDealSelect(trans.deal))
+         return false;
+      int deal_type = (int)HistoryDealGetInteger(trans.deal, DEAL_TYPE);
+      if(deal_type < 0 || deal_type > SUHO_DEAL_TYPE_TAX)
+         deal_type = SUHO_DEAL_TYPE_NONE;  // a deal type of a later MQL5: unknown here
+      bool trade = (deal_type == SUHO_DEAL_TYPE_BUY || deal_type == SUHO_DEAL_TYPE_SELL);
+      ulong order = (ulong)HistoryDealGetInteger(trans.deal, DEAL_ORDER);
+      ulong position = (ulong)HistoryDealGetInteger(trans.deal, DEAL_POSITION_ID);
+      long entry = HistoryDealGetInteger(trans.deal, DEAL_ENTRY);
+      int status = SUHO_ORDER_STATE_CLOSED;  // a deal with no order: balance, commission...
+      int order_type = SUHO_ORDER_TYPE_BUY;
+      double sl = HistoryDealGetDouble(trans.deal, DEAL_SL);
+      double tp = HistoryDealGetDouble(trans.deal, DEAL_TP);
+      if(trade)
+        {
+         bool closing = (entry == DEAL_ENTRY_OUT || entry == DEAL_ENTRY_OUT_BY);
+         bool open = PositionSelectByTicket(position);
+         status = (closing && !open) ? SUHO_ORDER_STATE_CLOSED : SUHO_ORDER_STATE_OPEN;
+         order_type = (deal_type == SUHO_DEAL_TYPE_BUY) ? SUHO_ORDER_TYPE_BUY : SUHO_ORDER_TYPE_SELL;
+         if(HistoryOrderSelect(order))
+            order_type = (int)HistoryOrderGetInteger(order, ORDER_TYPE);
+         if(open)
+           {
+            sl = PositionGetDouble(POSITION_SL);
+            tp = PositionGetDouble(POSITION_TP);
+           }
+        }
+      if(!SuhoOrderEventBegin(rec, HistoryDealGetInteger(trans.deal, DEAL_TIME_MSC),
+                              trade ? order : trans.deal, trade ? position : 0,
+                              HistoryDealGetString(trans.deal, DEAL_SYMBOL), order_type,
+                              deal_type, status, (ulong)HistoryDealGetInteger(trans.deal, DEAL_MAGIC)))
+         return false;
+      return SuhoOrderEventMoney(rec, HistoryDealGetDouble(trans.deal, DEAL_VOLUME),
+                                 HistoryDealGetDouble(trans.deal, DEAL_PRICE), sl, tp,
+                                 HistoryDealGetDouble(trans.deal, DEAL_PROFIT),
+                                 HistoryDealGetDouble(trans.deal, DEAL_COMMISSION),
+                                 HistoryDealGetDouble(trans.deal, DEAL_SWAP));
+     }
+   if(trans.type == TRADE_TRANSACTION_ORDER_ADD || trans.type == TRADE_TRANSACTION_ORDER_UPDATE)
+     {
+      // a pending order placed or modified; a market order's ORDER_ADD is transient
+      if(trans.order_state != ORDER_STATE_PLACED || trans.order_type < ORDER_TYPE_BUY_LIMIT ||
+         trans.order_type > ORDER_TYPE_SELL_STOP_LIMIT)
+         return false;
+      return SuhoBuildPendingOrderEvent(rec, trans.order);
+     }
+   if(trans.type == TRADE_TRANSACTION_HISTORY_ADD)
+     {
+      int status;
+      if(trans.order_state == ORDER_STATE_CANCELED || trans.order_state == ORDER_STATE_EXPIRED)
+         status = SUHO_ORDER_STATE_CANCELLED;
+      else
+         if(trans.order_state == ORDER_STATE_REJECTED)
+            status = SUHO_ORDER_STATE_REJECTED;
+         else
+            return false;  // filled: its deal was reported
+      ulong magic = 0;
+      if(HistoryOrderSelect(trans.order))
+         magic = (ulong)HistoryOrderGetInteger(trans.order, ORDER_MAGIC);
+      if(!SuhoOrderEventBegin(rec, 0, trans.order, 0, trans.symbol, (int)trans.order_type,
+                              SUHO_DEAL_TYPE_NONE, status, magic))
+         return false;
+      return SuhoOrderEventMoney(rec, trans.volume, trans.price, trans.price_sl, trans.price_tp,
+                                 0, 0, 0);
+     }
+   if(trans.type == TRADE_TRANSACTION_POSITION)
+      return SuhoBuildPositionEvent(rec, trans.position);  // stop loss or take profit changed
+   return false;
+  }
+
 #endif

@@ -52,6 +52,8 @@ public:
    void              Poll(void);
    // Save the state (outbox included) and close the connection.
    void              Stop(void);
+   // Close the connection now and connect again in wait_ms (COMMAND DISCONNECT).
+   void              Reconnect(const uint wait_ms);
 
    // Number `rec` (its sequence), put the account id in, encode it, keep it in the outbox if
    // it is a data packet, and write it if the session is open. False if the packet cannot be
@@ -543,6 +545,13 @@ void CSuhoSession::Stop(void)
    if(m_state != SUHO_SESSION_STOPPED || m_state_file != "")
       SaveState(true);
    m_state = SUHO_SESSION_STOPPED;
+  }
+
+void CSuhoSession::Reconnect(const uint wait_ms)
+  {
+   if(m_state == SUHO_SESSION_STOPPED)
+      return;
+   Disconnect(SUHO_CLOSE_CODE_NORMAL, "asked to disconnect", (wait_ms > 0) ? wait_ms : 1);
   }
 
 //+------------------------------------------------------------------+
