@@ -368,9 +368,10 @@ void CSuhoSession::Connect(void)
    if(!SocketConnect(m_socket, m_host, m_port, m_connect_timeout_ms))
      {
       int error = GetLastError();
-      string hint = (error == 4014)
-                    ? ": add the host to Tools > Options > Expert Advisors > \"Allow WebRequest "
-                    + "for listed URL\""
+      // until a first session opened, the likeliest cause is the terminal's allow-list
+      string hint = (m_sessions == 0)
+                    ? " (is " + m_host + " in Tools > Options > Expert Advisors > \"Allow "
+                    + "WebRequest for listed URL\"?)"
                     : "";
       Log("cannot connect to " + m_host + ":" + IntegerToString(m_port) + " (error "
           + IntegerToString(error) + ")" + hint + "; next attempt in "
