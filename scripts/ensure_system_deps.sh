@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the system packages the tests need are present:
 #   PostgreSQL server binaries (Debian: postgresql), nats-server, Node.js + npm,
-#   and Python's venv module (Debian: python3-venv).
+#   Python's venv module (Debian: python3-venv), and g++ (the MQL5 EA's tests compile it
+#   with g++; gcc brings the sanitizer runtimes).
 # As root, install what is missing with apt-get; otherwise name the packages and stop.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/n
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 "${PYTHON:-python3}" -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
 # PostgreSQL refuses to run as root: as root the tests start it as the `postgres` user,
 # which the Debian package creates.
