@@ -110,17 +110,11 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def update(path: Path) -> bool:
-    new = render()
-    if path.exists() and path.read_text(encoding="utf-8") == new:
-        return False
-    path.write_text(new, encoding="utf-8")
-    return True
-
-
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
+    from ._cgen import update
+
     target = (Path(sys.argv[1]) if len(sys.argv) > 1
               else Path("clients/mql5/Include/Suho/Layout.mqh"))
-    print(f"{target}: {'updated' if update(target) else 'up to date'}")
+    print(f"{target}: {'updated' if update(target, render()) else 'up to date'}")

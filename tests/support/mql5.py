@@ -9,8 +9,10 @@ every warning an error, and optionally AddressSanitizer and UBSan.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -65,3 +67,27 @@ def build(driver: str, out: Path, extra: list[str] = OPTIMISED,
         raise NoSanitizerRuntime(done.stderr[-300:])
     assert done.returncode == 0, done.stderr[-6000:]
     return binary
+
+
+def start_ea(binary: Path, files: Path, log: Path, inputs: dict[str, object]
+             ) -> subprocess.Popen[bytes]:
+    """The EA (``ea_host``) attached to a chart: its inputs as the terminal's dialog would set
+    them, its files (the state) in ``files``, what it prints in ``log``."""
+    files.mkdir(parents=True, exist_ok=True)
+    argv = [str(binary)]
+    for name, value in inputs.items():
+        argv += ["--set", f"{name}={value}"]
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                env={"MQL5_FILES": str(files)})
+
+
+def stop_ea(ea: subprocess.Popen[bytes]) -> None:
+    """Remove the EA from its chart (SIGTERM: OnDeinit runs); kill it if it hangs."""
+    if ea.poll() is None:
+        ea.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        ea.wait(20)
+    if ea.poll() is None:
+        ea.kill()
+        ea.wait(10)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from suho_mt5.commands import db as db_commands
-from tests.support.mql5 import MQL5_DIR, build
+from tests.support.mql5 import MQL5_DIR, build, start_ea, stop_ea
 from tests.support.servers import NatsServer, free_port
 from tests.timescale.gateway._support import delete_streams
 
@@ -101,17 +101,10 @@ def test_the_walkthrough_runs_from_copying_the_files_to_the_first_quote(
         assert {p.name for p in (copied / "Include" / "Suho").iterdir()} == {
             "Protocol.mqh", "Layout.mqh", "Session.mqh"}
         binary = build("ea_host", tmp_path / "build", mql5_dir=copied)
-        files = copied / "Files"
-        files.mkdir(parents=True, exist_ok=True)
-        inputs = {"API_GATEWAY_URL": f"tcp://127.0.0.1:{variables['GATEWAY_PORT']}",
-                  "ACCOUNT_ID": variables["ACCOUNT_ID"], "API_KEY": variables["API_KEY"],
-                  "SYMBOLS": "EURUSD,GBPUSD"}
-        argv = [str(binary)]
-        for name, value in inputs.items():
-            argv += ["--set", f"{name}={value}"]
-        with (tmp_path / "ea.log").open("wb") as out:
-            ea = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                  env={"MQL5_FILES": str(files)})
+        ea = start_ea(binary, copied / "Files", tmp_path / "ea.log", {
+            "API_GATEWAY_URL": f"tcp://127.0.0.1:{variables['GATEWAY_PORT']}",
+            "ACCOUNT_ID": variables["ACCOUNT_ID"], "API_KEY": variables["API_KEY"],
+            "SYMBOLS": "EURUSD,GBPUSD"})
         # The operator again: the first quote, the monitor, a signal executed.
         _bash(f"source {shlex.quote(str(state))}\n" + "\n".join(after), env, log, 180)
         text = log.read_text()
@@ -121,12 +114,7 @@ def test_the_walkthrough_runs_from_copying_the_files_to_the_first_quote(
         assert "session open" in ea_log and "done at" in ea_log, ea_log[-2000:]
     finally:
         if ea is not None:
-            ea.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                ea.wait(20)
-            if ea.poll() is None:
-                ea.kill()
-                ea.wait(10)
+            stop_ea(ea)
         for name in ("GATEWAY_PID", "BRIDGE_PID"):  # if the walkthrough stopped half-way
             if name in variables:
                 with contextlib.suppress(ProcessLookupError):

@@ -13,28 +13,23 @@ and what not: ``clients/mql5/README.md``, "How it is tested".
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-import nats
 import psycopg
 import pytest
 
 from suho_mt5._subjects import outbound_subject
-from suho_mt5.ingest.bridge import Bridge, BridgeSettings
 from suho_mt5.ingest.signals import publish_signal
-from suho_mt5.ingest.streams import DEFAULT_CONTRACT, setup_streams
 from suho_mt5.protocol import CommandCode, CommandPacket, ConfigPacket, encode
 from tests.integration.ingest._support import libpq, make_ingest_login
-from tests.support.mql5 import build
+from tests.support.mql5 import build, start_ea, stop_ea
 
-from ._support import TENANT, GatewayDb, gateway_process
+from ._support import TENANT, GatewayDb, bus_and_bridge, gateway_process
 
 ACCOUNT_INDEX = 33  # of gw_db.accounts: no other gateway test uses it
 
@@ -42,17 +37,6 @@ ACCOUNT_INDEX = 33  # of gw_db.accounts: no other gateway test uses it
 @pytest.fixture(scope="module")
 def ea_host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build("ea_host", tmp_path_factory.mktemp("mql5-ea"))
-
-
-def start_ea(binary: Path, files: Path, log: Path, **inputs: object) -> subprocess.Popen[bytes]:
-    """The EA attached to a chart: its inputs as the terminal's dialog would set them."""
-    files.mkdir(parents=True, exist_ok=True)
-    argv = [str(binary)]
-    for name, value in inputs.items():
-        argv += ["--set", f"{name}={value}"]
-    with log.open("ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                env={"MQL5_FILES": str(files)})
 
 
 async def until(what: Callable[[], Awaitable[bool]], timeout: float, why: str,
@@ -76,19 +60,17 @@ def test_the_ea_streams_executes_signals_and_obeys_commands(
 
     with gateway_process(gw_db, nats_url, tmp_path) as proc:
         async def scenario() -> None:
-            nc = await nats.connect(nats_url)
-            js = nc.jetstream()
-            await setup_streams(js, DEFAULT_CONTRACT)
-            bridge = Bridge(BridgeSettings(url=ingest_url, nats_url=nats_url, fetch_timeout=0.5,
-                                           offline_check_every=3600.0, consumer_poll_every=0.5))
-            bridging = asyncio.create_task(bridge.run())
-            db = await psycopg.AsyncConnection.connect(libpq(ingest_url), autocommit=True)
+            async with bus_and_bridge(nats_url, ingest_url) as (js, db):
+                await with_the_ea(js, db)
+
+        async def with_the_ea(js: Any, db: Any) -> None:
             # what the rows say is read as the owner (the bridge's login reads few tables)
             owner = await psycopg.AsyncConnection.connect(libpq(gw_db.owner_url),
                                                           autocommit=True)
-            ea = start_ea(ea_host, tmp_path / "Files", log, API_GATEWAY_URL=proc.url("tcp"),
-                          ACCOUNT_ID=acc, API_KEY=account.api_key, SYMBOLS="EURUSD, GBPUSD",
-                          QUOTES_PER_SECOND=20, SNAPSHOT_SECONDS=2, HEARTBEAT_SECONDS=2)
+            ea = start_ea(ea_host, tmp_path / "Files", log, {
+                "API_GATEWAY_URL": proc.url("tcp"), "ACCOUNT_ID": acc,
+                "API_KEY": account.api_key, "SYMBOLS": "EURUSD, GBPUSD",
+                "QUOTES_PER_SECOND": 20, "SNAPSHOT_SECONDS": 2, "HEARTBEAT_SECONDS": 2})
 
             async def one(sql: str, *args: object) -> object:
                 async with owner.cursor() as cur:
@@ -162,18 +144,8 @@ def test_the_ea_streams_executes_signals_and_obeys_commands(
                 dead = await one("SELECT count(*) FROM mt5_ingest_dead_letters")
                 assert dead == 0
             finally:
-                if ea.poll() is None:
-                    ea.send_signal(signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    ea.wait(20)
-                if ea.poll() is None:
-                    ea.kill()
-                    ea.wait(10)
-                bridge.stop()
-                await asyncio.wait_for(bridging, 60)
-                await db.close()
+                stop_ea(ea)
                 await owner.close()
-                await nc.close()
             assert ea.returncode == 0, log.read_text()[-3000:]
             text = log.read_text()
             assert "not executed: volume outside the symbol's limits" in text

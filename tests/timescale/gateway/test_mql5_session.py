@@ -25,20 +25,25 @@ from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-import nats
-import psycopg
 import pytest
 import sqlalchemy as sa
 
 from suho_mt5.db import make_engine
-from suho_mt5.ingest.bridge import Bridge, BridgeSettings
 from suho_mt5.ingest.signals import publish_signal
-from suho_mt5.ingest.streams import DEFAULT_CONTRACT, setup_streams
-from tests.integration.ingest._support import libpq, make_ingest_login
+from suho_mt5.ingest.streams import DEFAULT_CONTRACT
+from tests.integration.ingest._support import make_ingest_login
 from tests.support.mql5 import build
 
-from ._support import TENANT, GatewayDb, gateway_process, stored_executions, stored_packets
+from ._support import (
+    TENANT,
+    GatewayDb,
+    bus_and_bridge,
+    gateway_process,
+    stored_executions,
+    stored_packets,
+)
 
 ACCOUNT_INDEX = 31  # of gw_db.accounts: no other gateway test uses it
 
@@ -146,13 +151,10 @@ def test_the_mql5_session_sends_quotes_executes_signals_and_survives_a_gateway_c
 
     with gateway_process(gw_db, nats_url, tmp_path) as proc:
         async def scenario() -> None:
-            nc = await nats.connect(nats_url)
-            js = nc.jetstream()
-            await setup_streams(js, DEFAULT_CONTRACT)
-            bridge = Bridge(BridgeSettings(url=ingest_url, nats_url=nats_url, fetch_timeout=0.5,
-                                           offline_check_every=3600.0, consumer_poll_every=0.5))
-            bridging = asyncio.create_task(bridge.run())
-            db = await psycopg.AsyncConnection.connect(libpq(ingest_url))
+            async with bus_and_bridge(nats_url, ingest_url) as (js, db):
+                await with_the_session(js, db)
+
+        async def with_the_session(js: Any, db: Any) -> None:
             driver = Driver(session_driver, proc.url("tcp"), account.account_id,
                             account.api_key, tmp_path / "Files", tmp_path / "driver.log")
 
@@ -228,9 +230,5 @@ def test_the_mql5_session_sends_quotes_executes_signals_and_survives_a_gateway_c
                 assert re.search(r"session tenant_gw/\S+ opened", log)
             finally:
                 driver.close()
-                bridge.stop()
-                await asyncio.wait_for(bridging, 60)
-                await db.close()
-                await nc.close()
 
         asyncio.run(scenario())
