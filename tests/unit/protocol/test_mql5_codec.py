@@ -81,6 +81,8 @@ def test_the_transform_keeps_lines_and_refuses_what_it_cannot_translate() -> Non
         mod.transform(text, types)
     with pytest.raises(mod.TransformError, match="multi-dimensional"):
         mod.transform("double m[2][3];\n", types)
+    with pytest.raises(mod.TransformError, match="adjacent string constants"):
+        mod.transform('Print("a"\n      "b");\n', types)
     out = mod.transform('#property strict\nuint t[4];\nvoid f(const uchar &b[]) '
                         '{ Print("x[1]" + 1); } // uchar c[2];\n', types)
     assert out.splitlines() == [
@@ -88,3 +90,42 @@ def test_the_transform_keeps_lines_and_refuses_what_it_cannot_translate() -> Non
         "mql_array<uint> t = mql_array<uint>(4);",
         'void f(const mql_array<uchar> &b) { Print(_S("x[1]") + 1); } // uchar c[2];',
     ]
+
+
+def test_the_ea_compiles_with_sanitizers_and_checks_its_inputs(tmp_path: Path) -> None:
+    """The EA (Experts/SuhoBridge.mq5) in the stand-in terminal, with ASan and UBSan, without
+    a gateway: it starts, retries the connection, and stops cleanly; bad inputs stop it in
+    OnInit with a message that says what to fix."""
+    try:
+        binary = build("ea_host", tmp_path, SANITIZERS)
+    except NoSanitizerRuntime as exc:
+        pytest.skip(f"no sanitizer runtime: {exc}")
+    good = {"API_GATEWAY_URL": "tcp://127.0.0.1:9", "API_KEY": "k",
+            "ACCOUNT_ID": "6f1c2a7e-9b1d-4c2e-8a53-2f7b9d0e4c11", "SYMBOLS": "EURUSD"}
+
+    def run(**inputs: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(binary), "--seconds", "2.5"]
+        for name, value in {**good, **inputs}.items():
+            argv += ["--set", f"{name}={value}"]
+        (tmp_path / "Files").mkdir(exist_ok=True)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False,
+                              env={"MQL5_FILES": str(tmp_path / "Files")})
+
+    done = run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cannot connect to 127.0.0.1:9" in done.stdout
+    assert "Allow WebRequest for listed URL" in done.stdout
+    assert "stopped (reason 1)" in done.stdout
+    for inputs, message in (
+        ({"ACCOUNT_ID": "not-a-uuid"}, "is not a UUID"),
+        ({"API_GATEWAY_URL": "ws://127.0.0.1:8000"}, "use tcp://host:port or tls://host:port"),
+        ({"API_GATEWAY_URL": "tcp://127.0.0.1"}, "no port"),
+        ({"API_KEY": "with space"}, "API_KEY must be"),
+        ({"SYMBOLS": "GER40.cash.pro.x1, EUR\u00dcSD"}, "no symbol to stream"),
+    ):
+        done = run(**inputs)
+        assert done.returncode == 3, (inputs, done.stdout + done.stderr)
+        assert message in done.stdout, (inputs, done.stdout)
+    done = run(SYMBOLS="GER40.cash.pro.x1, EURUSD")
+    assert 'symbol "GER40.cash.pro.x1" cannot be sent' in done.stdout
+    assert "streaming 1 symbol(s)" in done.stdout

@@ -583,6 +583,20 @@ struct SSuhoSkip
 // is one skip, and so is each run of bytes without a magic, however many feeds it came in.
 class CSuhoStream
   {
+private:
+   uchar             m_pending[];   // the start of a packet not complete yet (< 144 bytes)
+   int               m_npending;
+   ulong             m_base;        // stream offset of m_pending[0]
+   uchar             m_buf[];
+   uchar             m_ready[];     // packets decoded and not taken yet, 144 bytes each
+   int               m_nready;
+   int               m_taken;
+   SSuhoRecord       m_check;
+
+   bool              IsMagicStart(const int pos, const int end);
+   int               NextCandidate(const int start, const int end);
+   void              AddSkip(const ulong offset, const ulong length, const int reason);
+
 public:
    ulong             skipped_bytes;
    ulong             skip_count;
@@ -599,20 +613,6 @@ public:
    bool              Next(SSuhoRecord &rec);
    int               Pending(void) const { return m_npending; }
    int               Ready(void) const { return m_nready - m_taken; }
-
-private:
-   uchar             m_pending[];   // the start of a packet not complete yet (< 144 bytes)
-   int               m_npending;
-   ulong             m_base;        // stream offset of m_pending[0]
-   uchar             m_buf[];
-   uchar             m_ready[];     // packets decoded and not taken yet, 144 bytes each
-   int               m_nready;
-   int               m_taken;
-   SSuhoRecord       m_check;
-
-   bool              IsMagicStart(const int pos, const int end);
-   int               NextCandidate(const int start, const int end);
-   void              AddSkip(const ulong offset, const ulong length, const int reason);
   };
 
 CSuhoStream::CSuhoStream(void)

@@ -40,6 +40,65 @@
 
 class CSuhoSession
   {
+private:
+   string            m_host;
+   uint              m_port;
+   bool              m_tls;
+   uchar             m_account[16];
+   string            m_api_key;
+   string            m_state_file;
+   int               m_max_outbox;
+   uint              m_connect_timeout_ms;
+
+   int               m_state;
+   int               m_socket;
+   CSuhoStream       m_stream;
+   uchar             m_rx[];
+   uchar             m_tx[];
+   ulong             m_next_attempt_ms;   // when to try to connect, in GetTickCount64() ms
+   uint              m_backoff_ms;
+   ulong             m_connected_ms;
+   ulong             m_last_rx_ms;
+   ulong             m_last_tx_ms;
+   uint              m_heartbeat_ms;
+   uint              m_retry_after_ms;
+   int               m_close_code;
+   string            m_close_detail;
+   int               m_sessions;
+   ulong             m_resent;
+   ulong             m_last_acked;
+
+   ulong             m_next_seq;
+   ulong             m_saved_seq;        // the next sequence the state file holds
+   ulong             m_handled[3];       // last SIGNAL, COMMAND, CONFIG handled
+   uchar             m_executed[];       // signal ids executed, 16 bytes each, a ring
+   int               m_executed_next;
+
+   uchar             m_outbox[];         // data packets not yet covered by an ACK, 144 each
+   ulong             m_out_seq[];
+   int               m_out_head;         // the first live packet
+   int               m_out_count;        // packets in m_outbox, dropped ones included
+   ulong             m_full_logged_ms;
+
+   SSuhoRecord       m_rec;
+
+   bool              ParseUrl(const string url);
+   void              Connect(void);
+   void              Disconnect(const int code, const string detail, const uint retry_ms);
+   void              ScheduleRetry(const uint wait_ms);
+   bool              Write(const uchar &data[], const int start, const int len);
+   void              Read(void);
+   void              Dispatch(SSuhoRecord &rec);
+   void              OnWelcomePacket(const SSuhoRecord &welcome);
+   void              OnGoodbyePacket(const SSuhoRecord &goodbye);
+   void              OnChannelPacket(const SSuhoRecord &rec, const int channel);
+   void              DropAcked(const ulong acked);
+   void              Resend(void);
+   bool              Number(SSuhoRecord &rec, uchar &out[], const int at);
+   void              SaveState(const bool with_outbox);
+   void              LoadState(void);
+   int               ChannelOf(const int type) const;
+
 public:
                      CSuhoSession(void);
    // Settings, before Start(): false (and a log line) if one of them cannot work.
@@ -91,65 +150,6 @@ protected:
    // Nothing was sent for half a heartbeat interval: send something (a HEARTBEAT).
    virtual void      OnKeepalive(void) = 0;
    virtual void      Log(const string text) { Print("Suho: ", text); }
-
-private:
-   string            m_host;
-   uint              m_port;
-   bool              m_tls;
-   uchar             m_account[16];
-   string            m_api_key;
-   string            m_state_file;
-   int               m_max_outbox;
-   uint              m_connect_timeout_ms;
-
-   int               m_state;
-   int               m_socket;
-   CSuhoStream       m_stream;
-   uchar             m_rx[];
-   uchar             m_tx[];
-   ulong             m_next_attempt_ms;   // GetTickCount64() of the next connection attempt
-   uint              m_backoff_ms;
-   ulong             m_connected_ms;
-   ulong             m_last_rx_ms;
-   ulong             m_last_tx_ms;
-   uint              m_heartbeat_ms;
-   uint              m_retry_after_ms;
-   int               m_close_code;
-   string            m_close_detail;
-   int               m_sessions;
-   ulong             m_resent;
-   ulong             m_last_acked;
-
-   ulong             m_next_seq;
-   ulong             m_saved_seq;        // the next sequence the state file holds
-   ulong             m_handled[3];       // last SIGNAL, COMMAND, CONFIG handled
-   uchar             m_executed[];       // signal ids executed, 16 bytes each, a ring
-   int               m_executed_next;
-
-   uchar             m_outbox[];         // data packets not yet covered by an ACK, 144 each
-   ulong             m_out_seq[];
-   int               m_out_head;         // the first live packet
-   int               m_out_count;        // packets in m_outbox, dropped ones included
-   ulong             m_full_logged_ms;
-
-   SSuhoRecord       m_rec;
-
-   bool              ParseUrl(const string url);
-   void              Connect(void);
-   void              Disconnect(const int code, const string detail, const uint retry_ms);
-   void              ScheduleRetry(const uint wait_ms);
-   bool              Write(const uchar &data[], const int start, const int len);
-   void              Read(void);
-   void              Dispatch(SSuhoRecord &rec);
-   void              OnWelcomePacket(const SSuhoRecord &welcome);
-   void              OnGoodbyePacket(const SSuhoRecord &goodbye);
-   void              OnChannelPacket(const SSuhoRecord &rec, const int channel);
-   void              DropAcked(const ulong acked);
-   void              Resend(void);
-   bool              Number(SSuhoRecord &rec, uchar &out[], const int at);
-   void              SaveState(const bool with_outbox);
-   void              LoadState(void);
-   int               ChannelOf(const int type) const;
   };
 
 //+------------------------------------------------------------------+
@@ -468,6 +468,8 @@ void CSuhoSession::Read(void)
    for(int round = 0; round < 64 && m_socket != INVALID_HANDLE; round++)
      {
       int got;
+      // empty first: whether a read fills the array from 0 or appends, data starts at 0
+      ArrayResize(m_rx, 0);
       if(m_tls)
          got = SocketTlsReadAvailable(m_socket, m_rx, 65536);
       else
