@@ -194,6 +194,7 @@ def test_the_mql5_session_sends_quotes_executes_signals_and_survives_a_gateway_c
                 assert len(quotes) == len(set(quotes)) == 1000
                 assert set(executions) == {before_crash, while_down}
                 assert not driver.events("duplicate")
+                assert not driver.events("error"), "the gateway refused a packet"
                 assert 0 < resumed_after < max(quotes)  # it resumed in the middle
 
                 # On the bus: every data packet the session numbered, exactly once.
