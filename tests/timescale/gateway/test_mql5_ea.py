@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 from suho_mt5._subjects import outbound_subject
-from suho_mt5.ingest.signals import publish_signal
+from suho_mt5.commands.signal import publish_signal
 from suho_mt5.protocol import CommandCode, CommandPacket, ConfigPacket, encode
 from tests.integration.ingest._support import libpq, make_ingest_login
 from tests.support.mql5 import build, start_ea, stop_ea

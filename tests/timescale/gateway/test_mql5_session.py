@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from suho_mt5.commands.signal import publish_signal
 from suho_mt5.db import make_engine
-from suho_mt5.ingest.signals import publish_signal
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT
 from tests.integration.ingest._support import make_ingest_login
 from tests.support.mql5 import build
