@@ -59,10 +59,10 @@ def unescape_tenant(token: str) -> str:
     >>> unescape_tenant("acme%2Eeu")
     'acme.eu'
     """
-    tenant = token.replace(_DOT_ESCAPE, ".")
-    if not TENANT_ID_PATTERN.fullmatch(tenant) or escape_tenant(tenant) != token:
+    tenant_id = token.replace(_DOT_ESCAPE, ".")
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id) or escape_tenant(tenant_id) != token:
         raise SubjectError(f"subject token {token!r} is not an escaped tenant id")
-    return tenant
+    return tenant_id
 
 
 def account_subject(tenant_id: str, account_id: uuid.UUID, kind: str) -> str:

@@ -7,27 +7,16 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
 
-from suho_mt5.errors import ConfigError, SuhoError
+from suho_mt5._nats import nats_servers
+from suho_mt5.commands._connect import one_line
+from suho_mt5.errors import SuhoError
 
-__all__ = ["SuhoGroup", "check_nats_url", "nats_url_option", "one_line", "reports_errors",
-           "url_option"]
+__all__ = ["SuhoGroup", "check_nats_url", "nats_url_option", "reports_errors", "url_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message: a driver's message (libpq's, SQLAlchemy's) may
-    run over several, and an error is one line.
-
-    >>> one_line(ValueError("connection refused\\n\\tIs the server running?"))
-    'connection refused'
-    """
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def reports_errors(func: F) -> F:
@@ -68,22 +57,14 @@ class SuhoGroup(click.Group):
             ctx.exit(1)
 
 
-_NATS_SCHEMES = ("nats", "tls", "ws", "wss")
-
-
 def check_nats_url(ctx: click.Context, param: click.Parameter, value: str | None
                    ) -> str | None:
-    """An option callback: ``value`` must be a NATS URL (``nats://host:port``), else one
-    :class:`ConfigError` line (raised through :class:`SuhoGroup`)."""
+    """An option callback: ``value`` must be a NATS URL (``nats://host:port``) or a
+    comma-separated list of them (the nodes of a cluster), else one :class:`ConfigError`
+    line (raised through :class:`SuhoGroup`)."""
     if value is None or value == "":
         return None
-    parsed = urlsplit(value)
-    try:
-        port_ok = parsed.port is None or parsed.port > 0
-    except ValueError:
-        port_ok = False
-    if parsed.scheme not in _NATS_SCHEMES or not parsed.hostname or not port_ok:
-        raise ConfigError(f"not a NATS URL: {value!r} (for example nats://127.0.0.1:4222)")
+    nats_servers(value)
     return value
 
 
@@ -99,5 +80,6 @@ nats_url_option = click.option(
     default="nats://127.0.0.1:4222",
     show_default=True,
     callback=check_nats_url,
-    help="NATS server URL [env: SUHO_NATS_URL].",
+    help="NATS server URL, or the URLs of a cluster's nodes separated by commas "
+         "[env: SUHO_NATS_URL].",
 )

@@ -16,7 +16,7 @@ import click
 
 from suho_mt5.cli._common import reports_errors, url_option
 from suho_mt5.commands import account as commands
-from suho_mt5.db import database_url_from_env
+from suho_mt5.commands._connect import database_url
 
 __all__ = ["account"]
 
@@ -28,7 +28,7 @@ tenant_filter_option = click.option(
 
 
 def _url(url: str | None) -> str:
-    return url or database_url_from_env()
+    return database_url(url)
 
 
 def _account_dict(account: commands.Account) -> dict[str, Any]:

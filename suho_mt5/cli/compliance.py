@@ -10,16 +10,16 @@ import click
 
 from suho_mt5.cli._common import reports_errors, url_option
 from suho_mt5.commands import compliance as commands
+from suho_mt5.commands._connect import database_url
 from suho_mt5.compliance.feedback import FORMATS
 from suho_mt5.compliance.reports import REPORT_TYPES, TRANSACTION_FIELDS_NOT_HELD
-from suho_mt5.db import database_url_from_env
 from suho_mt5.errors import AuditChainError, ComplianceError, ReportError
 
 __all__ = ["audit", "feedback", "gdpr", "report"]
 
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print the result as one JSON document.")
-tenant_option = click.option("--tenant", required=True, help="Tenant id.")
+tenant_option = click.option("--tenant", "tenant_id", required=True, help="Tenant id.")
 month_option = click.option("--month", required=True, metavar="YYYY-MM",
                             help="Calendar month (UTC).")
 
@@ -35,12 +35,12 @@ def audit() -> None:
 
 @audit.command("verify")
 @url_option
-@click.option("--tenant", default=None, help="Only this tenant's chain.")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's chain.")
 @click.option("--since", "since", default=None, metavar="DIGEST_FILE",
               help="Also prove every position in this digest still holds its hash.")
 @json_option
 @reports_errors
-def audit_verify(url: str | None, tenant: str | None, since: str | None,
+def audit_verify(url: str | None, tenant_id: str | None, since: str | None,
                  as_json: bool) -> None:
     """Recompute every chain; exit 1 naming the first broken position of each.
 
@@ -48,7 +48,7 @@ def audit_verify(url: str | None, tenant: str | None, since: str | None,
     Example:
       suho-mt5 audit verify --since digests/2026-11-01.json --json
     """
-    result = commands.audit_verify(url or database_url_from_env(), tenant=tenant, since=since)
+    result = commands.audit_verify(database_url(url), tenant_id=tenant_id, since=since)
     if as_json:
         _echo_json(result.as_json())
     else:
@@ -66,9 +66,9 @@ def audit_verify(url: str | None, tenant: str | None, since: str | None,
 
 @audit.command("digest")
 @url_option
-@click.option("--tenant", default=None, help="Only this tenant's head.")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's head.")
 @reports_errors
-def audit_digest(url: str | None, tenant: str | None) -> None:
+def audit_digest(url: str | None, tenant_id: str | None) -> None:
     """Print the chain heads (tenant, position, hash, time) as JSON: keep the file outside
     the database (WORM storage, signed, another system).
 
@@ -76,7 +76,7 @@ def audit_digest(url: str | None, tenant: str | None) -> None:
     Example:
       suho-mt5 audit digest > digests/$(date -u +%F).json
     """
-    digest = commands.audit_digest(url or database_url_from_env(), tenant=tenant)
+    digest = commands.audit_digest(database_url(url), tenant_id=tenant_id)
     sys.stdout.write(digest.dumps())
 
 
@@ -91,7 +91,7 @@ def audit_checkpoint(url: str | None, as_json: bool) -> None:
     Example:
       suho-mt5 audit checkpoint --json
     """
-    written = commands.audit_checkpoint(url or database_url_from_env())
+    written = commands.audit_checkpoint(database_url(url))
     if as_json:
         _echo_json({"checkpoints": written})
     else:
@@ -107,7 +107,7 @@ def audit_checkpoint(url: str | None, as_json: bool) -> None:
               help="A corrected value (repeatable).")
 @json_option
 @reports_errors
-def audit_correct(url: str | None, tenant: str, event_id: str, reason: str,
+def audit_correct(url: str | None, tenant_id: str, event_id: str, reason: str,
                   changes: tuple[str, ...], as_json: bool) -> None:
     """Append a correction that names the original event (which stays as it was).
 
@@ -123,12 +123,12 @@ def audit_correct(url: str | None, tenant: str, event_id: str, reason: str,
         if not sep or not field:
             raise ComplianceError(f"--set needs FIELD=VALUE, got {change!r}")
         correction[field] = value
-    position = commands.audit_correct(url or database_url_from_env(), tenant=tenant,
+    position = commands.audit_correct(database_url(url), tenant_id=tenant_id,
                                       event_id=event_id, reason=reason, correction=correction)
     if as_json:
-        _echo_json({"tenant_id": tenant, "corrects": event_id, "position": position})
+        _echo_json({"tenant_id": tenant_id, "corrects": event_id, "position": position})
     else:
-        click.echo(f"correction of {event_id} recorded at position {position} of {tenant}")
+        click.echo(f"correction of {event_id} recorded at position {position} of {tenant_id}")
 
 
 @click.group()
@@ -144,7 +144,7 @@ def report() -> None:
               default="monthly_trading", show_default=True)
 @json_option
 @reports_errors
-def report_compliance(url: str | None, tenant: str, month: str, report_type: str,
+def report_compliance(url: str | None, tenant_id: str, month: str, report_type: str,
                       as_json: bool) -> None:
     """Generate and store a monthly report (again: replaces it).
 
@@ -152,12 +152,12 @@ def report_compliance(url: str | None, tenant: str, month: str, report_type: str
     Example:
       suho-mt5 report compliance --tenant tenant_demo --month 2026-10 --json
     """
-    stored = commands.report_compliance(url or database_url_from_env(), tenant=tenant,
+    stored = commands.report_compliance(database_url(url), tenant_id=tenant_id,
                                         month=month, report_type=report_type)
     if as_json:
         _echo_json(stored.as_json())
     else:
-        click.echo(f"{stored.report_type} {tenant} {month}: report {stored.report_id}")
+        click.echo(f"{stored.report_type} {tenant_id} {month}: report {stored.report_id}")
         for key, value in stored.data.items():
             click.echo(f"  {key}: {json.dumps(value, default=str)}")
 
@@ -170,7 +170,7 @@ def report_compliance(url: str | None, tenant: str, month: str, report_type: str
               help="CSV file to write ('-': standard output).")
 @json_option
 @reports_errors
-def report_transactions(url: str | None, tenant: str, month: str, output: str,
+def report_transactions(url: str | None, tenant_id: str, month: str, output: str,
                         as_json: bool) -> None:
     """Export the month's executed trades with the MiFID II RTS 22 fields the schema holds.
 
@@ -181,8 +181,8 @@ def report_transactions(url: str | None, tenant: str, month: str, output: str,
     # lazy: a command that fails before its first row leaves no empty file behind
     try:
         with click.open_file(output, "w", encoding="utf-8", lazy=True) as out:
-            rows = commands.report_transactions(url or database_url_from_env(),
-                                                 tenant=tenant, month=month, out=out)
+            rows = commands.report_transactions(database_url(url),
+                                                 tenant_id=tenant_id, month=month, out=out)
     except click.FileError as exc:  # opened at the first row: an unwritable path
         raise ReportError(f"cannot write {output}: {exc.message}") from exc
     summary = {"rows": rows, "output": output,
@@ -206,14 +206,14 @@ def gdpr() -> None:
 @click.option("--user", "user_id", required=True, help="The user id to erase.")
 @json_option
 @reports_errors
-def gdpr_erase(url: str | None, tenant: str, user_id: str, as_json: bool) -> None:
+def gdpr_erase(url: str | None, tenant_id: str, user_id: str, as_json: bool) -> None:
     """Pseudonymise a user's personal fields; keep money, reports and the audit chain.
 
     \b
     Example:
       suho-mt5 gdpr erase --tenant tenant_demo --user user_001 --json
     """
-    erasure = commands.gdpr_erase(url or database_url_from_env(), tenant=tenant,
+    erasure = commands.gdpr_erase(database_url(url), tenant_id=tenant_id,
                                   user_id=user_id)
     if as_json:
         _echo_json(erasure.as_json())
@@ -234,7 +234,7 @@ def feedback() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
 @json_option
 @reports_errors
-def feedback_export(url: str | None, tenant: str, output: str, fmt: str,
+def feedback_export(url: str | None, tenant_id: str, output: str, fmt: str,
                     as_json: bool) -> None:
     """Write closed trades with features and outcomes; mark them included_in_training.
 
@@ -242,7 +242,7 @@ def feedback_export(url: str | None, tenant: str, output: str, fmt: str,
     Example:
       suho-mt5 feedback export --tenant tenant_demo -o feedback.csv --format csv
     """
-    done = commands.feedback_export(url or database_url_from_env(), tenant=tenant,
+    done = commands.feedback_export(database_url(url), tenant_id=tenant_id,
                                     destination=output, fmt=fmt)
     if as_json:
         click.echo(json.dumps(done.as_json(), indent=2), err=output == "-")

@@ -17,7 +17,8 @@ import click
 
 from suho_mt5.cli._common import reports_errors, url_option
 from suho_mt5.commands import db as commands
-from suho_mt5.db import Edition, database_url_from_env
+from suho_mt5.commands._connect import database_url
+from suho_mt5.db import Edition
 
 __all__ = ["db"]
 
@@ -32,10 +33,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 quiet_option = click.option(
     "-q", "--quiet", is_flag=True, help="Do not log each migration step."
 )
-
-
-def _url(url: str | None) -> str:
-    return url or database_url_from_env()
 
 
 def _print_json(value: Any) -> None:
@@ -113,7 +110,7 @@ def db_upgrade(url: str | None, edition: str | None, quiet: bool, revision: str,
       suho-mt5 db upgrade 0004 --edition postgresql --json
     """
     with _progress(quiet):
-        at = commands.upgrade(_url(url), revision, edition=edition)
+        at = commands.upgrade(database_url(url), revision, edition=edition)
     _print_revisions(at, as_json)
 
 
@@ -131,7 +128,7 @@ def db_downgrade(url: str | None, quiet: bool, revision: str, as_json: bool) -> 
       suho-mt5 db downgrade 0010
     """
     with _progress(quiet):
-        at = commands.downgrade(_url(url), revision)
+        at = commands.downgrade(database_url(url), revision)
     _print_revisions(at, as_json)
 
 
@@ -146,7 +143,7 @@ def db_current(url: str | None, as_json: bool) -> None:
     Example:
       suho-mt5 db current --json
     """
-    at = commands.current(_url(url))
+    at = commands.current(database_url(url))
     if as_json:
         _print_revisions(at, as_json)
     else:
@@ -203,7 +200,7 @@ def db_check(url: str | None, as_json: bool) -> None:
     Example:
       suho-mt5 db check --json
     """
-    drift = commands.check(_url(url))
+    drift = commands.check(database_url(url))
     if as_json:
         _print_json([{"kind": d.kind, "table": d.table, "detail": d.detail} for d in drift])
     elif drift:
@@ -228,7 +225,7 @@ def db_maintain(url: str | None, batch_size: int | None, role: str | None) -> No
     Example:
       suho-mt5 db maintain --role mt5_maintenance
     """
-    commands.maintain(_url(url), batch_size=batch_size, role=role)
+    commands.maintain(database_url(url), batch_size=batch_size, role=role)
     click.echo("mt5_maintain() done")
 
 
@@ -243,7 +240,7 @@ def db_health(url: str | None, as_json: bool) -> None:
     Example:
       suho-mt5 db health --json
     """
-    rows = commands.health(_url(url))
+    rows = commands.health(database_url(url))
     if as_json:
         _print_json([asdict(r) for r in rows])
     else:
@@ -265,7 +262,7 @@ def db_info(url: str | None, as_json: bool) -> None:
     Example:
       suho-mt5 db info --json
     """
-    info = commands.info(_url(url))
+    info = commands.info(database_url(url))
     if as_json:
         _print_json({**asdict(info), "edition": info.edition.value})
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
+from suho_mt5.cli.cache import cache_url_option
 
 # The gateway's libraries (websockets, nats-py, prometheus-client) are the `gateway` extra:
 # they are imported when a gateway command runs, so the other commands work without them.
@@ -40,11 +41,12 @@ def gateway() -> None:
               show_default=True, metavar="IDLE INTERVAL COUNT",
               help="TCP keepalive on accepted sockets: seconds idle, seconds between "
                    "probes, unanswered probes.")
+@cache_url_option
 @reports_errors
 def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
                 tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
                 heartbeat: float, ack_timeout: float, ws_ping: float,
-                tcp_keepalive: tuple[int, int, int]) -> None:
+                tcp_keepalive: tuple[int, int, int], cache_url: str | None) -> None:
     """Accept EA connections, authenticate them, relay packets to and from NATS.
 
     \b
@@ -52,28 +54,20 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
       suho-mt5 gateway run --url postgresql://gateway:secret@db/suho \\
           --nats-url nats://127.0.0.1:4222 --ws-port 8000 --tcp-port 8001
     """
+    import os
+
+    from suho_mt5.commands._connect import database_url
     from suho_mt5.commands.gateway import run_gateway
-    from suho_mt5.db import database_url_from_env
+    from suho_mt5.errors import ConfigError
     from suho_mt5.gateway import GatewayConfig
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if min(tcp_keepalive) < 1 or ws_ping < 0:
         raise click.UsageError("--tcp-keepalive needs values >= 1, --ws-ping >= 0")
-    import os
-
-    from suho_mt5.errors import ConfigError
-
     for pem in (tls_cert, tls_key):
         if pem is not None and not (os.path.isfile(pem) and os.access(pem, os.R_OK)):
             raise ConfigError(f"cannot read {pem}: not a readable file")
-    from suho_mt5.commands._connect import check_database, check_nats
-
-    url = url or database_url_from_env()
-    # Once running, the gateway rides out outages; a server that is not there at the start
-    # is a mistake to report, not to wait for silently.
-    check_database(url)
-    check_nats(nats_url, "gateway run")
     config = GatewayConfig(
         host=host,
         ws_port=None if ws_port < 0 else ws_port,
@@ -90,7 +84,7 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         tcp_keepalive_interval_s=tcp_keepalive[1],
         tcp_keepalive_count=tcp_keepalive[2],
     )
-    run_gateway(config, url, nats_url)
+    run_gateway(config, database_url(url), nats_url, cache_url)
 
 
 @click.command("simulate")

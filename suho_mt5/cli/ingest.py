@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from suho_mt5.cli._common import check_nats_url, nats_url_option, reports_errors, url_option
-from suho_mt5.commands.ingest import configure_logging, run_bridge, setup_streams
-from suho_mt5.db import database_url_from_env
+from suho_mt5.cli.cache import cache_ttl_option, cache_url_option
+from suho_mt5.commands._connect import database_url
+from suho_mt5.commands.ingest import bus_contract, run_bridge, setup_streams
 
 __all__ = ["ingest", "streams"]
 
@@ -24,30 +27,31 @@ def streams() -> None:
 @streams.command("setup")
 @nats_url_option
 @_config_option
+@click.option("--replicas", type=click.IntRange(1, 5), default=None,
+              help="Copies of each stream and consumer a NATS cluster keeps (JetStream: "
+                   "1-5). Default: 3 on a cluster of at least 3 nodes, else 1; an existing "
+                   "stream with more copies keeps them.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print each stream and consumer with its state as JSON.")
+              help="Print each stream and consumer with its state and replicas as JSON.")
 @reports_errors
-def streams_setup(nats_url: str, config: str | None, as_json: bool) -> None:
+def streams_setup(nats_url: str, config: str | None, replicas: int | None,
+                  as_json: bool) -> None:
     """Create or update every stream and consumer (idempotent).
 
     \b
     Example:
       suho-mt5 streams setup --nats-url nats://127.0.0.1:4222
+      suho-mt5 streams setup --nats-url nats://n1:4222,nats://n2:4222,nats://n3:4222
     """
-    lines = setup_streams(nats_url, config)
+    declared = setup_streams(nats_url, config, replicas)
     if as_json:
+        import dataclasses
         import json
 
-        # "stream MT5_ACCOUNTS: created" -> {"kind": "stream", "name": ..., "state": ...}
-        objects = []
-        for line in lines:
-            what, _, state = line.partition(": ")
-            kind, _, name = what.partition(" ")
-            objects.append({"kind": kind, "name": name, "state": state})
-        click.echo(json.dumps(objects, indent=2))
+        click.echo(json.dumps([dataclasses.asdict(d) for d in declared], indent=2))
         return
-    for line in lines:
-        click.echo(line)
+    for item in declared:
+        click.echo(str(item))
 
 
 @click.group()
@@ -69,29 +73,39 @@ def ingest() -> None:
 @click.option("--offline-check-every", type=float, default=15.0, show_default=True,
               help="Seconds between offline checks.")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@cache_url_option
+@cache_ttl_option
+@click.option("--cache-timeout", type=click.FloatRange(0.01, 30), default=0.5,
+              show_default=True,
+              help="Seconds a cache round trip may take before it counts as failed (the "
+                   "values are kept and written when the cache answers).")
 @reports_errors
 def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
                batch_size: int, metrics_port: int | None, offline_after: float,
-               offline_check_every: float, log_json: bool) -> None:
+               offline_check_every: float, log_json: bool, cache_url: str | None,
+               cache_ttls: Any, cache_timeout: float) -> None:
     """Consume mt5.account.> and write it to the database until SIGTERM (exit 0).
+
+    With --cache-url (a writer's user: `suho-mt5 cache grant-writer`) the newest value of
+    every key goes to the latest-state cache after each commit; a cache that is down or
+    slow never stops or slows ingest (docs/cache.md).
 
     \b
     Example:
       suho-mt5 ingest run --url postgresql+psycopg://bridge:secret@db/suho \\
           --nats-url nats://127.0.0.1:4222 --workers 2 --metrics-port 9464
     """
-    from suho_mt5.commands._connect import check_database_url, check_nats
+    from datetime import timedelta
 
-    url = url or database_url_from_env()
-    # The bridge rides out a database outage by design (it retries and acks nothing), so
-    # only the URL is checked; but it would wait silently forever for a NATS server that is
-    # not there at the start.
-    check_database_url(url)
-    check_nats(nats_url, "ingest run")
-    configure_logging(log_json)
-    run_bridge(url, nats_url, workers=workers, batch_size=batch_size,
-               metrics_port=metrics_port, config=config, offline_after=offline_after,
-               offline_check_every=offline_check_every)
+    from suho_mt5.ingest.settings import BridgeSettings
+
+    settings = BridgeSettings(
+        url=database_url(url), nats_url=nats_url, contract=bus_contract(config),
+        workers=workers, batch_size=batch_size, metrics_port=metrics_port,
+        offline_after=timedelta(seconds=offline_after), offline_check_every=offline_check_every,
+    )
+    run_bridge(settings, log_json=log_json, cache_url=cache_url, cache_ttls=cache_ttls,
+               cache_timeout=cache_timeout)
 
 
 @ingest.command("replay")
@@ -100,8 +114,11 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
 @click.option("--nats-url", envvar="SUHO_NATS_URL", callback=check_nats_url,
               help="Publish on this NATS server's bus [env: SUHO_NATS_URL]; without it the "
                    "packets are written straight to the database at --url.")
-@click.option("--direct", is_flag=True,
+@click.option("--to-database", is_flag=True,
               help="Write to the database at --url even when a NATS URL is set.")
+@click.option("--direct", "direct", is_flag=True, hidden=True,
+              help="The old spelling of --to-database (deprecated; \"direct\" names the "
+                   "writer's COPY mode).")
 @click.option("--tenant", "tenant_id",
               help="Bus only, with no --url to look accounts up: every account's tenant.")
 @click.option("--frame-packets", type=click.IntRange(1, 10000), default=1000,
@@ -111,9 +128,9 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @reports_errors
-def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool,
-                  tenant_id: str | None, frame_packets: int, batch_size: int, quiet: bool,
-                  as_json: bool) -> None:
+def ingest_replay(file: str, url: str | None, nats_url: str | None, to_database: bool,
+                  direct: bool, tenant_id: str | None, frame_packets: int, batch_size: int,
+                  quiet: bool, as_json: bool) -> None:
     """Replay FILE, a recorded packet stream: 144-byte packets end to end, as EAs send
     them (`suho-mt5 simulate --record FILE` writes one).
 
@@ -121,7 +138,7 @@ def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool
     packets are published in per-account frames on mt5.account.<tenant>.<account>.<kind>
     with the gateway's Nats-Msg-Id, so replaying a file twice stores it once, and
     `suho-mt5 ingest run` writes them; each account's tenant is looked up at --url, or
-    given by --tenant. With only --url (or --direct) they are written straight to the
+    given by --tenant. With only --url (or --to-database) they are written straight to the
     tables through the ingest writer (idempotent too; no reconciliation, no risk events).
 
     \b
@@ -135,7 +152,7 @@ def ingest_replay(file: str, url: str | None, nats_url: str | None, direct: bool
 
     from suho_mt5.commands.replay import Recording, replay
 
-    if direct:
+    if to_database or direct:
         nats_url = None
     show = not quiet and sys.stderr.isatty()
     from rich.console import Console

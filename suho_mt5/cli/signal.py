@@ -10,7 +10,7 @@ from datetime import timedelta
 import click
 
 from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
-from suho_mt5.db import database_url_from_env
+from suho_mt5.commands._connect import database_url
 
 __all__ = ["ACTIONS", "signal"]
 
@@ -70,7 +70,7 @@ def signal_send(url: str | None, nats_url: str, tenant_id: str, account_id: str,
     from suho_mt5.commands.signal import send_signal
 
     sent = send_signal(
-        url or database_url_from_env(), nats_url, tenant_id=tenant_id, account_id=account_id,
+        database_url(url), nats_url, tenant_id=tenant_id, account_id=account_id,
         symbol=symbol, action=action, volume=volume, entry_price=entry_price,
         stop_loss=stop_loss, take_profit=take_profit,
         expires_in=timedelta(seconds=expires_in) if expires_in is not None else None,

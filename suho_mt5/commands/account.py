@@ -21,19 +21,23 @@ or unknown tenant (:class:`TenantError`), an unknown account or a row the databa
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.engine import Connection
 
 from suho_mt5._names import TENANT_SETTING
-from suho_mt5.commands.db import _connection
+from suho_mt5.commands._connect import connection
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import ConfigError, DatabaseError, TenantError
+
+if TYPE_CHECKING:
+    from suho_mt5.gateway.simulator import SimAccount
 
 __all__ = [
     "ACCOUNT_TYPES",
@@ -43,6 +47,7 @@ __all__ = [
     "deactivate",
     "list_accounts",
     "parse_account_id",
+    "provision_accounts",
     "rotate_key",
 ]
 
@@ -92,9 +97,9 @@ class NewKey:
 
 
 def _tenant(conn: Connection, tenant_id: str) -> str:
-    tenant = validate_tenant_id(tenant_id)
-    conn.execute(_SET_TENANT, {"tenant": tenant})
-    return tenant
+    tenant_id = validate_tenant_id(tenant_id)
+    conn.execute(_SET_TENANT, {"tenant": tenant_id})
+    return tenant_id
 
 
 def parse_account_id(account_id: uuid.UUID | str) -> uuid.UUID:
@@ -126,8 +131,8 @@ def create(
         raise ConfigError(f"account type must be one of {', '.join(ACCOUNT_TYPES)}, "
                           f"not {account_type!r}")
     validate_tenant_id(tenant_id)  # before connecting: a typo is named as such
-    with _connection(url, prefix="cannot create the account: ") as conn:
-        tenant = _tenant(conn, tenant_id)
+    with connection(url, prefix="cannot create the account: ") as conn:
+        tenant_id = _tenant(conn, tenant_id)
         key = conn.execute(text("SELECT generate_api_key()")).scalar_one()
         row = conn.execute(
             text(
@@ -137,7 +142,7 @@ def create(
                 ":broker_server, :mt5_login, :number, :account_type, :currency, :leverage, "
                 f"hash_api_key(:key)) RETURNING {_COLUMNS}"
             ),
-            {"tenant": tenant, "user_id": user_id, "broker_name": broker_name,
+            {"tenant": tenant_id, "user_id": user_id, "broker_name": broker_name,
              "broker_server": broker_server, "mt5_login": mt5_login,
              "number": mt5_account_number, "account_type": account_type,
              "currency": currency, "leverage": leverage, "key": key},
@@ -150,15 +155,15 @@ def list_accounts(url: str, tenant_id: str, *, active_only: bool = False) -> lis
     """The accounts of ``tenant_id``, oldest first. A tenant with no account at all is
     unknown (:class:`TenantError`): tenants exist through their accounts."""
     validate_tenant_id(tenant_id)
-    with _connection(url, prefix="cannot list the accounts: ") as conn:
-        tenant = _tenant(conn, tenant_id)
+    with connection(url, prefix="cannot list the accounts: ") as conn:
+        tenant_id = _tenant(conn, tenant_id)
         rows = conn.execute(
             text(f"SELECT {_COLUMNS} FROM public.mt5_user_accounts WHERE tenant_id = :tenant "
                  "ORDER BY created_at, account_id"),
-            {"tenant": tenant},
+            {"tenant": tenant_id},
         ).all()
     if not rows:
-        raise TenantError(f"unknown tenant {tenant!r}: it has no accounts")
+        raise TenantError(f"unknown tenant {tenant_id!r}: it has no accounts")
     accounts = [Account._from_row(r) for r in rows]
     return [a for a in accounts if a.is_active] if active_only else accounts
 
@@ -170,7 +175,7 @@ def _update(url: str, account_id: uuid.UUID | str, tenant_id: str | None, assign
     account = parse_account_id(account_id)
     if tenant_id is not None:
         validate_tenant_id(tenant_id)
-    with _connection(url, prefix=f"cannot {action}: ") as conn:
+    with connection(url, prefix=f"cannot {action}: ") as conn:
         where = "account_id = :account_id"
         params: dict[str, Any] = {"account_id": account}
         if tenant_id is not None:
@@ -207,3 +212,27 @@ def deactivate(url: str, account_id: uuid.UUID | str, *, tenant_id: str | None =
     refuses inactive accounts); its rows stay. Deactivating twice is harmless."""
     row, _ = _update(url, account_id, tenant_id, "is_active = false", "deactivate the account")
     return Account._from_row(row)
+
+
+def provision_accounts(url: str, count: int, tenant_id: str = "tenant_sim") -> list[SimAccount]:
+    """Create ``count`` demo accounts in ``tenant_id`` sharing one new random API key (one
+    slow hash for all), for ``suho-mt5 simulate --accounts N``. Needs a login that may
+    insert into ``mt5_user_accounts`` (the owner, for a demo database)."""
+    from suho_mt5.gateway.simulator import SimAccount
+
+    validate_tenant_id(tenant_id)
+    key = secrets.token_hex(32)
+    base = 100_000_000 + secrets.randbelow(10**9)  # logins unique per broker server
+    accounts = [SimAccount(uuid.uuid4(), key) for _ in range(count)]
+    with connection(url, prefix="cannot create the simulator accounts: ") as conn:
+        digest = conn.execute(text("SELECT hash_api_key(:k)"), {"k": key}).scalar_one()
+        conn.execute(
+            text("INSERT INTO public.mt5_user_accounts (account_id, tenant_id, user_id,"
+                 " broker_name, broker_server, mt5_login, mt5_account_number, account_type,"
+                 " api_key_hash) VALUES (:a, :t, :u, 'SimBroker', 'SimBroker-Demo', :l, :n,"
+                 " 'demo', :h)"),
+            [{"a": a.account_id, "t": tenant_id, "u": f"sim_{i}", "l": base + i,
+              "n": str(base + i), "h": digest} for i, a in enumerate(accounts)],
+        )
+        conn.commit()
+    return accounts

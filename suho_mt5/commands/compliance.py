@@ -18,6 +18,7 @@ from typing import IO, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from suho_mt5.commands._connect import cause
 from suho_mt5.compliance.audit import (
     Digest,
     VerifyResult,
@@ -70,42 +71,41 @@ def _run(url: str, what: str, action: Callable[[Engine], T]) -> T:
         except (ComplianceError, TenantError):
             raise
         except sa.exc.DBAPIError as exc:
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise DatabaseError(f"{what} failed: {first}") from exc
+            raise DatabaseError(f"{what} failed: {cause(exc)}") from exc
 
 
-def _known_tenant(engine: Engine, tenant: str) -> None:
+def _known_tenant(engine: Engine, tenant_id: str) -> None:
     """Refuse a tenant with no account (tenants exist through their accounts), before a
     report or an export of nothing is stored or marked. Run as the command's own login: a
     tenant role reads its accounts through the tenant view, a service role the table."""
-    with tenant_connection(engine, tenant) as conn:
+    with tenant_connection(engine, tenant_id) as conn:
         known = conn.execute(
             sa.text("SELECT EXISTS (SELECT 1 FROM mt5_user_accounts WHERE tenant_id = :t)"),
-            {"t": tenant}).scalar_one()
+            {"t": tenant_id}).scalar_one()
     if not known:
-        raise TenantError(f"unknown tenant {tenant!r}: it has no accounts")
+        raise TenantError(f"unknown tenant {tenant_id!r}: it has no accounts")
 
 
-def _no_chain(tenant: str) -> TenantError:
-    return TenantError(f"unknown tenant {tenant!r}: it has no audit events")
+def _no_chain(tenant_id: str) -> TenantError:
+    return TenantError(f"unknown tenant {tenant_id!r}: it has no audit events")
 
 
-def audit_verify(url: str, *, tenant: str | None = None,
+def audit_verify(url: str, *, tenant_id: str | None = None,
                  since: Path | str | None = None) -> VerifyResult:
     """Verify the audit chains (optionally against a digest file taken earlier). A
-    ``tenant`` with no chain is unknown (:class:`TenantError`), not a chain that verifies."""
+    ``tenant_id`` with no chain is unknown (:class:`TenantError`), not a chain that verifies."""
     digest = read_digest(since) if since is not None else None
-    result = _run(url, "audit verify", lambda e: verify(e, tenant=tenant, since=digest))
-    if tenant is not None and not result.chains:
-        raise _no_chain(tenant)
+    result = _run(url, "audit verify", lambda e: verify(e, tenant_id=tenant_id, since=digest))
+    if tenant_id is not None and not result.chains:
+        raise _no_chain(tenant_id)
     return result
 
 
-def audit_digest(url: str, *, tenant: str | None = None) -> Digest:
+def audit_digest(url: str, *, tenant_id: str | None = None) -> Digest:
     """The chain heads now, to be written outside the database."""
-    digest = _run(url, "audit digest", lambda e: take_digest(e, tenant=tenant))
-    if tenant is not None and not digest.heads:
-        raise _no_chain(tenant)
+    digest = _run(url, "audit digest", lambda e: take_digest(e, tenant_id=tenant_id))
+    if tenant_id is not None and not digest.heads:
+        raise _no_chain(tenant_id)
     return digest
 
 
@@ -114,7 +114,7 @@ def audit_checkpoint(url: str) -> int:
     return _run(url, "audit checkpoint", write_checkpoints)
 
 
-def audit_correct(url: str, *, tenant: str, event_id: str, reason: str,
+def audit_correct(url: str, *, tenant_id: str, event_id: str, reason: str,
                   correction: dict[str, object]) -> int:
     """Append a correction of one event; returns the correction's position."""
     try:
@@ -122,42 +122,42 @@ def audit_correct(url: str, *, tenant: str, event_id: str, reason: str,
     except ValueError as exc:
         raise ComplianceError(f"not an event id (a UUID): {event_id!r}") from exc
     return _run(url, "audit correct",
-                lambda e: correct_event(e, tenant, original, reason, correction))
+                lambda e: correct_event(e, tenant_id, original, reason, correction))
 
 
-def report_compliance(url: str, *, tenant: str, month: str,
+def report_compliance(url: str, *, tenant_id: str, month: str,
                       report_type: str = "monthly_trading") -> StoredReport:
     """Generate (or regenerate) and store one compliance report."""
     month_bounds(month)  # a malformed month is named before the database is asked
 
     def run(engine: Engine) -> StoredReport:
-        _known_tenant(engine, tenant)
-        return generate_report(engine, tenant, month, report_type)
+        _known_tenant(engine, tenant_id)
+        return generate_report(engine, tenant_id, month, report_type)
 
     return _run(url, "report", run)
 
 
-def report_transactions(url: str, *, tenant: str, month: str, out: IO[str]) -> int:
+def report_transactions(url: str, *, tenant_id: str, month: str, out: IO[str]) -> int:
     """Write the month's transaction report (CSV) to ``out``; returns the row count."""
     month_bounds(month)
 
     def run(engine: Engine) -> int:
-        _known_tenant(engine, tenant)
-        return export_transactions(engine, tenant, month, out)
+        _known_tenant(engine, tenant_id)
+        return export_transactions(engine, tenant_id, month, out)
 
     return _run(url, "transaction report", run)
 
 
-def gdpr_erase(url: str, *, tenant: str, user_id: str) -> Erasure:
+def gdpr_erase(url: str, *, tenant_id: str, user_id: str) -> Erasure:
     """Erase one user of one tenant by pseudonymisation."""
-    return _run(url, "erasure", lambda e: erase_user(e, tenant, user_id))
+    return _run(url, "erasure", lambda e: erase_user(e, tenant_id, user_id))
 
 
-def feedback_export(url: str, *, tenant: str, destination: str, fmt: str = "csv"
+def feedback_export(url: str, *, tenant_id: str, destination: str, fmt: str = "csv"
                     ) -> FeedbackExport:
     """Export and mark the tenant's pending closed trades."""
     def run(engine: Engine) -> FeedbackExport:
-        _known_tenant(engine, tenant)
-        return export_feedback(engine, tenant, destination, fmt=fmt)
+        _known_tenant(engine, tenant_id)
+        return export_feedback(engine, tenant_id, destination, fmt=fmt)
 
     return _run(url, "feedback export", run)

@@ -11,15 +11,16 @@ is not PostgreSQL (:class:`ConfigError`), a server that cannot be reached
 (:class:`DatabaseError`), a migration that fails or a revision that does not exist
 (:class:`MigrationError`).
 
->>> # upgrade("postgresql://postgres@db/suho", edition="postgresql")
->>> # downgrade("postgresql://postgres@db/suho", "base")
+With a server at hand::
+
+    upgrade("postgresql://postgres@db/suho", edition="postgresql")
+    downgrade("postgresql://postgres@db/suho", "base")
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from alembic import command
@@ -28,10 +29,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from suho_mt5.db import Edition, ServerInfo, inspect_server, make_engine, parse_edition
+from suho_mt5.commands._connect import connection, one_line
+from suho_mt5.db import Edition, ServerInfo, inspect_server, parse_edition
 from suho_mt5.errors import DatabaseError, MigrationError, SuhoError
 from suho_mt5.migrations._config import alembic_config
 from suho_mt5.migrations.drift import Drift, check_drift
@@ -73,38 +73,6 @@ class HealthRow:
     detail: str
 
 
-def _one_line(message: object) -> str:
-    """Driver and Alembic messages span lines (hints, SQL, a URL to a help page)."""
-    lines = [line.strip() for line in str(message).splitlines()]
-    return "; ".join(line for line in lines if line and not line.startswith("(Background"))
-
-
-def _cause(exc: SQLAlchemyError) -> str:
-    return _one_line(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc)
-
-
-@contextmanager
-def _connection(
-    url: str, *, autocommit: bool = False, failure: type[SuhoError] = DatabaseError,
-    prefix: str = "",
-) -> Iterator[Connection]:
-    """A connection to ``url``; driver errors come out as one-line SuhoErrors: connecting
-    as :class:`DatabaseError`, later ones as ``failure``."""
-    engine = make_engine(url)
-    try:
-        try:
-            conn = engine.connect()
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot connect to the database: {_cause(exc)}") from exc
-        with conn:
-            try:
-                yield conn.execution_options(isolation_level="AUTOCOMMIT") if autocommit else conn
-            except SQLAlchemyError as exc:
-                raise failure(prefix + _cause(exc)) from exc
-    finally:
-        engine.dispose()
-
-
 def _edition(edition: Edition | str | None) -> Edition | None:
     if edition is None or isinstance(edition, Edition):
         return edition
@@ -117,14 +85,14 @@ def _migrate(url: str, edition: Edition | str | None, run: Callable[[Config], No
     if chosen is not None:
         config.attributes[EDITION_ATTRIBUTE] = chosen
     try:
-        with _connection(url, failure=MigrationError, prefix="migration failed: ") as conn:
+        with connection(url, failure=MigrationError, prefix="migration failed: ") as conn:
             config.attributes["connection"] = conn
             run(config)
             conn.commit()
     except SuhoError:
         raise
     except CommandError as exc:  # an unknown revision, a bad range
-        raise MigrationError(_one_line(exc)) from exc
+        raise MigrationError(one_line(exc)) from exc
 
 
 def upgrade(url: str, revision: str = "head", edition: Edition | str | None = None) -> list[str]:
@@ -147,7 +115,7 @@ def downgrade(url: str, revision: str) -> list[str]:
 
 def current(url: str) -> list[str]:
     """The revisions the database at ``url`` is at (empty: not migrated)."""
-    with _connection(url) as conn:
+    with connection(url) as conn:
         return list(MigrationContext.configure(conn).get_current_heads())
 
 
@@ -177,19 +145,19 @@ def render_sql(edition: Edition | str, revisions: str = "head") -> str:
     try:
         return _render_sql(None, revisions, chosen)
     except CommandError as exc:
-        raise MigrationError(_one_line(exc)) from exc
+        raise MigrationError(one_line(exc)) from exc
 
 
 def check(url: str) -> list[Drift]:
     """Differences between the models and the database at ``url`` (empty: none), see
     :func:`suho_mt5.check_drift`."""
-    with _connection(url) as conn:
+    with connection(url) as conn:
         return check_drift(conn)
 
 
 def server_info(url: str) -> ServerInfo:
     """What the server at ``url`` offers (see :func:`suho_mt5.db.inspect_server`)."""
-    with _connection(url) as conn:
+    with connection(url) as conn:
         return inspect_server(conn)
 
 
@@ -219,7 +187,7 @@ def maintain(
     are cheap to run again)."""
     for attempt in range(1, attempts + 1):
         try:
-            with _connection(url, autocommit=True) as conn:
+            with connection(url, autocommit=True) as conn:
                 if role is not None:
                     conn.exec_driver_sql("SET ROLE " + '"' + role.replace('"', '""') + '"')
                 if batch_size is None:
@@ -236,6 +204,6 @@ def maintain(
 
 def health(url: str) -> list[HealthRow]:
     """The rows of ``SELECT * FROM health_check()`` at ``url``."""
-    with _connection(url) as conn:
+    with connection(url) as conn:
         rows = conn.execute(text("SELECT component, status, detail FROM health_check()"))
         return [HealthRow(str(r.component), str(r.status), str(r.detail or "")) for r in rows]

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from suho_mt5.commands._connect import check_database, check_nats
 from suho_mt5.errors import ConfigError, GatewayError, SessionClosedError
 from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, run_fast, tune_gc
 from suho_mt5.gateway.simulator import (
@@ -17,19 +18,33 @@ from suho_mt5.gateway.simulator import (
     SimAccount,
     SimulationReport,
     load_accounts,
-    provision_accounts,
     simulate,
 )
 
 __all__ = ["check_gateway", "check_record", "resolve_accounts", "run_gateway", "run_simulation"]
 
 
-async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
+async def _serve(config: GatewayConfig, url: str, nats_url: str,
+                 cache_url: str | None = None) -> None:
+    from suho_mt5.gateway._metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    writer = None
+    if cache_url:  # the gateway serving each EA, in its cached status
+        import socket
+
+        from suho_mt5.cache import CacheWriter
+        from suho_mt5.cache.metrics import CacheMetrics
+
+        writer = CacheWriter(cache_url, name=f"gateway@{socket.gethostname()}:{os.getpid()}",
+                             metrics=CacheMetrics(metrics.registry))
     gateway = Gateway(
         config,
         nats_url=nats_url,
         authenticator=DatabaseAuthenticator(url, workers=config.auth_workers,
                                             cache_ttl_s=config.auth_cache_ttl_s),
+        metrics=metrics,
+        sessions=writer,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -42,14 +57,25 @@ async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
         await stop.wait()
     finally:
         await gateway.stop()
+        if writer is not None:
+            await writer.close()
 
 
-def run_gateway(config: GatewayConfig, url: str, nats_url: str) -> None:
-    """Run the gateway until SIGINT or SIGTERM; sessions are closed with GOING_AWAY."""
+def run_gateway(config: GatewayConfig, url: str, nats_url: str,
+                cache_url: str | None = None) -> None:
+    """Check the servers, then run the gateway until SIGINT or SIGTERM; sessions are closed
+    with GOING_AWAY. ``url`` is a login in ``mt5_app`` (it checks API keys). With
+    ``cache_url`` (a writer's user) each EA's cached status names this gateway while it
+    serves the EA.
+
+    Once running, the gateway rides out outages; a server that is not there at the start is
+    a mistake to report, not to wait for silently."""
+    check_database(url)
+    check_nats(nats_url, "gateway run")
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    run_fast(_serve(config, url, nats_url))
+    run_fast(_serve(config, url, nats_url, cache_url))
 
 
 def check_gateway(gateway_url: str) -> None:
@@ -73,6 +99,8 @@ def resolve_accounts(accounts: str, url: str | None) -> list[SimAccount]:
     if accounts.isdigit():
         if url is None:
             raise ConfigError("--accounts N creates demo accounts: give --url of the database")
+        from suho_mt5.commands.account import provision_accounts
+
         return provision_accounts(url, int(accounts))
     return load_accounts(accounts)
 

@@ -8,8 +8,15 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["configure_logging", "run_bridge", "setup_streams"]
+from suho_mt5.commands._connect import check_database_url, check_nats, connect_nats
+
+if TYPE_CHECKING:
+    from suho_mt5.ingest.settings import BridgeSettings
+    from suho_mt5.ingest.streams import BusContract, Declared
+
+__all__ = ["bus_contract", "configure_logging", "run_bridge", "setup_streams"]
 
 
 class _JsonFormatter(logging.Formatter):
@@ -37,54 +44,77 @@ def configure_logging(json_lines: bool = False, level: int = logging.INFO) -> No
     root.propagate = False
 
 
-def setup_streams(nats_url: str, config: str | Path | None = None) -> list[str]:
-    """Declare the streams and consumers of the bus contract; one line per object."""
+def bus_contract(config: str | Path | None = None) -> BusContract:
+    """The bus contract of the YAML file ``config``, or the one shipped."""
     from suho_mt5.ingest.streams import DEFAULT_CONTRACT, load_contract
+
+    return load_contract(config) if config is not None else DEFAULT_CONTRACT
+
+
+def setup_streams(nats_url: str, config: str | Path | None = None,
+                  replicas: int | None = None) -> list[Declared]:
+    """Declare the streams and consumers of the bus contract (``replicas`` copies of each
+    on a NATS cluster; default: 3 on a cluster of 3 or more nodes, else 1); one
+    :class:`~suho_mt5.ingest.streams.Declared` per object."""
     from suho_mt5.ingest.streams import setup_streams as declare
 
-    contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
+    contract = bus_contract(config)
 
-    async def go() -> list[str]:
-        from suho_mt5.commands._connect import connect_nats
-
+    async def go() -> list[Declared]:
         nc = await connect_nats(nats_url, "streams setup")
         try:
-            return await declare(nc.jetstream(), contract)
+            return await declare(nc.jetstream(), contract, replicas=replicas)
         finally:
             await nc.close()
 
     return asyncio.run(go())
 
 
-def run_bridge(
-    url: str,
-    nats_url: str,
-    *,
-    workers: int = 1,
-    batch_size: int = 500,
-    metrics_port: int | None = None,
-    config: str | Path | None = None,
-    offline_after: float = 90.0,
-    offline_check_every: float = 15.0,
-) -> None:
-    """Run the bridge until SIGTERM or SIGINT, then finish the in-flight batches and return."""
-    from datetime import timedelta
+def run_bridge(settings: BridgeSettings, *, log_json: bool = False,
+               cache_url: str | None = None, cache_ttls: Any = None,
+               cache_timeout: float = 0.5) -> None:
+    """Check the servers, then run the bridge until SIGTERM or SIGINT, then finish the
+    in-flight batches and return. Logs go to stderr (JSON objects with ``log_json``).
 
-    from suho_mt5.ingest.bridge import Bridge, BridgeSettings
-    from suho_mt5.ingest.streams import DEFAULT_CONTRACT, load_contract
+    The bridge rides out a database outage by design (it retries and acks nothing), so only
+    the URL is checked; but it would wait silently forever for a NATS server that is not
+    there at the start. With ``cache_url`` the bridge tells a
+    :class:`suho_mt5.cache.CacheWriter` every commit; its metrics join the bridge's
+    ``/metrics``."""
+    from suho_mt5.ingest.bridge import Bridge
+    from suho_mt5.ingest.metrics import BridgeMetrics
 
-    contract = load_contract(config) if config is not None else DEFAULT_CONTRACT
-    settings = BridgeSettings(
-        url=url, nats_url=nats_url, contract=contract, workers=workers, batch_size=batch_size,
-        metrics_port=metrics_port, offline_after=timedelta(seconds=offline_after),
-        offline_check_every=offline_check_every,
-    )
+    check_database_url(settings.url)
+    check_nats(settings.nats_url, "ingest run")
+    configure_logging(log_json)
+    metrics = BridgeMetrics()
 
     async def go() -> None:
-        bridge = Bridge(settings)
+        writer = None
+        if cache_url:
+            from suho_mt5.cache import CacheWriter
+            from suho_mt5.cache.metrics import CacheMetrics
+
+            writer = CacheWriter(cache_url, name=f"bridge@{_host()}", timeout=cache_timeout,
+                                 ttls=cache_ttls,
+                                 mapper=settings.reconciler.mapper,
+                                 metrics=CacheMetrics(metrics.registry))
+            settings.cache = writer
+        bridge = Bridge(settings, metrics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, bridge.stop)
-        await bridge.run()
+        try:
+            await bridge.run()
+        finally:
+            if writer is not None:
+                await writer.close()
 
     asyncio.run(go())
+
+
+def _host() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -21,24 +21,32 @@ consecutive packets of one kind (at most ``frame_packets``), in file order. Then
   duplicate window is dropped by the server, and after it the tables' idempotency keys make
   it a no-op. The Data Bridge (``suho-mt5 ingest run``) writes it, with every check,
   reconciliation and risk event;
-* **database** (``url`` only): the frames become rows and go through the ingest writer
-  straight into the tables (COPY + ``ON CONFLICT DO NOTHING``), one transaction per
-  ``batch_packets``; a row the tables would refuse becomes a dead letter
-  (``stream = 'replay'``), as in the bridge. No NATS needed, but no quote reconciliation and
-  no risk events: those are the bridge's.
+* **database** (``url`` only): the frames go through the bridge's own checks and row
+  mapping (:func:`suho_mt5.ingest.prepare.prepare`) and the ingest writer straight into the
+  tables (COPY + ``ON CONFLICT DO NOTHING``), one transaction per ``batch_packets``; a row
+  the tables would refuse becomes a dead letter (``stream = 'replay'``, ``stream_seq`` a
+  digest of the frame: :func:`dead_letter_key`), as in the bridge. No NATS needed, but no
+  quote reconciliation and no risk events: those are the bridge's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from suho_mt5._subjects import account_subject, message_id
-from suho_mt5.commands._connect import connect_nats
+from suho_mt5.commands._connect import (
+    check_database_url,
+    connect_database,
+    connect_nats,
+    one_line,
+)
 from suho_mt5.db import validate_tenant_id
 from suho_mt5.errors import (
     ConfigError,
@@ -50,14 +58,20 @@ from suho_mt5.errors import (
 )
 from suho_mt5.protocol import PACKET_SIZE, MessageType, Packet, decode
 
+if TYPE_CHECKING:
+    from suho_mt5.ingest.accounts import AccountInfo
+    from suho_mt5.ingest.prepare import BusMessage
+
 __all__ = [
     "DATA_KINDS",
     "DEFAULT_BATCH_PACKETS",
     "DEFAULT_FRAME_PACKETS",
+    "REPLAY_STREAM",
     "Frame",
     "Recording",
     "ReplayError",
     "ReplaySummary",
+    "dead_letter_key",
     "frames",
     "read_recording",
     "replay",
@@ -75,6 +89,8 @@ DATA_KINDS: Final[dict[MessageType, str]] = {
     MessageType.ORDER_EVENT: "order",
     MessageType.EXECUTION_REPORT: "execution",
 }
+#: The ``stream`` of the dead letters a replay into the database writes.
+REPLAY_STREAM: Final = "replay"
 _READ_PACKETS: Final = 4096  # per read(): bounded memory for files of any size
 _PUBLISH_WINDOW: Final = 500  # frames in flight before waiting for their acks
 
@@ -221,26 +237,22 @@ def frames(path: str | Path, frame_packets: int = DEFAULT_FRAME_PACKETS) -> Iter
 
 # --------------------------------------------------------------------------- tenants
 
-def _one_line(exc: BaseException) -> str:
-    """The first line of a driver's message (libpq's run over several)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-async def _account_tenants(url: str, accounts: frozenset[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The tenant of every account, from the database; an unknown or inactive account is a
+async def _accounts(url: str, accounts: frozenset[uuid.UUID]) -> dict[uuid.UUID, AccountInfo]:
+    """Every account, from the database; an unknown or inactive account is a
     :class:`ReplayError` naming it."""
     import psycopg
 
-    from suho_mt5.ingest.writer import Writer
+    from suho_mt5.ingest.accounts import read_accounts
 
-    writer = Writer(url)
+    conn = await connect_database(url)
     try:
-        found = await writer.accounts(sorted(accounts))
-    except (IngestError, psycopg.Error) as exc:
-        raise DatabaseError(_one_line(exc)) from exc
+        found = await read_accounts(conn, sorted(accounts))
+    except psycopg.Error as exc:
+        with contextlib.suppress(Exception):  # the PGlite engine's one backend stays clean
+            await conn.rollback()
+        raise DatabaseError(f"cannot read mt5_user_accounts: {one_line(exc)}") from exc
     finally:
-        await writer.close()
+        await conn.close()
     missing = sorted(accounts - found.keys())
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -250,7 +262,7 @@ async def _account_tenants(url: str, accounts: frozenset[uuid.UUID]) -> dict[uui
     if inactive:
         raise ReplayError(f"account {inactive[0]} is not active: the bridge would refuse its "
                           "packets")
-    return {a: info.tenant_id for a, info in found.items()}
+    return found
 
 
 # --------------------------------------------------------------------------- bus
@@ -297,20 +309,33 @@ async def _publish(recording: Recording, tenants: dict[uuid.UUID, str], nats_url
 
 # --------------------------------------------------------------------------- database
 
-async def _write(recording: Recording, tenants: dict[uuid.UUID, str], url: str,
+def dead_letter_key(frame: bytes) -> int:
+    """The ``stream_seq`` of a replayed frame's dead letters: a 63-bit digest of its bytes.
+
+    The same frame replayed again is the same dead letter (stored once, as a redelivery in
+    the bridge is); frames of two recordings never share a key, as frame numbers would (the
+    first frame of every file is number 1).
+
+    >>> dead_letter_key(b"frame") == dead_letter_key(b"frame") != dead_letter_key(b"other")
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(frame, digest_size=8).digest(), "big") >> 1
+
+
+async def _write(recording: Recording, accounts: Mapping[uuid.UUID, AccountInfo], url: str,
                  summary: ReplaySummary, frame_packets: int, batch_packets: int,
                  progress: Callable[[int], None]) -> None:
-    from suho_mt5.ingest.rows import packet_row, row_problem_of_valid_tenant
-    from suho_mt5.ingest.writer import Batch, DeadLetterRecord, MessageContext, Writer
+    from suho_mt5.ingest.prepare import BusMessage, prepare
+    from suho_mt5.ingest.writer import Writer
 
     writer = Writer(url)
-    stream = "replay"
 
-    async def flush(batch: Batch, packets: int) -> None:
+    async def flush(messages: list[BusMessage], packets: int) -> None:
+        batch = prepare(messages, accounts).batch
         try:
             result = await writer.write(batch)
         except IngestError as exc:
-            raise DatabaseError(f"replay not written: {_one_line(exc)}") from exc
+            raise DatabaseError(f"replay not written: {one_line(exc)}") from exc
         for table, n in result.written.items():
             summary.written[table] = summary.written.get(table, 0) + n
         summary.duplicate_rows += sum(result.duplicates.values())
@@ -318,27 +343,20 @@ async def _write(recording: Recording, tenants: dict[uuid.UUID, str], url: str,
         progress(packets)
 
     try:
-        batch, in_batch = Batch(), 0
+        messages: list[BusMessage] = []
+        in_batch = 0
         for frame in frames(recording.path, frame_packets):
-            tenant = tenants[frame.account_id]
-            subject = account_subject(tenant, frame.account_id, frame.kind)
+            subject = account_subject(accounts[frame.account_id].tenant_id, frame.account_id,
+                                      frame.kind)
             summary.frames += 1
-            ctx = MessageContext(stream, summary.frames, subject, frame.data, 1, tenant,
-                                 frame.account_id)
-            for i, packet in enumerate(frame.packets):
-                table, row = packet_row(packet, tenant, frame.account_id)
-                problem = row_problem_of_valid_tenant(table)(row)
-                if problem is not None:
-                    batch.dead.append(DeadLetterRecord.of(ctx, "check_violation", problem,
-                                                          i * PACKET_SIZE, PACKET_SIZE))
-                else:
-                    batch.add(table, row, (ctx, i * PACKET_SIZE))
+            messages.append(BusMessage(REPLAY_STREAM, dead_letter_key(frame.data), 1, subject,
+                                       frame.data))
             in_batch += len(frame.packets)
             if in_batch >= batch_packets:
-                await flush(batch, in_batch)
-                batch, in_batch = Batch(), 0
+                await flush(messages, in_batch)
+                messages, in_batch = [], 0
         if in_batch:
-            await flush(batch, in_batch)
+            await flush(messages, in_batch)
     finally:
         await writer.close()
 
@@ -375,11 +393,9 @@ def replay(
     if url is None and tenant_id is None:
         raise ConfigError("a replay onto the bus needs each account's tenant: give --url "
                           "(looked up) or --tenant")
-    tenant = validate_tenant_id(tenant_id) if tenant_id is not None else None
+    tenant_id = validate_tenant_id(tenant_id) if tenant_id is not None else None
     if url is not None:
-        from suho_mt5.db import psycopg_conninfo
-
-        psycopg_conninfo(url)  # a malformed URL is named before the file is read
+        check_database_url(url)  # a malformed URL is named before the file is read
     recording = read_recording(path, checked)
     summary = ReplaySummary(str(path), "bus" if nats_url is not None else "database",
                             recording.packets, recording.data_packets,
@@ -392,15 +408,16 @@ def replay(
 
     async def go() -> None:
         if url is not None:
-            tenants = await _account_tenants(url, recording.accounts)
+            accounts = await _accounts(url, recording.accounts)
+            tenants = {a: info.tenant_id for a, info in accounts.items()}
         else:
-            assert tenant is not None
-            tenants = dict.fromkeys(recording.accounts, tenant)
+            assert tenant_id is not None
+            tenants = dict.fromkeys(recording.accounts, tenant_id)
         if nats_url is not None:
             await _publish(recording, tenants, nats_url, summary, frame_packets, done)
         else:
             assert url is not None
-            await _write(recording, tenants, url, summary, frame_packets, batch_packets, done)
+            await _write(recording, accounts, url, summary, frame_packets, batch_packets, done)
 
     asyncio.run(go())
     return summary

@@ -362,9 +362,9 @@ class _Walk:
                       f" chain ends at {r.last or 0}")
 
 
-def verify(bind: Connection | Engine, *, tenant: str | None = None,
+def verify(bind: Connection | Engine, *, tenant_id: str | None = None,
            since: Digest | None = None) -> VerifyResult:
-    """Walk every chain (or ``tenant``'s) and report where each first broke.
+    """Walk every chain (or ``tenant_id``'s) and report where each first broke.
 
     With ``since``, also check that every position the digest names still holds the hash
     it held (a chain rewritten with recomputed hashes fails there) and that no tenant in
@@ -372,15 +372,15 @@ def verify(bind: Connection | Engine, *, tenant: str | None = None,
     ``mt5_audit_chain_heads`` (``mt5_compliance``).
     """
     digest_heads = {h.tenant_id: h for h in (since.heads if since else ())
-                    if tenant is None or h.tenant_id == tenant}
+                    if tenant_id is None or h.tenant_id == tenant_id}
     result = VerifyResult()
     with _snapshot(bind) as conn:
         heads = {row.tenant_id: ChainHead(row.tenant_id, int(row.chain_seq), row.row_hash,
                                           row.recorded_at)
-                 for row in conn.execute(_HEADS, {"tenant": tenant})}
+                 for row in conn.execute(_HEADS, {"tenant": tenant_id})}
         walks: dict[str, _Walk] = {}
         stream = conn.execution_options(stream_results=True, yield_per=2000)
-        for row in stream.execute(_ROWS, {"tenant": tenant}):
+        for row in stream.execute(_ROWS, {"tenant": tenant_id}):
             walk = walks.get(row.tenant_id)
             if walk is None:
                 walk = walks[row.tenant_id] = _Walk(
@@ -396,19 +396,19 @@ def verify(bind: Connection | Engine, *, tenant: str | None = None,
 Lookup = Callable[[int], "tuple[str, str] | None"]
 
 
-def _lookup(conn: Connection, tenant: str) -> Lookup:
+def _lookup(conn: Connection, tenant_id: str) -> Lookup:
     """``lookup(position)``: ``(row_hash, event_id)`` of the tenant's row there, or None."""
     def get(seq: int) -> tuple[str, str] | None:
         row = conn.execute(sa.text(
             "SELECT row_hash, event_id::text AS event_id FROM mt5_audit_log"
-            " WHERE tenant_id = :t AND chain_seq = :s"), {"t": tenant, "s": seq}).first()
+            " WHERE tenant_id = :t AND chain_seq = :s"), {"t": tenant_id, "s": seq}).first()
         return None if row is None else (row.row_hash, row.event_id)
 
     return get
 
 
-def take_digest(bind: Connection | Engine, *, tenant: str | None = None) -> Digest:
-    """The current head of every chain (or ``tenant``'s), read from the log itself in one
+def take_digest(bind: Connection | Engine, *, tenant_id: str | None = None) -> Digest:
+    """The current head of every chain (or ``tenant_id``'s), read from the log itself in one
     snapshot, with the database's time: write it somewhere the database cannot reach."""
     with _snapshot(bind) as conn:
         taken_at, database = conn.execute(
@@ -421,7 +421,7 @@ def take_digest(bind: Connection | Engine, *, tenant: str | None = None) -> Dige
             "   SELECT l.chain_seq, l.row_hash, l.recorded_at FROM mt5_audit_log l"
             "   WHERE l.tenant_id = h.tenant_id ORDER BY l.chain_seq DESC LIMIT 1) a"
             " WHERE (CAST(:tenant AS text) IS NULL OR h.tenant_id = :tenant)"
-            " ORDER BY h.tenant_id"), {"tenant": tenant}).all()
+            " ORDER BY h.tenant_id"), {"tenant": tenant_id}).all()
     heads = tuple(ChainHead(r.tenant_id, int(r.chain_seq), r.row_hash, r.recorded_at)
                   for r in rows)
     return Digest(taken_at, database, heads)
@@ -461,15 +461,15 @@ def write_checkpoints(bind: Connection | Engine) -> int:
     return int(bind.execute(sa.text("SELECT mt5_audit_checkpoint()")).scalar_one())
 
 
-def correct_event(bind: Connection | Engine, tenant: str, event_id: object, reason: str,
+def correct_event(bind: Connection | Engine, tenant_id: str, event_id: object, reason: str,
                   correction: Mapping[str, object] | None = None) -> int:
     """Record a correction of ``event_id`` (a new ``audit.correction`` event naming the
     original's position, id and hash; the original is never edited). Returns the
     correction's position. Needs ``mt5_compliance``."""
     if isinstance(bind, Engine):
         with bind.begin() as conn:
-            return correct_event(conn, tenant, event_id, reason, correction)
+            return correct_event(conn, tenant_id, event_id, reason, correction)
     return int(bind.execute(
         sa.text("SELECT mt5_audit_correct(:t, CAST(:e AS uuid), :r, CAST(:c AS jsonb))"),
-        {"t": tenant, "e": str(event_id), "r": reason,
+        {"t": tenant_id, "e": str(event_id), "r": reason,
          "c": json.dumps(dict(correction or {}))}).scalar_one())

@@ -146,16 +146,16 @@ def _remove_partial(destination: str, existed: bool) -> None:
         path.unlink(missing_ok=True)
 
 
-def export_feedback(bind: Connection | Engine, tenant: str, destination: str | Path, *,
+def export_feedback(bind: Connection | Engine, tenant_id: str, destination: str | Path, *,
                     fmt: str = "csv") -> FeedbackExport:
-    """Export ``tenant``'s closed, pending trades to ``destination`` (``"-"``: standard
+    """Export ``tenant_id``'s closed, pending trades to ``destination`` (``"-"``: standard
     output, CSV only) and mark them ``included_in_training``, all in one transaction.
 
     Needs SELECT and UPDATE on the tenant's executions (``mt5_app``). With a Connection,
     it must not be in a transaction: the export commits (or rolls back) its own.
     """
     try:
-        tenant = validate_tenant_id(tenant)
+        tenant_id = validate_tenant_id(tenant_id)
     except TenantError as exc:
         raise ExportError(str(exc)) from exc
     if fmt not in FORMATS:
@@ -163,14 +163,14 @@ def export_feedback(bind: Connection | Engine, tenant: str, destination: str | P
     target = str(destination)
     if isinstance(bind, Engine):
         with bind.connect() as conn:
-            return export_feedback(conn, tenant, target, fmt=fmt)
+            return export_feedback(conn, tenant_id, target, fmt=fmt)
     if bind.in_transaction():
         raise ExportError("export_feedback runs its own transaction: pass a connection "
                           "outside one")
     existed = target != "-" and Path(target).exists()
     try:
         with bind.begin():
-            set_tenant(bind, tenant)
+            set_tenant(bind, tenant_id)
             rows = bind.execute(sa.text(_PENDING))
             write = _write_csv if fmt == "csv" else _write_parquet
             keys = write(rows, target)
@@ -184,9 +184,9 @@ def export_feedback(bind: Connection | Engine, tenant: str, destination: str | P
     except sa.exc.DBAPIError as exc:
         _remove_partial(target, existed)
         first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-        raise ExportError(f"feedback export of {tenant} failed: {first}; "
+        raise ExportError(f"feedback export of {tenant_id} failed: {first}; "
                           "no row was marked") from exc
     except BaseException:
         _remove_partial(target, existed)
         raise
-    return FeedbackExport(tenant, target, fmt, len(keys))
+    return FeedbackExport(tenant_id, target, fmt, len(keys))

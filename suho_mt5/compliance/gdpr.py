@@ -43,36 +43,36 @@ class Erasure:
                 "accounts": self.accounts, "consents": self.consents}
 
 
-def erase_user(bind: Connection | Engine, tenant: str, user_id: str) -> Erasure:
-    """Erase ``user_id`` of ``tenant`` by pseudonymisation (one transaction). Raises
+def erase_user(bind: Connection | Engine, tenant_id: str, user_id: str) -> Erasure:
+    """Erase ``user_id`` of ``tenant_id`` by pseudonymisation (one transaction). Raises
     :class:`~suho_mt5.errors.ErasureError` when the tenant holds nothing of the user or
     the role may not erase (``mt5_compliance`` may)."""
     try:
-        tenant = validate_tenant_id(tenant)
+        tenant_id = validate_tenant_id(tenant_id)
     except TenantError as exc:
         raise ErasureError(str(exc)) from exc
     if not user_id or not user_id.strip():
         raise ErasureError("erasure needs a user id")
     if isinstance(bind, Engine):
         with bind.begin() as conn:
-            return erase_user(conn, tenant, user_id)
+            return erase_user(conn, tenant_id, user_id)
     try:
         with bind.begin_nested():
             result = bind.execute(sa.text("SELECT mt5_gdpr_erase(:t, :u)"),
-                                  {"t": tenant, "u": user_id}).scalar_one()
+                                  {"t": tenant_id, "u": user_id}).scalar_one()
     except sa.exc.DBAPIError as exc:
         first = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-        raise ErasureError(f"erasure of a user of {tenant} refused: {first}") from exc
-    return Erasure(tenant, str(result["subject"]), int(result["accounts"]),
+        raise ErasureError(f"erasure of a user of {tenant_id} refused: {first}") from exc
+    return Erasure(tenant_id, str(result["subject"]), int(result["accounts"]),
                    int(result["consents"]))
 
 
-def record_consent(conn: Connection, tenant: str, user_id: str, consent_type: str, *,
+def record_consent(conn: Connection, tenant_id: str, user_id: str, consent_type: str, *,
                    granted: bool, source: str, policy_version: str,
                    account_id: uuid.UUID | None = None) -> uuid.UUID:
     """Record one consent answer (in the caller's transaction, as the tenant): returns its
     ``consent_id``. ``policy_version`` names the text the user saw."""
-    set_tenant(conn, tenant)
+    set_tenant(conn, tenant_id)
     return uuid.UUID(str(conn.execute(sa.text(
         "INSERT INTO mt5_user_consents (user_id, account_id, consent_type, granted, source,"
         " policy_version) VALUES (:u, :a, :c, :g, :s, :v) RETURNING consent_id"),
@@ -80,10 +80,10 @@ def record_consent(conn: Connection, tenant: str, user_id: str, consent_type: st
          "v": policy_version}).scalar_one()))
 
 
-def withdraw_consent(conn: Connection, tenant: str, user_id: str, consent_type: str) -> int:
+def withdraw_consent(conn: Connection, tenant_id: str, user_id: str, consent_type: str) -> int:
     """Withdraw the user's open grants of ``consent_type`` (sets ``revoked_at`` to the
     database's time); returns how many were open."""
-    set_tenant(conn, tenant)
+    set_tenant(conn, tenant_id)
     return conn.execute(sa.text(
         "UPDATE mt5_user_consents SET revoked_at = now() WHERE user_id = :u"
         " AND consent_type = :c AND granted AND revoked_at IS NULL"),

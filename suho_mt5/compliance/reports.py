@@ -157,9 +157,9 @@ RETURNING r.report_id, r.report_data::text AS data
 REPORT_TYPES: Final = ("monthly_trading", "best_execution")
 
 
-def _tenant(tenant: str) -> str:
+def _tenant(tenant_id: str) -> str:
     try:
-        return validate_tenant_id(tenant)
+        return validate_tenant_id(tenant_id)
     except TenantError as exc:
         raise ReportError(str(exc)) from exc
 
@@ -176,9 +176,9 @@ def _plain(value: object) -> object:
     return value
 
 
-def best_execution(bind: Connection | Engine, tenant: str,
+def best_execution(bind: Connection | Engine, tenant_id: str,
                    month: str | date) -> list[dict[str, Any]]:
-    """Best-execution statistics of ``tenant`` for one month, one dict per symbol, from
+    """Best-execution statistics of ``tenant_id`` for one month, one dict per symbol, from
     ``mt5_signal_executions`` joined with their signals (``avg_slippage_vs_signal``,
     ``worst_slippage_vs_signal``: execution price against the signal's price, positive =
     worse for the client; ``avg_spread_at_execution``, ``max_spread_at_execution``,
@@ -186,39 +186,39 @@ def best_execution(bind: Connection | Engine, tenant: str,
     (signals are kept 90 days) are not in it."""
     if isinstance(bind, Engine):
         with bind.connect() as conn:
-            return best_execution(conn, tenant, month)
+            return best_execution(conn, tenant_id, month)
     start, end = month_bounds(month)
     rows = bind.execute(sa.text(_BEST_EXECUTION),
-                        {"tenant": _tenant(tenant), "start": start, "end": end})
+                        {"tenant": _tenant(tenant_id), "start": start, "end": end})
     return [{k: _plain(v) for k, v in row._mapping.items()} for row in rows]
 
 
-def generate_report(bind: Connection | Engine, tenant: str, month: str | date,
+def generate_report(bind: Connection | Engine, tenant_id: str, month: str | date,
                     report_type: str = "monthly_trading") -> StoredReport:
-    """Compute and store one report of ``tenant`` for a calendar month (UTC); running it
+    """Compute and store one report of ``tenant_id`` for a calendar month (UTC); running it
     again for the same tenant, type and month replaces the figures of the one report."""
     if report_type not in REPORT_TYPES:
         raise ReportError(f"report type must be one of {', '.join(REPORT_TYPES)}, "
                           f"not {report_type!r}")
     if isinstance(bind, Engine):
         with bind.begin() as conn:
-            return generate_report(conn, tenant, month, report_type)
-    tenant = _tenant(tenant)
+            return generate_report(conn, tenant_id, month, report_type)
+    tenant_id = _tenant(tenant_id)
     start, end = month_bounds(month)
-    params: dict[str, Any] = {"tenant": tenant, "start": start, "end": end}
+    params: dict[str, Any] = {"tenant": tenant_id, "start": start, "end": end}
     try:
         if report_type == "monthly_trading":
             row = bind.execute(sa.text(_STORE_MONTHLY), params).one()
         else:
-            symbols = best_execution(bind, tenant, month)
+            symbols = best_execution(bind, tenant_id, month)
             data = {"symbols": symbols, "executions": sum(int(s["executions"]) for s in symbols)}
             row = bind.execute(sa.text(_STORE), {
                 **params, "type": report_type,
                 "data": json.dumps(data, default=str)}).one()
     except sa.exc.DBAPIError as exc:
-        raise ReportError(f"cannot store the {report_type} report of {tenant}: "
+        raise ReportError(f"cannot store the {report_type} report of {tenant_id}: "
                           f"{str(exc.orig).splitlines()[0]}") from exc
-    return StoredReport(row.report_id, tenant, report_type, start, end, _decode(row.data))
+    return StoredReport(row.report_id, tenant_id, report_type, start, end, _decode(row.data))
 
 
 #: The CSV columns of :func:`export_transactions`: the MiFID II RTS 22 (Commission
@@ -303,21 +303,21 @@ ORDER BY o.time, o.ticket
 """
 
 
-def export_transactions(bind: Connection | Engine, tenant: str, month: str | date,
+def export_transactions(bind: Connection | Engine, tenant_id: str, month: str | date,
                         out: IO[str]) -> int:
-    """Write ``tenant``'s executed trades of one month as CSV (columns:
+    """Write ``tenant_id``'s executed trades of one month as CSV (columns:
     :data:`TRANSACTION_COLUMNS`) to ``out``; returns the number of rows. The RTS 22 fields
     the schema does not hold are :data:`TRANSACTION_FIELDS_NOT_HELD`."""
     if isinstance(bind, Engine):
         with bind.connect() as conn:
-            return export_transactions(conn, tenant, month, out)
+            return export_transactions(conn, tenant_id, month, out)
     start, end = month_bounds(month)
     writer = csv.writer(out, lineterminator="\n")
     names: Sequence[str] = [name for name, _ in TRANSACTION_COLUMNS]
     writer.writerow(names)
     count = 0
     rows = bind.execution_options(stream_results=True, yield_per=5000).execute(
-        sa.text(_TRANSACTIONS), {"tenant": _tenant(tenant), "start": start, "end": end})
+        sa.text(_TRANSACTIONS), {"tenant": _tenant(tenant_id), "start": start, "end": end})
     for row in rows:
         writer.writerow(["" if row._mapping[n] is None else row._mapping[n] for n in names])
         count += 1

@@ -10,7 +10,9 @@ from suho_mt5.db.engine import (
     is_single_backend,
     make_engine,
     normalize_url,
+    prepare_threshold,
     psycopg_conninfo,
+    register_timescaledb_dialect,
 )
 from suho_mt5.db.tenant import (
     TENANT_SETTING,
@@ -38,7 +40,9 @@ __all__ = [
     "make_engine",
     "normalize_url",
     "parse_edition",
+    "prepare_threshold",
     "psycopg_conninfo",
+    "register_timescaledb_dialect",
     "set_tenant",
     "tenant_connection",
     "tenant_session",

@@ -73,8 +73,10 @@ def set_tenant(conn: Connection, tenant_id: str) -> None:
 def tenant_connection(engine: Engine, tenant_id: str) -> Iterator[Connection]:
     """``engine.begin()`` with the tenant set: commits on success, rolls back on error.
 
-    >>> # with tenant_connection(engine, "tenant_demo") as conn:
-    >>> #     conn.execute(text("SELECT count(*) FROM mt5_trade_orders"))
+    With a server at hand::
+
+        with tenant_connection(engine, "tenant_demo") as conn:
+            conn.execute(text("SELECT count(*) FROM mt5_trade_orders"))
     """
     tenant = validate_tenant_id(tenant_id)
     with engine.begin() as conn:

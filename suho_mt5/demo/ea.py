@@ -33,6 +33,7 @@ from suho_mt5.protocol import (
     WireDealType,
     WireOrderState,
     WireOrderType,
+    now_us,
 )
 
 __all__ = ["DemoEA"]
@@ -42,10 +43,6 @@ _MONEY = Decimal(10) ** MONEY_SCALE
 _LOTS = Decimal(10) ** PRICE_SCALE  # volumes share the price scale (LOTS fields)
 #: Account currency per pip and lot (a standard lot of a USD-quoted pair).
 _PIP_VALUE = Decimal(10)
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class DemoEA(SimulatedEA):
@@ -66,11 +63,20 @@ class DemoEA(SimulatedEA):
 
     # -- what it streams -----------------------------------------------------------------
 
+    def packet(self, kind: str, seq: int) -> Packet:
+        if kind == "quote":
+            return self._quote(seq)
+        if kind == "snapshot":
+            return self._snapshot(seq)
+        if kind == "order":
+            return self._order(seq)
+        return super().packet(kind, seq)  # heartbeats as the simulator sends them
+
     def _quote(self, seq: int) -> Packet:
         instrument = self.rng.choice(INSTRUMENTS)
         bid, ask = self.market.broker_quote(instrument, self.broker, time.time(), self.rng)
         spread = int((ask - bid).scaleb(instrument.digits))
-        return BrokerQuotePacket(seq, _now_us(), self.acc, self.broker.symbol(instrument.symbol),
+        return BrokerQuotePacket(seq, now_us(), self.acc, self.broker.symbol(instrument.symbol),
                                  int(bid * _PRICE), int(ask * _PRICE), 0,
                                  int(self.rng.randint(1, 20) * 10**8), spread)
 
@@ -79,7 +85,7 @@ class DemoEA(SimulatedEA):
         margin = 1_000 * 10**4 * self.open_trades
         equity = balance + self.rng.randint(-50, 50) * 10**4 * self.open_trades
         level = equity * 100 // margin * 10**4 if margin else 0
-        return AccountSnapshotPacket(seq, _now_us(), self.acc, balance, equity, margin,
+        return AccountSnapshotPacket(seq, now_us(), self.acc, balance, equity, margin,
                                      equity - margin, level, 100, "USD")
 
     def _order(self, seq: int) -> Packet:
@@ -88,7 +94,7 @@ class DemoEA(SimulatedEA):
         instrument = self.rng.choice(INSTRUMENTS)
         bid, _ = self.market.broker_quote(instrument, self.broker, time.time(), self.rng)
         ticket = self.rng.randrange(1, 2**40)
-        return OrderEventPacket(seq, _now_us(), self.acc, ticket, 0,
+        return OrderEventPacket(seq, now_us(), self.acc, ticket, 0,
                                 self.broker.symbol(instrument.symbol), 10_000_000,
                                 int((bid - 30 * instrument.pip) * _PRICE), 0, 0, 0, 0, 0, 7,
                                 WireOrderType.BUY_LIMIT, WireDealType.NONE,
@@ -113,7 +119,7 @@ class DemoEA(SimulatedEA):
         symbol = sig.symbol
         self.open_trades += 1
         await self._send_data(lambda seq: OrderEventPacket(
-            seq, _now_us(), self.acc, ticket, ticket, symbol, sig.volume, int(entry * _PRICE),
+            seq, now_us(), self.acc, ticket, ticket, symbol, sig.volume, int(entry * _PRICE),
             sig.stop_loss, sig.take_profit, 0, 0, 0, 7, order_type,
             WireDealType.BUY if buy else WireDealType.SELL, WireOrderState.OPEN))
         await asyncio.sleep(self.hold_s * random.uniform(0.5, 1.5))
@@ -125,7 +131,7 @@ class DemoEA(SimulatedEA):
         self.open_trades -= 1
         self.closed_trades += 1
         await self._send_data(lambda seq: OrderEventPacket(
-            seq, _now_us(), self.acc, ticket, ticket, symbol, sig.volume, int(close * _PRICE),
+            seq, now_us(), self.acc, ticket, ticket, symbol, sig.volume, int(close * _PRICE),
             sig.stop_loss, sig.take_profit, int(profit * _MONEY), 0, 0, 7,
             order_type, WireDealType.SELL if buy else WireDealType.BUY,
             WireOrderState.CLOSED))

@@ -132,9 +132,10 @@ def collect(run: Any) -> dict[str, Any]:
                 "SELECT count(*) FROM public.mt5_risk_events WHERE tenant_id = ANY(:t)"),
                 {"t": tenants}).scalar_one()
         queries: dict[str, dict[str, Any]] = {}
-        for tenant in tenants:
-            with tenant_connection(app, tenant) as conn:
-                queries[tenant] = {name: _rows(conn, sql) for name, sql in SEED_QUERIES.items()}
+        for tenant_id in tenants:
+            with tenant_connection(app, tenant_id) as conn:
+                queries[tenant_id] = {name: _rows(conn, sql)
+                                      for name, sql in SEED_QUERIES.items()}
         isolation = _isolation(app, run.tenants[0].tenant_id, run.tenants[1].tenant_id,
                                run.logins)
         hops = signal_hops(run.gateway_metrics_url) if run.gateway_metrics_url else {}
@@ -238,8 +239,8 @@ def render(report: dict[str, Any], console: Any) -> None:
     console.print(f"engine [bold]{report['engine']}[/]  database {report['database']}  "
                   f"nats {report['nats']}")
     console.print("timings (s): " + ", ".join(f"{k} {v}" for k, v in report["timings_s"].items()))
-    for tenant, info in report["tenants"].items():
-        console.print(f"tenant [bold]{tenant}[/]: {len(info['accounts'])} accounts at "
+    for tenant_id, info in report["tenants"].items():
+        console.print(f"tenant [bold]{tenant_id}[/]: {len(info['accounts'])} accounts at "
                       f"{info['broker']} (symbols like {info['symbols']}, quoting "
                       f"{info['quotes_offset_pips']:+} pips from the reference)")
     table("EA packets -> rows (each row type counted in its table)", [
@@ -263,13 +264,17 @@ def render(report: dict[str, Any], console: Any) -> None:
     table("each hop, from the gateway's histogram (bucket bounds, ms)",
           [{"hop": hop, **values} for hop, values in sig["gateway_hops"].items()])
     console.print(f"risk events written: {report['risk_events']}")
-    for tenant, answers in report["seed_queries"].items():
-        console.rule(f"seed queries as tenant {tenant}")
+    for tenant_id, answers in report["seed_queries"].items():
+        console.rule(f"seed queries as tenant {tenant_id}")
         table("price deviation per symbol (pips, last 24 h)", answers["deviation"])
         table("EA connectivity", answers["connectivity"])
         table("last 24 h balance (hourly aggregate)", answers["balance_24h"])
         table("weekly P&L (daily aggregate, closed trades)", answers["weekly_pnl"])
         table("quote OHLC, 1 minute (bid)", answers["ohlc_1m"])
+    if report.get("cache"):
+        console.rule("latest state, read from the cache as each tenant's own user")
+        for tenant, state in report["cache"].items():
+            console.print(f"[bold]{tenant}[/] ({'/'.join(state['sources'])}): {state['line']}")
     iso = report["isolation"]
     console.rule("tenant isolation")
     console.print(

@@ -7,11 +7,14 @@ bridge -> the schema's triggers. Steps, each timed:
 1. servers: nats-server, and the native TimescaleDB ``make setup`` installs (or the PGlite
    engine, or any database given by URL), in a temporary directory;
 2. ``db upgrade``; logins for the bridge (``mt5_ingest``) and the applications (``mt5_app``);
-3. two tenants with their accounts and API keys; the bus's streams;
-4. the Data Bridge and the gateway, as ``python -m suho_mt5`` processes;
+3. two tenants with their accounts and API keys; the bus's streams; when redis-server is
+   installed, the latest-state cache's users (a writer, one reader per tenant);
+4. the Data Bridge and the gateway, as ``python -m suho_mt5`` processes (both writing the
+   cache);
 5. simulated EAs over WebSocket and TCP, a reference feed, and a "model" publishing signals
    the EAs execute and close;
-6. ``mt5_maintain()``, then the report (:mod:`suho_mt5.demo.report`);
+6. ``mt5_maintain()``, then the report (:mod:`suho_mt5.demo.report`), with one line of live
+   state per tenant read back from the cache as the tenant's own user;
 7. everything stopped and removed, also on Ctrl-C.
 """
 
@@ -33,12 +36,14 @@ from typing import Any, Literal, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from suho_mt5._nats import nats_servers
 from suho_mt5.db import psycopg_conninfo
 from suho_mt5.demo.ea import DemoEA
 from suho_mt5.demo.market import BROKERS, INSTRUMENTS, Broker, Market
 from suho_mt5.demo.servers import (
     NativeCluster,
     NatsServer,
+    RedisServer,
     Service,
     TimescaleEngine,
     free_port,
@@ -96,6 +101,8 @@ class DemoRun:
     pids: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     gateway_metrics_url: str | None = None
+    #: The latest-state cache (:class:`suho_mt5.demo.cache.DemoCache`), None without one.
+    cache: Any = None
 
 
 def _plain(url: str) -> str:
@@ -140,7 +147,7 @@ def _choose_engine(options: DemoOptions, notes: list[str]) -> str:
     return "pglite"
 
 
-_S = TypeVar("_S", NativeCluster, NatsServer, TimescaleEngine)
+_S = TypeVar("_S", NativeCluster, NatsServer, RedisServer, TimescaleEngine)
 
 
 def _start(server: _S, stack: _Stack, pids: dict[str, int]) -> _S:
@@ -234,7 +241,7 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
     broker by its recent deviation, published through :func:`publish_signal`."""
     import psycopg
 
-    from suho_mt5.ingest.signals import publish_signal
+    from suho_mt5.commands.signal import publish_signal
 
     accounts = [(t, a) for t in run.tenants for a, _ in t.accounts]
     rng = market.rng
@@ -245,6 +252,15 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
     # loading, which would show up as signal latency).
     shared = run.engine != "pglite"
     conn = await psycopg.AsyncConnection.connect(_plain(run.bridge_url)) if shared else None
+    # With the cache: the broker's current offset is read from it (latest quote against
+    # latest reference price, as the tenant's user), and it is told each signal's status.
+    references: Any = None
+    listener: Any = None
+    if run.cache is not None:
+        from suho_mt5.cache import CacheReader, CacheWriter
+
+        references = CacheReader(run.cache.url, credentials=run.cache.passwords)
+        listener = CacheWriter(run.cache.writer_url, name="demo-signals")
     try:
         while loop.time() < until:
             tenant, account = rng.choice(accounts)
@@ -258,7 +274,8 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
                 take_profit=idea.take_profit, confidence=idea.confidence,
                 model_version="demo-trend-v1", strategy_name="trend-follow",
                 polygon_bid=idea.reference_bid, polygon_ask=idea.reference_ask,
-                expires_at=datetime.now(UTC) + timedelta(minutes=5), adjust_to_broker=True)
+                expires_at=datetime.now(UTC) + timedelta(minutes=5), adjust_to_broker=True,
+                references=references, listener=listener)
             run.signals_published += 1
             if not shared:
                 await conn.close()
@@ -266,6 +283,10 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
     finally:
         if conn is not None:
             await conn.close()
+        if listener is not None:
+            await listener.close()
+        if references is not None:
+            await references.close()
 
 
 async def _bridge_caught_up(js: Any, timeout: float) -> bool:
@@ -286,7 +307,7 @@ async def _traffic(run: DemoRun, options: DemoOptions, ws_port: int, tcp_port: i
 
     from suho_mt5.gateway.simulator import Rates, SimAccount
 
-    nc = await nats.connect(run.nats_url)
+    nc = await nats.connect(servers=nats_servers(run.nats_url))
     js = nc.jetstream()
     market = Market(time.time())
     stop_feed = asyncio.Event()
@@ -342,6 +363,7 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
 
     Every process it starts is stopped, and its temporary directory removed, before it
     returns or raises (KeyboardInterrupt included)."""
+    import suho_mt5.demo.cache as demo_cache
     from suho_mt5.commands.db import maintain, upgrade
     from suho_mt5.commands.ingest import setup_streams
     from suho_mt5.demo.report import collect
@@ -363,6 +385,9 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
             else:
                 nats_url = options.nats_url
             setup_streams(nats_url)  # first: a bus that is not there fails the demo at once
+            cache = demo_cache.start(workdir, notes)
+            if cache is not None:
+                _start(cache.server, stack, pids)
             url = (options.database_url
                    if options.database_url is not None and engine == "external"
                    else _start_database(engine, workdir, stack, pids))
@@ -380,9 +405,12 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
                     stack.push(lambda: _drop_logins(url, suffix))
         with _step(timings, "accounts", progress):
             tenants = _create_tenants(url, options, suffix.replace("_", "-"))
+            if cache is not None:
+                demo_cache.grant(cache, [t.tenant_id for t in tenants])
         run = DemoRun(engine=engine, database_url=url, app_url=app_url, bridge_url=bridge_url,
                       nats_url=nats_url, tenants=tenants, logins=logins is not None,
-                      timings=timings, pids=pids, notes=notes)
+                      timings=timings, pids=pids, notes=notes, cache=cache)
+        with_cache = [] if cache is None else ["--cache-url", cache.writer_url]
         with _step(timings, "services", progress):
             bridge_metrics, ws_port, tcp_port = free_port(), free_port(), free_port()
             gateway_metrics = free_port()
@@ -390,14 +418,15 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
             bridge = Service(workdir, "data-bridge", [
                 "ingest", "run", "--url", bridge_url, "--nats-url", nats_url,
                 "--metrics-port", str(bridge_metrics), "--batch-size", "200",
-                "--offline-after", "10", "--offline-check-every", "2"], bridge_metrics)
+                "--offline-after", "10", "--offline-check-every", "2", *with_cache],
+                bridge_metrics)
             stack.push(bridge.stop)
             bridge.start()
             gateway = Service(workdir, "gateway", [
                 "gateway", "run", "--url", app_url, "--nats-url", nats_url,
                 "--host", "127.0.0.1", "--ws-port", str(ws_port), "--tcp-port",
-                str(tcp_port), "--heartbeat", "5", "--metrics-port", str(gateway_metrics)],
-                tcp_port)
+                str(tcp_port), "--heartbeat", "5", "--metrics-port", str(gateway_metrics),
+                *with_cache], tcp_port)
             stack.push(gateway.stop)
             gateway.start()
             pids["data-bridge"], pids["gateway"] = bridge.pid, gateway.pid
@@ -407,6 +436,8 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
             maintain(url)
         with _step(timings, "report", progress):
             report = collect(run)
+            report["cache"] = (None if cache is None
+                               else asyncio.run(demo_cache.read_back(cache, run)))
         bridge.stop()
         gateway.stop()
         report["bridge_exit_code"] = bridge.proc.returncode if bridge.proc else None

@@ -6,6 +6,8 @@
 * :class:`TimescaleEngine`: the PGlite TimescaleDB engine (``scripts/timescale_engine.mjs``
   of a source checkout, after ``npm ci``), for machines where the native server cannot run.
 * :class:`NatsServer`: ``nats-server`` with JetStream.
+* :class:`RedisServer`: ``redis-server`` 7, the cache tier (what DragonflyDB replaces in
+  production), its default user disabled and an admin user of its own.
 
 Each is a child of this process with a log file in its directory; :meth:`stop` ends it and
 :meth:`check` raises :class:`~suho_mt5.errors.ServerError`, with the log's last lines, when
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,21 +35,28 @@ from suho_mt5.errors import ServerError
 
 __all__ = [
     "ENGINE_SCRIPT_ENV",
+    "ChildProcess",
     "NativeCluster",
     "NatsServer",
+    "RedisServer",
     "Service",
     "TimescaleEngine",
+    "as_postgres",
     "engine_script",
     "free_port",
+    "give_to_postgres",
+    "log_tail",
     "make_workdir",
     "native_timescaledb_available",
+    "pg_bindir",
 ]
 
 ENGINE_SCRIPT_ENV = "SUHO_ENGINE_SCRIPT"
 _SOURCE_ROOT = Path(suho_mt5.__file__).resolve().parents[1]
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a server's log, for an error message."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -85,7 +96,7 @@ def _die_with_parent(sig: int) -> Any:
     return arm
 
 
-class _Process:
+class ChildProcess:
     """A child process with a log file, stopped by :meth:`stop` and checked by :meth:`check`."""
 
     name = "server"
@@ -111,8 +122,20 @@ class _Process:
             raise ServerError(
                 f"the {self.name} (pid {self.proc.pid}) died with exit code "
                 f"{self.proc.returncode}; every later request to it would fail obscurely. "
-                f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
             )
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Poll ``ready()`` every 50 ms while the process lives: True once it is, False when
+        the process died or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if ready():
+                return True
+            time.sleep(0.05)
+        return False
 
     def _spawn(self, argv: list[str], *, stdin: int | None = None, cwd: Path | None = None,
                **popen: Any) -> None:
@@ -165,7 +188,7 @@ def engine_script() -> Path:
     return script
 
 
-class TimescaleEngine(_Process):
+class TimescaleEngine(ChildProcess):
     """PGlite + TimescaleDB served over the wire protocol by ``scripts/timescale_engine.mjs``.
 
     One backend is shared by all clients: use ``suho_mt5.db.make_engine(self.url)``, whose
@@ -214,24 +237,28 @@ class TimescaleEngine(_Process):
         self.stop()
         raise ServerError(
             f"the TimescaleDB engine did not get ready in {timeout:.0f} s. "
-            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
 
-class NatsServer(_Process):
+def _installed(program: str, given: str | None) -> str:
+    """``given``, else ``program`` on the PATH, else a :class:`ServerError` saying how to get
+    it (the Debian package has the program's name)."""
+    found = given or shutil.which(program)
+    if found is None:
+        raise ServerError(f"{program} is not installed: run `make setup` as root, or install "
+                          f"the Debian package `{program}`")
+    return found
+
+
+class NatsServer(ChildProcess):
     """``nats-server`` with JetStream, its store in a private temporary directory."""
 
     name = "nats-server"
 
     def __init__(self, workdir: Path, executable: str | None = None) -> None:
         super().__init__(workdir)
-        found = executable or shutil.which("nats-server")
-        if found is None:
-            raise ServerError(
-                "nats-server is not installed: run `make setup` as root, or install the "
-                "Debian package `nats-server`"
-            )
-        self.executable = found
+        self.executable = _installed("nats-server", executable)
         self.port = 0
         self.store_dir = workdir / "jetstream"
 
@@ -252,23 +279,117 @@ class NatsServer(_Process):
             self.stop()  # most likely lost the race for the port: try another
         raise ServerError(
             f"nats-server did not get ready after {attempts} attempts. "
-            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
+        return self._wait_until(lambda: "Server is ready" in log_tail(self.log_path, 200),
+                                timeout)
+
+
+class RedisServer(ChildProcess):
+    """``redis-server`` on 127.0.0.1 and a free port, for the cache tier.
+
+    The configuration it writes is the one ``docs/cache.md`` recommends: loopback only, no
+    persistence (the cache is rebuilt from the database), ACL users in an ACL file (so
+    ``ACL SAVE`` keeps the users ``suho-mt5 cache grant-*`` creates across a restart), the
+    ``default`` user **off**, and one admin user (``suho-admin``, ``admin_password``).
+    ``debug_command`` allows ``DEBUG`` from loopback connections, so that the ACL is what
+    refuses it to the tenants (tests; the default refuses it to everyone).
+    """
+
+    name = "redis-server"
+    ADMIN = "suho-admin"
+
+    def __init__(self, workdir: Path, executable: str | None = None,
+                 admin_password: str | None = None, debug_command: bool = False) -> None:
+        super().__init__(workdir)
+        self.executable = _installed("redis-server", executable)
+        self.port = 0
+        self.admin_password = admin_password or secrets.token_hex(16)
+        self.debug_command = debug_command
+        self.config_path = workdir / "redis.conf"
+        self.acl_path = workdir / "users.acl"
+
+    def url(self, user: str | None = None, password: str | None = None, db: int = 0) -> str:
+        """``redis://user:password@127.0.0.1:port/db`` (no credentials: none in the URL)."""
+        from urllib.parse import quote
+
+        auth = f"{quote(user, safe='')}:{quote(password or '', safe='')}@" if user else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    @property
+    def admin_url(self) -> str:
+        return self.url(self.ADMIN, self.admin_password)
+
+    def _write_config(self) -> None:
+        self.config_path.write_text("\n".join([
+            "bind 127.0.0.1", "protected-mode yes", f"port {self.port}", "unixsocket \"\"",
+            f"dir {self.workdir}", f"logfile {self.log_path}", "daemonize no",
+            'save ""', "appendonly no", f"aclfile {self.acl_path}",
+            f"enable-debug-command {'local' if self.debug_command else 'no'}", ""]))
+        if not self.acl_path.exists():
+            self.acl_path.write_text(
+                "user default off resetkeys resetchannels -@all\n"
+                f"user {self.ADMIN} on >{self.admin_password} ~* &* +@all\n")
+        self.acl_path.chmod(0o600)
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> RedisServer:
+        keep_port = self.port
+        for _ in range(attempts):
+            self.port = keep_port or free_port()
+            self._write_config()
+            self._spawn([self.executable, str(self.config_path)])
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+            if keep_port:
+                break
+        raise ServerError(
+            f"redis-server did not get ready. Last lines of {self.log_path}:\n"
+            f"{log_tail(self.log_path)}"
+        )
+
+    def _wait_ready(self, timeout: float) -> bool:
+        def answers() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-NOPERM"))
+            except OSError:
                 return False
-            if "Server is ready" in _tail(self.log_path, 200):
-                return True
-            time.sleep(0.05)
-        return False
+
+        return self._wait_until(answers, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (nothing is saved; the port is free again)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.stop()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections and answers nothing (a hung cache)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`: it answers again, with all its data."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def restart(self, timeout: float = 30.0) -> RedisServer:
+        """Start again on the same port with the same users (and, without persistence, an
+        empty keyspace). Call it from a thread that outlives the server: on Linux a child
+        gets its stop signal when the *thread* that started it ends (``_die_with_parent``)."""
+        self.stop()
+        return self.start(timeout, attempts=1)
 
 
 # --------------------------------------------------------------------------- native server
 
-def _pg_bindir() -> Path | None:
+def pg_bindir() -> Path | None:
+    """The newest PostgreSQL's ``bin`` directory (``$SUHO_PG_BINDIR`` wins), or None."""
     configured = os.environ.get("SUHO_PG_BINDIR")
     if configured:
         return Path(configured)
@@ -292,7 +413,7 @@ def _pg_sharedir(bindir: Path) -> Path | None:
 
 def native_timescaledb_available() -> str | None:
     """None when a native PostgreSQL with TimescaleDB can be started here, else why not."""
-    bindir = _pg_bindir()
+    bindir = pg_bindir()
     if bindir is None or not (bindir / "postgres").is_file():
         return "PostgreSQL is not installed (make setup installs PostgreSQL 15)"
     share = _pg_sharedir(bindir)
@@ -307,7 +428,32 @@ def native_timescaledb_available() -> str | None:
     return None
 
 
-class NativeCluster(_Process):
+def as_postgres() -> dict[str, Any]:
+    """``subprocess.Popen`` arguments that run a child as the ``postgres`` system user when
+    we are root (PostgreSQL refuses to run as root, and so do Patroni's PostgreSQL and
+    PgBouncer); none otherwise."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": "postgres", "group": "postgres", "extra_groups": []}
+
+
+def give_to_postgres(*paths: Path) -> None:
+    """As root: the ``postgres`` user owns each of ``paths`` that exists and can reach it
+    through every parent directory. Otherwise nothing (we are the server's user)."""
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam("postgres")
+    for path in paths:
+        if not path.exists():
+            continue
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+        for parent in path.parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+
+
+class NativeCluster(ChildProcess):
     """A throw-away PostgreSQL cluster preloading TimescaleDB, in ``workdir``.
 
     ``initdb`` and ``postgres`` run as this user, or as ``postgres`` when this is root. The
@@ -323,42 +469,25 @@ class NativeCluster(_Process):
         why = native_timescaledb_available()
         if why is not None:
             raise ServerError(f"cannot start a native TimescaleDB: {why}")
-        bindir = _pg_bindir()
+        bindir = pg_bindir()
         assert bindir is not None
         self.bindir = bindir
         self.password = password
         self.port = 0
         self.datadir = workdir / "pgdata"
-        self._as: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            self._as = {"user": "postgres", "group": "postgres", "extra_groups": []}
+        self._as = as_postgres()
 
     def url(self, dbname: str = "postgres", user: str = "postgres",
             password: str | None = None) -> str:
         return (f"postgresql+psycopg://{user}:{password or self.password}"
                 f"@127.0.0.1:{self.port}/{dbname}")
 
-    def _give_to_postgres(self) -> None:
-        """As root: the server's user owns the work directory and can reach it."""
-        if not self._as:
-            return
-        entry = pwd.getpwnam("postgres")
-        os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
-        for parent in self.workdir.parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
-        if self.log_path.exists():
-            os.chown(self.log_path, entry.pw_uid, entry.pw_gid)
-
     def start(self, timeout: float = 60.0) -> NativeCluster:
-        self._give_to_postgres()
+        give_to_postgres(self.workdir, self.log_path)
         pwfile = self.workdir / "pwfile"
         pwfile.write_text(self.password + "\n")
         pwfile.chmod(0o600)
-        if self._as:
-            entry = pwd.getpwnam("postgres")
-            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        give_to_postgres(pwfile)
         init = subprocess.run(
             [str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
              f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
@@ -385,27 +514,25 @@ class NativeCluster(_Process):
             self.stop()
         raise ServerError(
             f"PostgreSQL did not get ready. Last lines of {self.log_path}:\n"
-            f"{_tail(self.log_path)}"
+            f"{log_tail(self.log_path)}"
         )
 
     def _wait_ready(self, timeout: float) -> bool:
         import psycopg
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return False
+        def answers() -> bool:
             try:
                 psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
                                 password=self.password, dbname="postgres",
                                 connect_timeout=2).close()
-                return True
             except psycopg.OperationalError:
-                time.sleep(0.1)
-        return False
+                return False
+            return True
+
+        return self._wait_until(answers, timeout)
 
 
-class Service(_Process):
+class Service(ChildProcess):
     """One of our own long-running commands (``python -m suho_mt5 ...``) as a child process,
     ready when ``127.0.0.1:ready_port`` accepts connections; SIGTERM stops it cleanly."""
 
@@ -433,5 +560,5 @@ class Service(_Process):
         self.stop()
         raise ServerError(
             f"the {self.name} did not listen on port {self.ready_port} within {timeout:.0f} s. "
-            f"Last lines of {self.log_path}:\n{_tail(self.log_path)}"
+            f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )

@@ -6,10 +6,10 @@ simulator for tests, demos and benchmarks. This package never imports ``suho_mt5
 """
 
 from ._auth import Authenticator, DatabaseAuthenticator, LoginLimiter, StaticAuthenticator
+from ._common import CHANNELS, INBOUND_KINDS
 from ._config import GatewayConfig
 from ._metrics import HOPS, GatewayMetrics, signal_hop_bounds
 from ._server import Gateway, run_fast, tune_gc
-from ._session import CHANNELS, INBOUND_KINDS
 from .client import EAConnection, Resume, open_connection
 
 __all__ = [

@@ -18,16 +18,20 @@ from nats.js import JetStreamContext
 from prometheus_client import start_http_server
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from suho_mt5._nats import nats_servers
 from suho_mt5.errors import BusUnavailableError, GatewayError
 from suho_mt5.protocol import CloseCode
 
 from ._auth import Authenticator, LoginLimiter
+from ._bus import SessionBus
 from ._config import GatewayConfig
+from ._handshake import Handshake
 from ._metrics import GatewayMetrics
-from ._session import Session
-from ._transport import StreamTransport, WebSocketTransport, enable_tcp_keepalive
+from ._registry import SessionListener, SessionRegistry
+from ._session import Session, SessionServices
+from ._transport import StreamTransport, Transport, WebSocketTransport, enable_tcp_keepalive
 
-__all__ = ["Gateway", "run_fast", "tune_gc"]
+__all__ = ["Gateway", "SessionListener", "run_fast", "tune_gc"]
 
 log = logging.getLogger("suho_mt5.gateway")
 T = TypeVar("T")
@@ -67,17 +71,22 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, *, nats_url: str,
-                 authenticator: Authenticator, metrics: GatewayMetrics | None = None) -> None:
+                 authenticator: Authenticator, metrics: GatewayMetrics | None = None,
+                 sessions: SessionListener | None = None) -> None:
         self.config = config
         self.nats_url = nats_url
         self.authenticator = authenticator
         self.metrics = metrics or GatewayMetrics()
         self.limiter = LoginLimiter(config.max_failed_logins, config.failed_login_window_s,
                                     config.max_tracked_addresses)
+        #: What every session's handshake asks: the key (authenticator), the address (limiter).
+        self.handshake = Handshake(config, self.metrics, authenticator, self.limiter)
+        #: Which session owns each account.
+        self.registry: SessionRegistry[Session] = SessionRegistry(sessions)
         self._nc: NatsClient | None = None
         self._nc_out: NatsClient | None = None
         self._js: JetStreamContext | None = None
-        self._sessions: dict[uuid.UUID, Session] = {}
+        self._services: SessionServices | None = None
         self._all: set[asyncio.Task[None]] = set()
         self._ws_server: Server | None = None
         self._tcp_server: asyncio.Server | None = None
@@ -108,22 +117,25 @@ class Gateway:
     @property
     def sessions(self) -> dict[uuid.UUID, Session]:
         """The authenticated sessions, by account."""
-        return self._sessions
+        return self.registry.sessions
 
     # -- life cycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         cfg = self.config
         try:
-            self._nc = await nats.connect(self.nats_url, connect_timeout=5,
+            servers = nats_servers(self.nats_url)
+            self._nc = await nats.connect(servers=servers, connect_timeout=5,
                                           max_reconnect_attempts=-1, name="suho-mt5-gateway")
-            self._nc_out = await nats.connect(self.nats_url, connect_timeout=5,
+            self._nc_out = await nats.connect(servers=servers, connect_timeout=5,
                                               max_reconnect_attempts=-1,
                                               name="suho-mt5-gateway-outbound")
         except Exception as exc:
             raise BusUnavailableError(f"cannot connect to NATS at {self.nats_url}: {exc}") \
                 from exc
         self._js = self._nc.jetstream()
+        self._services = SessionServices(cfg, self.metrics, self.handshake,
+                                         SessionBus(self._js, self._nc_out, cfg), self.registry)
         tls = self._tls_context()
         if cfg.ws_port is not None:
             self._ws_server = await serve(
@@ -164,7 +176,7 @@ class Gateway:
             self._ws_server.close(close_connections=False)
         if self._tcp_server is not None:
             self._tcp_server.close()
-        sessions = list(self._sessions.values())
+        sessions = list(self.sessions.values())
         await asyncio.gather(*(s.close(CloseCode.GOING_AWAY, "gateway shutting down")
                                for s in sessions), return_exceptions=True)
         for task in list(self._all):
@@ -188,19 +200,9 @@ class Gateway:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    async def register(self, session: Session) -> None:
-        """Make ``session`` its account's one session, closing an older one first."""
-        assert session.account is not None
-        old = self._sessions.get(session.account)
-        if old is not None and old is not session:
-            await old.close(CloseCode.SUPERSEDED, "another connection opened for the account")
-        self._sessions[session.account] = session
-
-    def unregister(self, session: Session) -> None:
-        if session.account is not None and self._sessions.get(session.account) is session:
-            del self._sessions[session.account]
-
-    async def _serve(self, session: Session) -> None:
+    async def _serve(self, transport: Transport) -> None:
+        assert self._services is not None, "the gateway is not started"
+        session = Session(transport, self._services)
         task = asyncio.current_task()
         assert task is not None
         self._all.add(task)
@@ -216,7 +218,7 @@ class Gateway:
         transport = WebSocketTransport(ws, self.config.ws_ping_interval_s,
                                        self.config.ws_ping_timeout_s)
         self._keepalive(transport.os_socket())
-        await self._serve(Session(self, transport))
+        await self._serve(transport)
 
     def _keepalive(self, sock: socket.socket | None) -> None:
         cfg = self.config
@@ -231,4 +233,4 @@ class Gateway:
             return
         transport = StreamTransport(reader, writer, tls=self.config.tls)
         self._keepalive(transport.os_socket())
-        await self._serve(Session(self, transport))
+        await self._serve(transport)

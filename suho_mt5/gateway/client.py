@@ -31,6 +31,7 @@ from suho_mt5.protocol import (
     StreamDecoder,
     WelcomePacket,
     encode,
+    now_us,
 )
 
 __all__ = ["EAConnection", "Resume", "open_connection"]
@@ -185,7 +186,7 @@ class EAConnection:
     async def hello(self, account_id: uuid.UUID, api_key: str, resume: Resume = Resume(),
                     *, timeout: float = 10.0) -> WelcomePacket:
         """Send HELLO and return the WELCOME; raise ``SessionRefusedError`` if refused."""
-        await self.send(HelloPacket(0, time.time_ns() // 1000, account_id.bytes,
+        await self.send(HelloPacket(0, now_us(), account_id.bytes,
                                     resume.signal, resume.command, resume.config, api_key))
         packets = await self.recv(timeout)
         if not packets:

@@ -3,15 +3,23 @@
 Counters move only after a batch is committed, so ``rows_written`` counts rows in the
 database and ``dead_letters`` rows in ``mt5_ingest_dead_letters``. Each :class:`BridgeMetrics`
 has its own registry: several bridges in one process (tests) do not mix their numbers.
+:func:`poll_consumer` keeps the consumer's gauges up to date.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["BridgeMetrics"]
+from suho_mt5.ingest._stop import Stop
+from suho_mt5.ingest.batch import WriteResult
+from suho_mt5.ingest.streams import ConsumerSpec
+
+__all__ = ["BridgeMetrics", "count_result", "poll_consumer"]
+
+log = logging.getLogger("suho_mt5.ingest")
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -70,3 +78,30 @@ class BridgeMetrics:
         (``.shutdown()`` then ``.server_close()`` stop it)."""
         server, _thread = start_http_server(port, addr=addr, registry=self.registry)
         return server
+
+
+def count_result(metrics: BridgeMetrics, result: WriteResult) -> None:
+    """Count what a committed batch wrote, and log each of its dead letters."""
+    for table, n in result.written.items():
+        metrics.written.labels(table).inc(n)
+    for table, n in result.duplicates.items():
+        metrics.duplicates.labels(table).inc(n)
+    for d in result.dead:
+        metrics.dead_letters.labels(d.reason).inc()
+        metrics.dead_packets.labels(d.reason).inc(d.packet_count)
+        log.warning("dead letter: %s %s seq %d offset %d: %s", d.reason, d.subject,
+                    d.stream_seq, d.byte_offset, d.detail)
+
+
+async def poll_consumer(js: Any, spec: ConsumerSpec, metrics: BridgeMetrics, every: float,
+                        stop: Stop) -> None:
+    """The consumer's pending, ack-pending and redelivered counts, every ``every`` s."""
+    while not stop.is_set():
+        try:
+            info = await js.consumer_info(spec.stream, spec.durable)
+            metrics.pending.set(info.num_pending or 0)
+            metrics.ack_pending.set(info.num_ack_pending or 0)
+            metrics.redelivered.set(info.num_redelivered or 0)
+        except Exception as exc:
+            log.debug("consumer info unavailable: %s", exc)
+        await stop.sleep(every)

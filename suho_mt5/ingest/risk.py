@@ -112,21 +112,21 @@ async def check_snapshots(conn: Any, snapshots: Sequence[tuple[Any, ...]], limit
     ordered = sorted(snapshots, key=lambda s: s[2])
     async with conn.cursor() as cur:
         positions: dict[uuid.UUID, list[tuple[str, str, Decimal]]] = {}
-        for tenant, account, t, balance, equity, margin, level, sequence in ordered:
+        for tenant_id, account, t, balance, equity, margin, level, sequence in ordered:
             mode = margin_modes.get(account)
             base = {"sequence": sequence, "balance": str(balance), "equity": str(equity),
                     "margin_mode": mode}
 
             def add(kind: str, sev: RiskSeverity, threshold: Decimal, observed: Decimal,
-                    extra: dict[str, Any], t: datetime = t, tenant: str = tenant,
+                    extra: dict[str, Any], t: datetime = t, tenant_id: str = tenant_id,
                     account: uuid.UUID = account, base: dict[str, Any] = base) -> None:
-                events.append(RiskEventRecord(t, tenant, account, kind, sev, threshold,
+                events.append(RiskEventRecord(t, tenant_id, account, kind, sev, threshold,
                                               observed, {**base, **extra}))
 
             if limits.max_drawdown_pct is not None:
                 cached = state.peaks.get(account)
                 if cached is None or t - cached[0] > state.refresh:
-                    await cur.execute(_PEAK, (tenant, account, t - limits.drawdown_window, t))
+                    await cur.execute(_PEAK, (tenant_id, account, t - limits.drawdown_window, t))
                     row = await cur.fetchone()
                     cached = (t, row[0] if row else None)
                 prior = cached[1]
@@ -150,7 +150,7 @@ async def check_snapshots(conn: Any, snapshots: Sequence[tuple[Any, ...]], limit
                 start = state.day_starts.get((account, day))
                 if start is None:
                     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-                    await cur.execute(_DAY_START, (tenant, account, midnight, t))
+                    await cur.execute(_DAY_START, (tenant_id, account, midnight, t))
                     row = await cur.fetchone()
                     start = row[0] if row else equity  # the day's first snapshot is this one
                     state.day_starts[(account, day)] = start
@@ -161,7 +161,7 @@ async def check_snapshots(conn: Any, snapshots: Sequence[tuple[Any, ...]], limit
                             loss, {"day_start_equity": str(start)})
             if limits.max_symbol_exposure_lots is not None:
                 if account not in positions:
-                    await cur.execute(_POSITIONS, (tenant, account))
+                    await cur.execute(_POSITIONS, (tenant_id, account))
                     positions[account] = list(await cur.fetchall())
                 for symbol, lots in sorted(exposure(positions[account], mode).items()):
                     if lots > limits.max_symbol_exposure_lots:

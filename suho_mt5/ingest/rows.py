@@ -335,9 +335,9 @@ def row_problem(table: str, row: Row) -> str | None:
     >>> row_problem(table, row)
     'mt5_broker_quotes_price_check: bid 0.00000000, ask 0.00000005 must be > 0'
     """
-    tenant = row[1]
-    if not isinstance(tenant, str) or not TENANT_ID_PATTERN.fullmatch(tenant):
-        return f"{table}_tenant_id_check: tenant_id {tenant!r}"
+    tenant_id = row[1]
+    if not isinstance(tenant_id, str) or not TENANT_ID_PATTERN.fullmatch(tenant_id):
+        return f"{table}_tenant_id_check: tenant_id {tenant_id!r}"
     return _CHECKS[table](row)
 
 

@@ -171,10 +171,12 @@ def check_drift(bind: Connection | Engine, metadata: MetaData | None = None) -> 
     used and released; with a connection, the check runs in its current transaction (so
     it sees uncommitted DDL).
 
-    >>> # with engine.connect() as conn:
-    >>> #     for drift in check_drift(conn):
-    >>> #         print(drift)   # e.g. "add_column: column mt5_trade_orders.comment is in
-    >>> #                        #      the models, not in the database"
+    With a server at hand::
+
+        with engine.connect() as conn:
+            for drift in check_drift(conn):
+                print(drift)   # e.g. "add_column: column mt5_trade_orders.comment is in
+                               #      the models, not in the database"
     """
     if isinstance(bind, Engine):
         with bind.connect() as conn:

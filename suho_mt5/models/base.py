@@ -46,7 +46,7 @@ from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from suho_mt5._names import TENANT_DEFAULT_SQL
-from suho_mt5.db import _timescaledb_dialect
+from suho_mt5.db import register_timescaledb_dialect
 
 __all__ = [
     "TENANT_DEFAULT",
@@ -76,7 +76,7 @@ __all__ = [
 # ``timescaledb_hypertable`` is validated against the ``timescaledb`` dialect when a Table is
 # built; make sure the psycopg 3 variant is registered even without the package's entry
 # point (a source checkout that was never pip-installed).
-_timescaledb_dialect.register()
+register_timescaledb_dialect()
 
 #: Server default of every ``tenant_id``: the transaction's tenant (NULL when none is set,
 #: which the NOT NULL constraint then refuses). Same text as ``suho_mt5.migrations.operations``.

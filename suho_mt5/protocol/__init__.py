@@ -12,7 +12,7 @@ The specification is ``docs/protocol.md``; golden vectors are in ``tests/vectors
 (True, 109531000)
 """
 
-from ._codec import Buffer, decode, encode, encode_frame
+from ._codec import Buffer, decode, encode, encode_frame, now_us
 from ._constants import (
     CONFIDENCE_SCALE,
     CRC_RESIDUE,
@@ -109,4 +109,5 @@ __all__ = [
     "encode",
     "encode_frame",
     "iter_frame",
+    "now_us",
 ]

@@ -12,6 +12,7 @@ suho_mt5.errors.TruncatedPacketError: 4 bytes; a packet is 144 (at byte offset 0
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from ._layout import FAST_ENCODERS, LAYOUT_BY_CLASS, LAYOUT_BY_TYPE, build_decode, slow_encode
@@ -20,6 +21,15 @@ from ._rules import build_unchecked, first_violation
 
 Buffer = bytes | bytearray | memoryview
 """What the decoders accept. Anything else is a programming error (``TypeError``)."""
+
+
+def now_us() -> int:
+    """Now, in what a packet's ``timestamp_us`` holds: UTC microseconds since the epoch.
+
+    >>> now_us() > 1_700_000_000_000_000
+    True
+    """
+    return time.time_ns() // 1000
 
 
 def as_bytes(buf: object) -> bytes:

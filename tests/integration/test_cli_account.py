@@ -141,3 +141,18 @@ def test_unknown_tenants_and_accounts_and_refused_rows_are_one_line(url: str) ->
 
 def test_an_unmigrated_database_is_one_line(pg_url: str) -> None:
     one_error_line(create(pg_url), "cannot create the account: function generate_api_key()")
+
+
+def test_simulator_accounts_share_one_key_that_authenticates(url: str) -> None:
+    """``suho-mt5 simulate --accounts N``'s accounts (``provision_accounts``)."""
+    made = accounts.provision_accounts(url, 3, tenant_id="tenant_sim")
+    assert len({a.account_id for a in made}) == 3 and len({a.api_key for a in made}) == 1
+    for account in made:
+        row = stored_row(url, str(account.account_id))
+        assert row["tenant_id"] == "tenant_sim" and row["api_key_hash"] != account.api_key
+        assert verifies(url, str(account.account_id), account.api_key)
+    assert not verifies(url, str(made[0].account_id), "not the key")
+    with pytest.raises(TenantError):
+        accounts.provision_accounts(url, 1, tenant_id="bad tenant!")
+    with pytest.raises(DatabaseError, match="cannot connect to the database"):
+        accounts.provision_accounts("postgresql://postgres@127.0.0.1:1/x", 1)

@@ -265,3 +265,36 @@ def test_unknown_accounts_servers_down_and_wrong_urls(url: str, tmp_path: Path,
         one_error_line(run(file, "--tenant", "acme", "--nats-url", bare.url),
                        "suho-mt5 streams setup")
     assert counts(url) == before
+
+
+def test_dead_letters_of_two_recordings_never_share_a_key(url: str, tmp_path: Path) -> None:
+    """Each file's one frame holds a packet the table refuses at the same frame number and
+    offset: the dead-letter key must tell the two apart (a frame number would not, and the
+    second file's dead letter would be silently dropped), and replaying a file again must
+    not store its dead letter twice."""
+    first, second = add_accounts(url, ("acme", "initech"))
+    for name, account in (("a.bin", first), ("b.bin", second)):
+        bad = BrokerQuotePacket(1, 1_764_493_200_000_000, account.bytes, "EURUSD", 0, 5, 0, 0,
+                                2)  # decodes; the table refuses bid 0
+        (tmp_path / name).write_bytes(encode(bad))
+    for name in ("a.bin", "b.bin", "a.bin"):
+        result = run(str(tmp_path / name), "--url", url, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["dead_letters"] == 1
+    with psycopg.connect(libpq(url)) as conn:
+        rows = conn.execute("SELECT stream, account_id FROM mt5_ingest_dead_letters"
+                            " ORDER BY account_id = %s", (second,)).fetchall()
+    assert rows == [("replay", first), ("replay", second)]
+
+
+def test_to_database_is_the_name_and_direct_its_hidden_old_spelling(
+        url: str, tmp_path: Path, nats_server: NatsServer) -> None:
+    accounts = add_accounts(url, ("acme",))
+    recording(tmp_path / "r.bin", accounts, per_account=3)
+    env = {"SUHO_DATABASE_URL": url, "SUHO_NATS_URL": nats_server.url}
+    for flag in ("--to-database", "--direct"):
+        forced = run(str(tmp_path / "r.bin"), flag, "--json", env=env)
+        assert forced.exit_code == 0, forced.output
+        assert json.loads(forced.output)["mode"] == "database"
+    shown = CliRunner().invoke(main, ["ingest", "replay", "--help"]).output
+    assert "--to-database" in shown and "--direct" not in shown

@@ -118,8 +118,10 @@ def test_streams_setup_prints_json(nats_url: str) -> None:
     result = CliRunner().invoke(main, ["streams", "setup", "--nats-url", nats_url, "--json"])
     assert result.exit_code == 0, result.output
     objects = json.loads(result.output)
-    assert {"kind": "stream", "name": "MT5_SIGNALS", "state": "up to date"} in objects
-    assert {"kind": "consumer", "name": "MT5_ACCOUNTS/suho-bridge", "state": "ready"} in objects
+    assert {"kind": "stream", "name": "MT5_SIGNALS", "state": "up to date",
+            "replicas": 1} in objects
+    assert {"kind": "consumer", "name": "MT5_ACCOUNTS/suho-bridge", "state": "ready",
+            "replicas": 1} in objects
 
 
 def test_json_and_the_environment_variables(url: str, nats_url: str, account: str) -> None:

@@ -8,25 +8,50 @@
   background workers, or an external server named by ``$SUHO_TEST_TIMESCALE_URL``.
 * ``start_timescale_engine`` / ``timescale_engine``: the PGlite TimescaleDB engine.
 * ``nats_server``: nats-server with JetStream.
+* ``nats_cluster``: three nats-server processes as one JetStream cluster (per test: tests
+  kill and restart nodes).
+* ``patroni_cluster``: two PostgreSQL 15 + TimescaleDB servers managed by Patroni over one
+  etcd, a primary and a synchronous streaming replica (per module: the last test of a
+  module may kill the primary).
+* ``start_pgbouncer`` / ``start_haproxy``: factories for PgBouncer in front of a server and
+  HAProxy in front of services; all are stopped at the end of the test.
+* ``redis_server`` / ``redis_cache`` / ``make_redis_server``: redis-server 7 (the cache
+  tier), its default user off and an admin user (``RedisServer.admin_url``).
 
 Every server is stopped at the end of its scope, also when tests fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
 from pytest_postgresql import factories
 from sqlalchemy.engine import make_url
 
-from tests.support.servers import NatsServer, ServerError, TimescaleEngine, make_workdir
+from tests.support.servers import (
+    HAProxy,
+    NatsCluster,
+    NatsServer,
+    PatroniCluster,
+    PgBouncer,
+    ProxiedService,
+    RedisServer,
+    ServerError,
+    TimescaleEngine,
+    make_workdir,
+    serving,
+)
+
+_S = TypeVar("_S")
 
 EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
 EXTERNAL_TIMESCALE_ENV = "SUHO_TEST_TIMESCALE_URL"
@@ -261,20 +286,123 @@ def timescale_engine(
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[NatsServer]:
     """nats-server with JetStream for the session, its store in a temporary directory."""
-    workdir = make_workdir("nats")
-    server = NatsServer(workdir)
+    with serving(NatsServer, "nats") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """redis-server for the session: loopback, a free port, the default user off, DEBUG
+    allowed from loopback (so that the ACL, not the server's default, refuses it)."""
+    with serving(lambda w: RedisServer(w, debug_command=True), "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_cache(redis_server: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied: no keys, no users but its admin."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.admin_url)
     try:
-        yield server.start()
+        client.flushall()
+        for user in client.acl_users():
+            name = user.decode() if isinstance(user, bytes) else user
+            if name not in ("default", RedisServer.ADMIN):
+                client.acl_deluser(name)
     finally:
-        server.stop()
+        client.close()
+    return redis_server
+
+
+@pytest.fixture
+def make_redis_server() -> Iterator[Callable[[], RedisServer]]:
+    """Factory: a redis-server of the test's own (to kill and restart); all stopped after."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(
+            serving(lambda w: RedisServer(w, debug_command=True), "redis"))
+
+
+@pytest.fixture
+def nats_cluster() -> Iterator[NatsCluster]:
+    """Three nats-server processes as one JetStream cluster, each with its own store;
+    ``.url`` is the comma-separated list of their client URLs."""
+    workdir = make_workdir("nats-cluster")
+    cluster = NatsCluster(workdir, size=3)
+    try:
+        yield cluster.start()
+        cluster.check()  # a node died during the test that the test did not kill: say so
+    finally:
+        cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def patroni_cluster() -> Iterator[PatroniCluster]:
+    """A primary and a synchronous streaming replica of PostgreSQL 15 + TimescaleDB,
+    managed by Patroni over one etcd; ``.url(...)`` is a libpq multi-host URL. One per
+    module (it takes about ten seconds): a test that kills a node comes last in it."""
+    workdir = make_workdir("patroni")
+    cluster = PatroniCluster(workdir, size=2)
+    try:
+        yield cluster.start()
+        cluster.check()
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class _Started:
+    """The servers a factory fixture started, each in a work directory of its own; all
+    stopped, and their directories removed, by :meth:`stop_all`."""
+
+    def __init__(self) -> None:
+        self._started: list[tuple[Any, Path]] = []
+
+    def add(self, prefix: str, build: Callable[[Path], _S]) -> _S:
+        workdir = make_workdir(prefix)
+        server = build(workdir)
+        self._started.append((server, workdir))
+        return server
+
+    def stop_all(self) -> None:
+        for server, workdir in self._started:
+            server.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def start_pgbouncer() -> Iterator[Callable[..., PgBouncer]]:
+    """Factory: ``start(server_port, users, **options)`` -> a running :class:`PgBouncer`
+    (transaction pooling unless ``pool_mode`` says otherwise)."""
+    started = _Started()
+
+    def start(server_port: int, users: dict[str, str], **options: Any) -> PgBouncer:
+        return started.add("pgbouncer", lambda workdir: PgBouncer(
+            workdir, server_port, users, **options)).start()
+
+    yield start
+    started.stop_all()
+
+
+@pytest.fixture
+def start_haproxy() -> Iterator[Callable[..., HAProxy]]:
+    """Factory: ``start([ProxiedService, ...], check_ms=...)`` -> a running :class:`HAProxy`."""
+    started = _Started()
+
+    def start(services: list[ProxiedService], check_ms: int = 250) -> HAProxy:
+        return started.add("haproxy", lambda workdir: HAProxy(
+            workdir, services, check_ms=check_ms)).start()
+
+    yield start
+    started.stop_all()
 
 
 @pytest.fixture(autouse=True)
 def _servers_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail loudly, naming the server and its log, when a server died during a test."""
     yield
-    for name in ("timescale_engine", "nats_server"):
+    for name in ("timescale_engine", "nats_server", "redis_server"):
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
             try:

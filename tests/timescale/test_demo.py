@@ -56,6 +56,13 @@ def test_demo_runs_the_data_flow_and_leaves_nothing(tmp_path: Path) -> None:
     assert iso["own_quotes"] > 0
     assert iso["other_tenant_quotes"] == 0 and iso["other_tenant_accounts"] == 0
     assert iso["public_base_table"] == "permission denied"
+    # the latest-state cache (make setup installs redis-server): one line per tenant, read
+    # back as the tenant's own ACL user
+    cache = report["cache"]
+    assert set(cache) == {"demo-alpha", "demo-beta"}
+    for tenant, state in cache.items():
+        assert "cache" in state["sources"] and state["quote"] is not None, (tenant, state)
+        assert "EURUSD" in state["line"] and "equity" in state["line"]
     assert report["bridge_exit_code"] == 0 and report["gateway_exit_code"] == 0
     # everything it started is gone: servers, bridge, gateway, PostgreSQL's backends
     assert {"postgresql", "nats-server", "data-bridge", "gateway"} <= set(report["pids"])

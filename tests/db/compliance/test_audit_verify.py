@@ -49,7 +49,7 @@ def tamper(db: Db, sql: str, **params: object) -> None:
 
 
 def problem(db: Db, tenant: str, since: audit.Digest | None = None) -> tuple[int, str] | None:
-    (report,) = audit.verify(db.engine, tenant=tenant, since=since).chains
+    (report,) = audit.verify(db.engine, tenant_id=tenant, since=since).chains
     return None if report.problem is None else (report.problem.position, report.problem.kind)
 
 
@@ -93,7 +93,7 @@ def test_concurrent_writers_keep_every_chain_whole(
     # per tenant: account.created, then WRITERS * TRANSACTIONS / 2 transactions of 3 events
     expected = 1 + WRITERS * TRANSACTIONS // 2 * 3
     for tenant in tenants:
-        (report,) = audit.verify(db.engine, tenant=tenant).chains
+        (report,) = audit.verify(db.engine, tenant_id=tenant).chains
         assert (report.events, report.first, report.last, report.problem) == (
             expected, 1, expected, None)
         kinds = [r.event_type for r in audit_rows(db, tenant)]
@@ -175,7 +175,7 @@ def test_a_whole_chain_rewrite_is_caught_through_a_digest_taken_before(
     tenant = new_tenant()
     chain(db.engine, tenant)
     digest_file = tmp_path / "digest.json"
-    digest_file.write_text(audit.take_digest(db.engine, tenant=tenant).dumps())
+    digest_file.write_text(audit.take_digest(db.engine, tenant_id=tenant).dumps())
     chain(db.engine, tenant, 2)  # the chain goes on after the digest
     _rewrite_from(db, tenant, 2)
     assert problem(db, tenant) is None  # nothing inside the database shows it
@@ -186,7 +186,7 @@ def test_a_whole_chain_rewrite_is_caught_through_a_digest_taken_before(
 def test_a_digest_catches_a_tail_truncated_with_its_head(db: Db) -> None:
     tenant = new_tenant()
     chain(db.engine, tenant)
-    digest = audit.take_digest(db.engine, tenant=tenant)
+    digest = audit.take_digest(db.engine, tenant_id=tenant)
     tamper(db, "DELETE FROM mt5_audit_log WHERE tenant_id = :t AND chain_seq >= 4", t=tenant)
     tamper(db, "UPDATE mt5_audit_chain_heads h SET chain_seq = 3, row_hash = a.row_hash"
            " FROM mt5_audit_log a WHERE a.tenant_id = h.tenant_id AND a.chain_seq = 3"
@@ -198,7 +198,7 @@ def test_a_digest_catches_a_tail_truncated_with_its_head(db: Db) -> None:
 def test_an_altered_digest_file_is_refused(db: Db, tmp_path: Path) -> None:
     tenant = new_tenant()
     chain(db.engine, tenant, 2)
-    data = audit.take_digest(db.engine, tenant=tenant).as_json()
+    data = audit.take_digest(db.engine, tenant_id=tenant).as_json()
     data["heads"][0]["chain_seq"] = 1
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(data))
@@ -266,7 +266,7 @@ def test_retention_keeps_the_chain_verifiable_through_a_checkpoint(
     _retention(db, maintenance)
     # 1-3 and the late 6 are gone; 8 is the checkpoint.
     assert [r.chain_seq for r in audit_rows(db, tenant)] == [4, 5, 7, 8]
-    (report,) = audit.verify(db.engine, tenant=tenant).chains
+    (report,) = audit.verify(db.engine, tenant_id=tenant).chains
     assert (report.ok, report.first, report.starts_after_checkpoint) == (True, 4, 3)
     checkpoint = audit_rows(db, tenant)[-1].payload
     assert (checkpoint["through_seq"], [e[0] for e in checkpoint["extra"]]) == (3, [6])

@@ -116,7 +116,7 @@ def test_erasure_removes_every_personal_value_and_keeps_money_and_the_chain(
     assert [value for value in ORIGINALS if value in after_text] == []
     assert "someone-else" in after_text  # other users are untouched
     assert _totals(db, tenant) == before
-    (report,) = audit.verify(db.engine, tenant=tenant).chains
+    (report,) = audit.verify(db.engine, tenant_id=tenant).chains
     assert report.ok and report.problem is None
     with db.engine.connect() as conn:
         assert conn.execute(sa.text(

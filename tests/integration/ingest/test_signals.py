@@ -10,7 +10,7 @@ from decimal import Decimal
 import psycopg
 
 from suho_mt5._subjects import account_subject, message_id
-from suho_mt5.ingest import publish_signal
+from suho_mt5.commands.signal import publish_signal
 from suho_mt5.protocol import (
     ExecutionReportPacket,
     OrderEventPacket,

@@ -53,7 +53,7 @@ def _retention_leaves_a_verifiable_chain(engine: Engine, edition: Edition) -> No
             "SELECT event_type FROM mt5_audit_log WHERE tenant_id = :t ORDER BY chain_seq"),
             {"t": TENANT})]
     assert kinds == ["new.event", "audit.checkpoint"]
-    (report,) = audit.verify(engine, tenant=TENANT).chains
+    (report,) = audit.verify(engine, tenant_id=TENANT).chains
     assert (report.ok, report.first, report.starts_after_checkpoint) == (True, 4, 3)
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nats
 import sqlalchemy as sa
@@ -307,3 +308,30 @@ async def consumers_settled(js: JetStreamContext, accounts: list[uuid.UUID]) -> 
         if info.num_pending or info.num_ack_pending:
             return False
     return True
+
+
+@contextlib.asynccontextmanager
+async def bus_and_bridge(nats_url: str, ingest_url: str
+                         ) -> AsyncIterator[tuple[JetStreamContext, Any]]:
+    """The bus contract declared, a Data Bridge running in this process with the login
+    ``ingest_url``, and a psycopg connection of that login (for ``publish_signal``)."""
+    import psycopg
+
+    from suho_mt5.ingest.bridge import Bridge, BridgeSettings
+    from suho_mt5.ingest.streams import DEFAULT_CONTRACT, setup_streams
+    from tests.integration.ingest._support import libpq
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await setup_streams(js, DEFAULT_CONTRACT)
+    bridge = Bridge(BridgeSettings(url=ingest_url, nats_url=nats_url, fetch_timeout=0.5,
+                                   offline_check_every=3600.0, consumer_poll_every=0.5))
+    bridging = asyncio.create_task(bridge.run())
+    db = await psycopg.AsyncConnection.connect(libpq(ingest_url), autocommit=True)
+    try:
+        yield js, db
+    finally:
+        bridge.stop()
+        await asyncio.wait_for(bridging, 60)
+        await db.close()
+        await nc.close()

@@ -20,10 +20,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from suho_mt5.commands.signal import publish_signal
 from suho_mt5.db import make_engine
 from suho_mt5.gateway.simulator import Rates, SimAccount, SimulatedEA
 from suho_mt5.ingest.bridge import Bridge, BridgeSettings
-from suho_mt5.ingest.signals import publish_signal
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT, setup_streams
 from tests.integration.ingest._support import libpq, make_ingest_login
 

@@ -13,7 +13,9 @@ import pytest
 
 import suho_mt5.errors
 from suho_mt5.gateway import INBOUND_KINDS, LoginLimiter
-from suho_mt5.gateway._session import _EA_TYPES, CHANNELS, restamp
+from suho_mt5.gateway._common import CHANNELS
+from suho_mt5.gateway._common import EA_TYPES as _EA_TYPES
+from suho_mt5.gateway._outbound import restamp
 from suho_mt5.protocol import (
     RECORD_TYPES,
     AckPacket,

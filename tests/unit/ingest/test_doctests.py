@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["suho_mt5._subjects", "suho_mt5.ingest.rows", "suho_mt5.ingest.reconcile",
            "suho_mt5.ingest.risk", "suho_mt5.ingest.writer", "suho_mt5.ingest.streams",
-           "suho_mt5.ingest.status", "suho_mt5.ingest.signals", "suho_mt5.ingest.bridge"]
+           "suho_mt5.ingest.status", "suho_mt5.ingest.bridge"]
 
 
 @pytest.mark.parametrize("module", MODULES)

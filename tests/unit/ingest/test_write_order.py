@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from suho_mt5.ingest.bridge import _delivery
+from suho_mt5.ingest._worker import _delivery
 from suho_mt5.ingest.rows import TABLE_COLUMNS
 from suho_mt5.ingest.writer import AUDIT_CHAIN_LOCK, AUDITED_TABLES, WRITE_ORDER, sort_rows
 
