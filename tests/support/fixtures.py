@@ -186,33 +186,76 @@ def ts_url(ts_server: PgServer) -> Iterator[str]:
     yield from _fresh_database(ts_server)
 
 
+class _EngineRegistry:
+    """The PGlite engines a session started, and which of them outlive their module.
+
+    Each engine process holds about 400 MB. Kept until the session ends, the ~30 of the
+    pglite lane took 12 GB, and two suites on one machine ran it out of memory (the kernel
+    killed processes at random). An engine is stopped when the module that started it is
+    done, unless a session-scoped fixture started it (``keep=True``).
+    """
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[TimescaleEngine, Path]] = []
+        self.module: list[tuple[TimescaleEngine, Path]] = []
+
+    def start(self, *, keep: bool = False) -> TimescaleEngine:
+        workdir = make_workdir("timescale")
+        engine = TimescaleEngine(workdir)
+        (self.kept if keep else self.module).append((engine, workdir))
+        return engine.start()
+
+    @staticmethod
+    def _stop(started: list[tuple[TimescaleEngine, Path]]) -> None:
+        while started:
+            engine, workdir = started.pop()
+            engine.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def stop_module(self) -> None:
+        self._stop(self.module)
+
+    def stop_all(self) -> None:
+        self._stop(self.module)
+        self._stop(self.kept)
+
+
+_ENGINES = pytest.StashKey[_EngineRegistry]()
+
+
 @pytest.fixture(scope="session")
-def start_timescale_engine() -> Iterator[Callable[[], TimescaleEngine]]:
-    """Factory: start a new TimescaleDB engine process; all are stopped at session end.
+def start_timescale_engine(
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., TimescaleEngine]]:
+    """Factory: start a new TimescaleDB engine process, stopped when the module that asked
+    for it is done (``keep=True``: at session end).
 
     Each engine holds exactly one database, so a fresh engine is the way to a fresh
     database there (startup takes about a second).
     """
-    started: list[tuple[TimescaleEngine, Path]] = []
+    registry = _EngineRegistry()
+    request.config.stash[_ENGINES] = registry
+    try:
+        yield registry.start
+    finally:
+        registry.stop_all()
+        del request.config.stash[_ENGINES]
 
-    def start() -> TimescaleEngine:
-        workdir = make_workdir("timescale")
-        engine = TimescaleEngine(workdir)
-        started.append((engine, workdir))
-        return engine.start()
 
-    yield start
-    for engine, workdir in started:
-        engine.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+@pytest.fixture(scope="module", autouse=True)
+def _stop_module_engines(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    registry = request.config.stash.get(_ENGINES, None)
+    if registry is not None:
+        registry.stop_module()
 
 
 @pytest.fixture(scope="session")
 def timescale_engine(
-    start_timescale_engine: Callable[[], TimescaleEngine],
+    start_timescale_engine: Callable[..., TimescaleEngine],
 ) -> TimescaleEngine:
     """One TimescaleDB engine shared by the session (its state persists between tests)."""
-    return start_timescale_engine()
+    return start_timescale_engine(keep=True)
 
 
 @pytest.fixture(scope="session")
