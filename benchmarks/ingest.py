@@ -29,8 +29,9 @@ _PROFILE: Any = None  # a cProfile.Profile to look inside _bridge_time
 
 
 @contextlib.contextmanager
-def _timescale() -> Iterator[Any]:
-    """A superuser admin object with ``.url(db)``, ``.create_database()``."""
+def _timescale(options: str = "") -> Iterator[Any]:
+    """A superuser admin object with ``.url(db)``, ``.create_database()``; ``options`` are
+    more ``-c name=value`` server settings (a server named by the environment keeps its own)."""
     from tests.support.fixtures import PG_CTL_WRAPPER, PgServer
     from tests.support.servers import free_port
 
@@ -52,7 +53,7 @@ def _timescale() -> Iterator[Any]:
         startparams="-w", dbname="postgres", password="postgres",
         postgres_options="-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
         "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off "
-        "-c max_connections=100",
+        "-c max_connections=100 " + options,
     )
     executor.start()
     try:
