@@ -93,9 +93,9 @@ class Session:
     async def _run(self) -> None:
         opened = await self.handshake.open(self.transport)
         self.peer = opened.peer
-        await self.registry.claim(opened.peer.tenant_id, opened.peer.account_id, self)
-        self._claimed = True
         try:
+            await self.registry.claim(opened.peer.tenant_id, opened.peer.account_id, self)
+            self._claimed = True
             inbound, outbound = await self._start(opened)
         except BusUnavailableError as exc:
             raise Closing(CloseCode.BACKEND_UNAVAILABLE, str(exc)) from exc
@@ -171,7 +171,7 @@ class Session:
         if self._counted:
             self.metrics.connected.labels(self.transport.name).dec()
         if self._claimed and peer is not None:
-            self.registry.release(peer.tenant_id, peer.account_id, self)
+            await self.registry.release(peer.tenant_id, peer.account_id, self)
         if closing.detail != EA_CLOSED:
             # A slow consumer's buffers may be full: its GOODBYE gets one second, then the
             # connection is dropped (abort below) so that it cannot hold gateway memory.
