@@ -335,3 +335,25 @@ async def bus_and_bridge(nats_url: str, ingest_url: str
         await asyncio.wait_for(bridging, 60)
         await db.close()
         await nc.close()
+
+
+#: where the Data Bridge writes each kind of EA packet (one row per packet)
+TABLES = ("mt5_broker_quotes", "mt5_account_balance_history", "mt5_ea_heartbeat",
+          "mt5_trade_orders", "mt5_signal_executions")
+
+
+def rows_in_database(url: str, accounts: list[uuid.UUID]) -> Counter[tuple[str, int]]:
+    """(account, sequence) -> rows holding it, over the tables the bridge writes."""
+    engine = make_engine(url)
+    rows: Counter[tuple[str, int]] = Counter()
+    try:
+        with engine.connect() as conn:
+            for table in TABLES:
+                for account, sequence, n in conn.execute(sa.text(
+                        f"SELECT account_id, sequence, count(*) FROM {table}"
+                        " WHERE account_id = ANY(:a) AND sequence IS NOT NULL"
+                        " GROUP BY 1, 2"), {"a": accounts}):
+                    rows[(str(account), int(sequence))] += int(n)
+    finally:
+        engine.dispose()
+    return rows

@@ -9,6 +9,7 @@ import asyncio
 import statistics
 import time
 import uuid
+from pathlib import Path
 
 import nats
 import pytest
@@ -18,7 +19,7 @@ from suho_mt5.gateway._ownership import Claim
 from suho_mt5.gateway.client import EAConnection, open_connection
 from suho_mt5.protocol import CloseCode
 
-from ._support import GatewayDb, metric, running_gateway, wait_for
+from ._support import GatewayDb, gateway_process, metric, running_gateway, wait_for
 
 
 def _url(gw: Gateway, transport: str) -> str:
@@ -35,7 +36,7 @@ async def _closed_at(conn: EAConnection) -> tuple[int | None, float]:
 def test_a_connection_on_another_gateway_supersedes_the_first(
     gw_db: GatewayDb, nats_url: str
 ) -> None:
-    accounts = gw_db.accounts[50:60]
+    accounts = gw_db.accounts[765:775]
 
     async def scenario() -> list[float]:
         bounds: list[float] = []
@@ -87,7 +88,7 @@ def test_a_claim_the_handover_missed_is_found_by_the_lease_renewal(
     (a partition that healed, a lost request): the next renewal finds a newer revision and
     closes the session. The key is gone once the session ended, unless another owner
     wrote it."""
-    me, other = gw_db.accounts[48], gw_db.accounts[49]
+    me, other = gw_db.accounts[775], gw_db.accounts[776]
     lease = 1.5
 
     async def scenario() -> float:
@@ -134,3 +135,30 @@ def test_a_claim_the_handover_missed_is_found_by_the_lease_renewal(
     assert found < lease + 2
     print(f"\na claim the handover missed: the session closed {found:.2f} s after it was "
           f"written (renewal every {lease / 3:.2f} s)")
+
+
+@pytest.mark.timeout(60)
+def test_an_account_whose_gateway_died_is_claimed_at_once(
+    gw_db: GatewayDb, nats_url: str, tmp_path: Path
+) -> None:
+    """The bucket still names the SIGKILLed gateway (its lease has not expired): the claim
+    asks it to close, nobody answers (no responders), and the new session opens at once."""
+    me = gw_db.accounts[777]
+
+    async def scenario() -> float:
+        with gateway_process(gw_db, nats_url, tmp_path) as dead:
+            conn = await open_connection(dead.url("tcp"))
+            await conn.hello(me.account_id, me.api_key)
+            dead.kill()
+            conn.abort()
+        async with running_gateway(gw_db, nats_url) as gw:
+            again = await open_connection(_url(gw, "ws"))
+            sent = time.monotonic()
+            await again.hello(me.account_id, me.api_key)
+            took = time.monotonic() - sent
+            assert metric(gw, "suho_gateway_handovers_total", result="gone") == 1
+            await again.close()
+        return took
+
+    took = asyncio.run(scenario())
+    print(f"\nclaim of an account whose gateway died: WELCOME after {took * 1000:.0f} ms")

@@ -11,17 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import nats
 import psycopg
 import pytest
-import sqlalchemy as sa
 
 from suho_mt5.commands.signal import publish_signal
-from suho_mt5.db import make_engine
 from suho_mt5.gateway.simulator import Rates, SimAccount, SimulatedEA
 from suho_mt5.ingest.bridge import Bridge, BridgeSettings
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT, setup_streams
@@ -32,31 +29,11 @@ from ._support import (
     GatewayDb,
     consumers_settled,
     gateway_process,
+    rows_in_database,
     stored_executions,
     stored_packets,
     wait_for,
 )
-
-#: where the Data Bridge writes each kind of EA packet (one row per packet)
-TABLES = ("mt5_broker_quotes", "mt5_account_balance_history", "mt5_ea_heartbeat",
-          "mt5_trade_orders", "mt5_signal_executions")
-
-
-def _rows_in_database(url: str, accounts: list[uuid.UUID]) -> Counter[tuple[str, int]]:
-    """(account, sequence) -> rows holding it, over the tables the bridge writes."""
-    engine = make_engine(url)
-    rows: Counter[tuple[str, int]] = Counter()
-    try:
-        with engine.connect() as conn:
-            for table in TABLES:
-                for account, sequence, n in conn.execute(sa.text(
-                        f"SELECT account_id, sequence, count(*) FROM {table}"
-                        " WHERE account_id = ANY(:a) AND sequence IS NOT NULL"
-                        " GROUP BY 1, 2"), {"a": accounts}):
-                    rows[(str(account), int(sequence))] += int(n)
-    finally:
-        engine.dispose()
-    return rows
 
 
 @pytest.mark.timeout(180)
@@ -144,7 +121,7 @@ def _crash_and_restart(gw_db: GatewayDb, nats_url: str, tmp_path: Path,
                     return not (info.num_pending or info.num_ack_pending)
 
                 assert await wait_for(bridged, 60)
-                in_db = await asyncio.to_thread(_rows_in_database, gw_db.owner_url,
+                in_db = await asyncio.to_thread(rows_in_database, gw_db.owner_url,
                                                 [a.account_id for a in accounts])
                 assert set(in_db) == expected, "the database misses or has extra packets"
                 assert set(in_db.values()) == {1}, "a packet is in the database twice"
