@@ -269,16 +269,24 @@ def scale_section(settings: Settings) -> Section:
     side_name = {"bridges": "the bridges' Python (fetch, decode, map, COPY formatting, acks)",
                  "postgres": "PostgreSQL (COPY, indexes, WAL, commit)",
                  "nats": "nats-server (store, deliver, acks)"}[side]
+    alone = per_core["bridges"]
+    if alone >= ceiling:
+        stop = (f"One bridge process (one core at most) would reach {alone:,.0f} msg/s "
+                f"alone, above that ceiling, so a second process can only help while cores "
+                f"are idle, and a fourth adds context switches: the curve stops at 2 "
+                f"processes, limited by the machine's cores, first by the bridges' side.")
+    else:
+        stop = (f"One bridge process (one core at most) stops at {alone:,.0f} msg/s, below "
+                f"that ceiling: more processes raise the rate until the cores are full, at "
+                f"about {ceiling / alone:.1f} processes' worth; past that the machine's "
+                f"cores stop the curve, first by the {side} side.")
     note = (
         f"**Where the curve stops.** Per message, a bridge spends "
         f"{cost.get('bridges', 0) * 1e6:.0f} µs of CPU, PostgreSQL "
         f"{cost.get('postgres', 0) * 1e6:.0f} µs and nats-server "
         f"{cost.get('nats', 0) * 1e6:.0f} µs: the {cores} cores of this machine, given to "
         f"nothing else, carry at most {ceiling:,.0f} messages/s, and the largest share is "
-        f"{side_name}. One bridge process (one core at most) would reach "
-        f"{per_core['bridges']:,.0f} msg/s alone, above that ceiling, so a second process "
-        f"can only help while cores are idle, and a fourth adds context switches: the curve "
-        f"stops at 2 processes, limited by the machine's cores, first by the bridges' side. "
+        f"{side_name}. {stop} "
         f"Measured here: best at {best} process{'es' if best > 1 else ''} "
         f"(x{statistics.median(r.rate for r in runs[best]) / base:.2f} of one); the three "
         f"servers kept {used[1]:.2f}, {used[2]:.2f} and {used[4]:.2f} cores busy with 1, 2 "
