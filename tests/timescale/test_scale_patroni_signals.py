@@ -23,7 +23,6 @@ import sqlalchemy as sa
 from suho_mt5.commands.signal import publish_signal
 from suho_mt5.db import Edition
 from suho_mt5.gateway.simulator import Rates, SimulatedEA
-from suho_mt5.ingest.streams import DEFAULT_CONTRACT
 from tests.integration.ingest._support import (
     INGEST_PASSWORD,
     libpq,
@@ -34,11 +33,11 @@ from tests.support.servers import PatroniCluster
 from tests.timescale.gateway._support import (
     TENANT,
     GatewayProcess,
+    assert_in_database_once,
     bus_and_bridge,
     consumers_settled,
     create_streams,
     prepare_database,
-    rows_in_database,
     stored_executions,
     wait_for,
 )
@@ -131,25 +130,9 @@ def test_the_primary_killed_during_signal_delivery_loses_and_doubles_nothing(
                 assert set(executions.values()) == {1}, "a signal executed twice on the bus"
                 assert sum(ea.stats.duplicate_signals for ea in eas) == 0
 
-                async def bridged() -> bool:
-                    info = await js.consumer_info("MT5_ACCOUNTS",
-                                                  DEFAULT_CONTRACT.bridge.durable)
-                    return not (info.num_pending or info.num_ack_pending)
-
-                assert await wait_for(bridged, 120, 0.2)
-                expected = {(str(ea.account.account_id), seq) for ea in eas
-                            for seq in ea.stats.data_sent}
-                in_db = await asyncio.to_thread(rows_in_database, cluster.url(DATABASE),
-                                                [a.account_id for a in accounts])
-                assert set(in_db) == expected, "the database misses or has extra packets"
-                assert set(in_db.values()) == {1}, "a packet is in the database twice"
+                await assert_in_database_once(js, cluster.url(DATABASE), eas, published, 120)
                 async with await psycopg.AsyncConnection.connect(
                         libpq(cluster.url(DATABASE))) as conn, conn.cursor() as cur:
-                    await cur.execute("SELECT status, count(*) FROM mt5_trading_signals"
-                                      " WHERE signal_id = ANY(%s) GROUP BY 1",
-                                      (list(published),))
-                    statuses = {str(k): v for k, v in await cur.fetchall()}
-                    assert statuses == {"executed": len(published)}
                     await cur.execute("SELECT count(*), count(DISTINCT signal_id)"
                                       " FROM mt5_signal_executions WHERE signal_id = ANY(%s)",
                                       (list(published),))

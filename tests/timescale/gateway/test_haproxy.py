@@ -25,7 +25,6 @@ import pytest
 from suho_mt5.commands.signal import publish_signal
 from suho_mt5.gateway.client import open_connection
 from suho_mt5.gateway.simulator import Rates, SimulatedEA
-from suho_mt5.ingest.streams import DEFAULT_CONTRACT
 from suho_mt5.protocol import CloseCode
 from tests.integration.ingest._support import make_ingest_login
 from tests.support.servers import HAProxy, ProxiedService, ProxyServer
@@ -34,9 +33,9 @@ from ._support import (
     TENANT,
     GatewayDb,
     GatewayProcess,
+    assert_in_database_once,
     bus_and_bridge,
     consumers_settled,
-    rows_in_database,
     stored_executions,
     stored_packets,
     wait_for,
@@ -122,21 +121,7 @@ def test_200_eas_behind_haproxy_through_a_gateway_crash(
                 assert set(executions.values()) == {1}, "a signal executed twice"
                 assert sum(ea.stats.duplicate_signals for ea in eas) == 0
 
-                async def bridged() -> bool:
-                    info = await js.consumer_info("MT5_ACCOUNTS",
-                                                  DEFAULT_CONTRACT.bridge.durable)
-                    return not (info.num_pending or info.num_ack_pending)
-
-                assert await wait_for(bridged, 90, 0.2)
-                in_db = await asyncio.to_thread(rows_in_database, gw_db.owner_url,
-                                                [a.account_id for a in accounts])
-                assert set(in_db) == expected, "the database misses or has extra packets"
-                assert set(in_db.values()) == {1}, "a packet is in the database twice"
-                async with db.cursor() as cur:  # each execution closed its signal's loop
-                    await cur.execute("SELECT status, count(*) FROM mt5_trading_signals"
-                                      " WHERE signal_id = ANY(%s) GROUP BY 1",
-                                      (list(published),))
-                    assert dict(await cur.fetchall()) == {"executed": len(published)}
+                await assert_in_database_once(js, gw_db.owner_url, eas, published)
 
             # The killed gateway back: an account's connection on one gateway is
             # superseded by a connection on the other, whichever way round.
