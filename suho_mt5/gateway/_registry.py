@@ -61,9 +61,12 @@ class SessionRegistry(Generic[S]):
         (here, or on the gateway that served it). Raises
         :class:`~suho_mt5.errors.BusUnavailableError` when the bucket cannot be written;
         the session then holds nothing."""
-        old = self.sessions.get(account)
-        if old is not None and old is not session:
+        # Again after each wait: another new session may have taken the account meanwhile
+        # (an EA that reconnects faster than its HELLOs are answered).
+        while (old := self.sessions.get(account)) is not None and old is not session:
             await old.close(CloseCode.SUPERSEDED, "another connection opened for the account")
+            if self.sessions.get(account) is old:  # it ended without releasing: forget it
+                del self.sessions[account]
         self.sessions[account] = session
         if self.ownership is not None:
             try:

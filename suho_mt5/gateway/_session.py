@@ -151,6 +151,12 @@ class Session:
         return str(self.peer) if self.peer is not None else f"<{self.transport.peer}>"
 
     async def _finish(self) -> None:
+        try:
+            await self._wind_up()
+        finally:  # whoever waits in close() is released, even if this task is cancelled
+            self._done.set()
+
+    async def _wind_up(self) -> None:
         closing = self.ending.reason or Closing(CloseCode.NORMAL, "")
         code = closing.code
         self.metrics.closes.labels(str(int(code))).inc()
@@ -185,7 +191,6 @@ class Session:
                                        patience)
         with contextlib.suppress(Exception):
             self.transport.abort()
-        self._done.set()
 
 
 @dataclass(frozen=True, slots=True)
