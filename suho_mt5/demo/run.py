@@ -67,6 +67,8 @@ class DemoOptions:
     edition: str | None = None
     """Schema flavour for ``database_url`` (``db upgrade --edition``); None: detected."""
     nats_url: str | None = None
+    cluster: bool = False
+    """Start a 3-node NATS JetStream cluster (R3 streams) instead of one nats-server."""
     duration_s: float = 20.0
     accounts_per_tenant: int = 3
     speed: float = 10.0
@@ -156,6 +158,20 @@ def _start(server: _S, stack: _Stack, pids: dict[str, int]) -> _S:
     server.start()
     pids[server.name] = server.pid
     return server
+
+
+def _start_nats_cluster(workdir: Path, stack: _Stack, pids: dict[str, int]) -> str:
+    """Three nats-server processes routed into one JetStream cluster: their URL list."""
+    from suho_mt5.demo.cluster import NatsCluster
+
+    nats_dir = workdir / "nats"
+    nats_dir.mkdir()
+    cluster = NatsCluster(nats_dir, size=3)
+    stack.push(cluster.stop)
+    cluster.start()
+    for i, node in enumerate(cluster.nodes):
+        pids[f"nats-server-{i + 1}"] = node.pid
+    return cluster.url
 
 
 def _start_database(engine: str, workdir: Path, stack: _Stack, pids: dict[str, int]
@@ -378,7 +394,9 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
     try:
         engine = _choose_engine(options, notes)
         with _step(timings, "servers", progress):
-            if options.nats_url is None:
+            if options.nats_url is None and options.cluster:
+                nats_url = _start_nats_cluster(workdir, stack, pids)
+            elif options.nats_url is None:
                 nats_dir = workdir / "nats"
                 nats_dir.mkdir()
                 nats_url = _start(NatsServer(nats_dir), stack, pids).url

@@ -27,6 +27,7 @@ from ._bus import SessionBus
 from ._config import GatewayConfig
 from ._handshake import Handshake
 from ._metrics import GatewayMetrics
+from ._ownership import ClusterOwnership
 from ._registry import SessionListener, SessionRegistry
 from ._session import Session, SessionServices
 from ._transport import StreamTransport, Transport, WebSocketTransport, enable_tcp_keepalive
@@ -136,6 +137,8 @@ class Gateway:
         self._js = self._nc.jetstream()
         self._services = SessionServices(cfg, self.metrics, self.handshake,
                                          SessionBus(self._js, self._nc_out, cfg), self.registry)
+        if cfg.session_lease_s > 0:
+            await self.registry.attach(ClusterOwnership(self._nc, self._js, cfg, self.metrics))
         tls = self._tls_context()
         if cfg.ws_port is not None:
             self._ws_server = await serve(
@@ -182,6 +185,8 @@ class Gateway:
         for task in list(self._all):
             task.cancel()
         await asyncio.gather(*self._all, return_exceptions=True)
+        if self.registry.ownership is not None:
+            await self.registry.ownership.stop()
         if self._ws_server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws_server.wait_closed(), 5)

@@ -79,3 +79,20 @@ def test_ctrl_c_mid_run_stops_everything(tmp_path: Path) -> None:
     assert any("interrupted" in line for line in demo.stderr_lines)
     assert len(demo.seen) >= 4  # it had started its servers and services
     assert demo.leftovers() == []
+
+
+def test_demo_on_a_three_node_nats_cluster(tmp_path: Path) -> None:
+    """``--cluster``: three nats-server processes as one JetStream cluster, R3 streams; the
+    same data flow, every packet once, every signal executed, nothing left running."""
+    demo = DemoProcess(["--engine", "native", "--cluster", "--duration", "6", "--json"],
+                       tmp_path).start()
+    code, out = demo.finish(timeout=240)
+    assert code == 0, demo.stderr()
+    report = demo.report(out)
+    assert len(report["nats"].split(",")) == 3
+    stored, eas = report["stored"], report["eas"]
+    assert stored["exactly_once"] and stored["total"] == eas["packets_sent"] > 0
+    sig = report["signals"]
+    assert sig["published"] > 0 and sig["executions_stored"] == sig["published"]
+    assert {f"nats-server-{i}" for i in (1, 2, 3)} <= set(report["pids"])
+    assert demo.leftovers() == []
