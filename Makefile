@@ -26,7 +26,7 @@ timescaledb: system-deps  ## build and install TimescaleDB 2.28.3 into PostgreSQ
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,nats,ingest]'
+	$(BIN)/pip install --quiet -e '.[dev,nats,ingest,cache]'
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

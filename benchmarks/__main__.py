@@ -2,7 +2,7 @@
 
 python -m benchmarks                 # all sections, full measurement
 python -m benchmarks --quick         # fewer, shorter repeats
-python -m benchmarks --only protocol --output /tmp/bench.md
+python -m benchmarks --only data       # one module; only its sections of the file change
 python -m benchmarks --strict        # exit 1 if a figure misses its target
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ._registry import SECTIONS, Row, Section, Settings
 
-SECTION_MODULES = ["protocol", "gateway", "ingest"]
+SECTION_MODULES = ["protocol", "gateway", "ingest", "scale", "cache", "data"]
 """Modules of this package that register sections; add yours here."""
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -84,6 +84,25 @@ def render(sections: list[Section], settings: Settings, when: dt.datetime) -> st
     return "\n".join(out)
 
 
+def _blocks(text: str) -> tuple[str, dict[str, str]]:
+    """The text before the first ``## `` heading, and each ``## `` section by its title."""
+    head, *rest = text.split("\n## ")
+    return head, {block.split("\n", 1)[0]: "## " + block.rstrip("\n") for block in rest}
+
+
+def splice(existing: str, sections: list[Section], rendered: str) -> str:
+    """``existing`` with the sections just measured (in ``rendered``) put in place: the
+    others keep their figures, and their run's header."""
+    head, old = _blocks(existing)
+    _, new = _blocks(rendered)
+    order = list(old)
+    for sec in sections:
+        if sec.title not in order:
+            order.append(sec.title)
+    body = [new.get(title, old.get(title, "")) for title in order]
+    return "\n\n".join([head.rstrip("\n"), *body])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 short repeats")
@@ -94,14 +113,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = Settings(repeats=3, min_time=0.05) if args.quick else Settings()
-    for name in args.only or SECTION_MODULES:
-        importlib.import_module(f"{__package__}.{name}")
+    wanted = {f"{__package__}.{name}" for name in args.only or SECTION_MODULES}
+    for name in sorted(wanted):
+        importlib.import_module(name)
     when = dt.datetime.now(dt.UTC)
     sections = []
+    # A module may import another's helpers (and so register its sections): run only the
+    # sections of the modules asked for.
     for entry in sorted(SECTIONS, key=lambda e: e.order):
+        if entry.run.__module__ not in wanted:
+            continue
         print(f"running: {entry.title}", file=sys.stderr)
         sections.append(entry.run(settings))
     text = render(sections, settings, when)
+    if args.only and args.output.exists():
+        # Keep the other modules' sections of the file; replace (or add) only these.
+        text = splice(args.output.read_text(encoding="utf-8"), sections, text)
     args.output.write_text(text + "\n", encoding="utf-8")
     print(text)
     failed = [r.name for s in sections for r in s.rows if r.passed is False]

@@ -29,8 +29,9 @@ _PROFILE: Any = None  # a cProfile.Profile to look inside _bridge_time
 
 
 @contextlib.contextmanager
-def _timescale() -> Iterator[Any]:
-    """A superuser admin object with ``.url(db)``, ``.create_database()``."""
+def _timescale(options: str = "") -> Iterator[Any]:
+    """A superuser admin object with ``.url(db)``, ``.create_database()``; ``options`` are
+    more ``-c name=value`` server settings (a server named by the environment keeps its own)."""
     from tests.support.fixtures import PG_CTL_WRAPPER, PgServer
     from tests.support.servers import free_port
 
@@ -52,7 +53,7 @@ def _timescale() -> Iterator[Any]:
         startparams="-w", dbname="postgres", password="postgres",
         postgres_options="-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
         "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off "
-        "-c max_connections=100",
+        "-c max_connections=100 " + options,
     )
     executor.start()
     try:
@@ -157,7 +158,7 @@ async def _bridge_time(ingest_url: str, admin: str, nats_url: str,
     ``no_database``: writes replaced by a no-op, to see the bridge's side alone."""
     from suho_mt5.ingest import Bridge, BridgeSettings, RiskLimits
     from suho_mt5.ingest.writer import Transaction, Writer, WriteResult
-    from tests.integration.ingest._support import consumer_state, jetstream, publish_all
+    from tests.integration.ingest._support import jetstream, publish_all
 
     async with jetstream(nats_url) as (_nc, js):
         await js.purge_stream("MT5_ACCOUNTS")
@@ -188,11 +189,7 @@ async def _bridge_time(ingest_url: str, admin: str, nats_url: str,
             _PROFILE.enable()
         task = asyncio.create_task(bridge.run())
         try:
-            while True:
-                info = await consumer_state(js)
-                if info.num_pending == 0 and info.num_ack_pending == 0:
-                    break
-                await asyncio.sleep(0.01)
+            await _until_drained(js)
             took = time.perf_counter() - start
             if _PROFILE is not None:
                 _PROFILE.disable()
@@ -201,6 +198,17 @@ async def _bridge_time(ingest_url: str, admin: str, nats_url: str,
             bridge.stop()
             await task
         return took
+
+
+async def _until_drained(js: Any) -> None:
+    """Until the bridge's consumer has nothing pending and nothing unacknowledged."""
+    from tests.integration.ingest._support import consumer_state
+
+    while True:
+        info = await consumer_state(js)
+        if info.num_pending == 0 and info.num_ack_pending == 0:
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _client_alone(nats_url: str, frames: list[tuple[str, bytes, str]]) -> float:

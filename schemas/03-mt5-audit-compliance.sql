@@ -2205,26 +2205,793 @@ COMMIT;
 
 BEGIN;
 
--- Running upgrade 0012 -> 0014
+-- Running upgrade 0012 -> 0013
 
-CREATE FUNCTION mt5_account_digests()
-RETURNS SETOF integer
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+DO $suho$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT format('%I.%I', materialization_hypertable_schema,
+                          materialization_hypertable_name) AS mat
+             FROM timescaledb_information.continuous_aggregates
+             WHERE view_schema = 'public' AND view_name LIKE 'mt5\_agg\_%'
+             ORDER BY view_name LOOP
+        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.mat);
+    END LOOP;
+    -- A refresh registers its window here, and clears the entries of finished backends,
+    -- which dropping an aggregate deletes too ("tuple concurrently deleted").
+    -- (TimescaleDB 2.28; the PGlite engine's 2.23 has no such table)
+    IF to_regclass('_timescaledb_catalog.continuous_aggs_jobs_refresh_ranges') IS NOT NULL THEN
+        LOCK TABLE _timescaledb_catalog.continuous_aggs_jobs_refresh_ranges
+            IN SHARE UPDATE EXCLUSIVE MODE;
+    END IF;
+END
+$suho$;
+
+DROP POLICY tenant_isolation ON public.mt5_account_balance_history;
+
+DROP POLICY mt5_compliance_select ON public.mt5_account_balance_history;
+
+DROP POLICY mt5_ingest_insert ON public.mt5_account_balance_history;
+
+DROP POLICY mt5_ingest_select ON public.mt5_account_balance_history;
+
+ALTER TABLE public.mt5_account_balance_history NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_account_balance_history DISABLE ROW LEVEL SECURITY;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_account_balance_history'::regclass AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security is still active on %', 'public.mt5_account_balance_history'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+DROP POLICY tenant_isolation ON public.mt5_broker_quotes;
+
+DROP POLICY mt5_compliance_select ON public.mt5_broker_quotes;
+
+DROP POLICY mt5_ingest_insert ON public.mt5_broker_quotes;
+
+DROP POLICY mt5_ingest_select ON public.mt5_broker_quotes;
+
+ALTER TABLE public.mt5_broker_quotes NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_broker_quotes DISABLE ROW LEVEL SECURITY;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_broker_quotes'::regclass AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security is still active on %', 'public.mt5_broker_quotes'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+DROP POLICY tenant_isolation ON public.mt5_ea_heartbeat;
+
+DROP POLICY mt5_compliance_select ON public.mt5_ea_heartbeat;
+
+DROP POLICY mt5_ingest_insert ON public.mt5_ea_heartbeat;
+
+DROP POLICY mt5_ingest_select ON public.mt5_ea_heartbeat;
+
+ALTER TABLE public.mt5_ea_heartbeat NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_ea_heartbeat DISABLE ROW LEVEL SECURITY;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_ea_heartbeat'::regclass AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security is still active on %', 'public.mt5_ea_heartbeat'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+DROP POLICY tenant_isolation ON public.mt5_trade_orders;
+
+DROP POLICY mt5_compliance_select ON public.mt5_trade_orders;
+
+DROP POLICY mt5_ingest_insert ON public.mt5_trade_orders;
+
+DROP POLICY mt5_ingest_select ON public.mt5_trade_orders;
+
+ALTER TABLE public.mt5_trade_orders NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_trade_orders DISABLE ROW LEVEL SECURITY;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_trade_orders'::regclass AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security is still active on %', 'public.mt5_trade_orders'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+DROP POLICY tenant_isolation ON public.mt5_trading_signals;
+
+DROP POLICY mt5_compliance_select ON public.mt5_trading_signals;
+
+DROP POLICY mt5_ingest_insert ON public.mt5_trading_signals;
+
+DROP POLICY mt5_ingest_select ON public.mt5_trading_signals;
+
+DROP POLICY mt5_ingest_update ON public.mt5_trading_signals;
+
+ALTER TABLE public.mt5_trading_signals NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_trading_signals DISABLE ROW LEVEL SECURITY;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_trading_signals'::regclass AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security is still active on %', 'public.mt5_trading_signals'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+DROP POLICY tenant_isolation ON public.mt5_signal_executions;
+
+DROP POLICY mt5_compliance_select ON public.mt5_signal_executions;
+
+DROP POLICY mt5_ingest_insert ON public.mt5_signal_executions;
+
+ALTER TABLE public.mt5_signal_executions NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_signal_executions DISABLE ROW LEVEL SECURITY;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_signal_executions'::regclass AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security is still active on %', 'public.mt5_signal_executions'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+DROP POLICY tenant_isolation ON public.mt5_risk_events;
+
+DROP POLICY mt5_compliance_select ON public.mt5_risk_events;
+
+DROP POLICY mt5_ingest_insert ON public.mt5_risk_events;
+
+DROP POLICY mt5_ingest_select ON public.mt5_risk_events;
+
+ALTER TABLE public.mt5_risk_events NO FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE public.mt5_risk_events DISABLE ROW LEVEL SECURITY;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_risk_events'::regclass AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security is still active on %', 'public.mt5_risk_events'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE mt5_account_balance_history DROP CONSTRAINT mt5_account_balance_history_idempotency_key;
+
+ALTER TABLE mt5_account_balance_history ADD CONSTRAINT mt5_account_balance_history_idempotency_key UNIQUE (tenant_id, account_id, time, sequence);
+
+DROP INDEX mt5_account_balance_history_tenant_id_time_idx;
+
+DROP INDEX mt5_account_balance_history_tenant_id_account_id_time_idx;
+
+ALTER TABLE mt5_broker_quotes DROP CONSTRAINT mt5_broker_quotes_idempotency_key;
+
+ALTER TABLE mt5_broker_quotes ADD CONSTRAINT mt5_broker_quotes_idempotency_key UNIQUE (tenant_id, account_id, symbol, time, sequence);
+
+DROP INDEX mt5_broker_quotes_tenant_id_time_idx;
+
+DROP INDEX mt5_broker_quotes_tenant_id_account_id_symbol_time_idx;
+
+ALTER TABLE mt5_ea_heartbeat DROP CONSTRAINT mt5_ea_heartbeat_idempotency_key;
+
+ALTER TABLE mt5_ea_heartbeat ADD CONSTRAINT mt5_ea_heartbeat_idempotency_key UNIQUE (tenant_id, account_id, time, sequence);
+
+DROP INDEX mt5_ea_heartbeat_tenant_id_time_idx;
+
+DROP INDEX mt5_ea_heartbeat_tenant_id_account_id_time_idx;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM public.mt5_agg_quotes_ohlc_1h
+               WHERE bucket < (SELECT coalesce(min(time), 'infinity') FROM public.mt5_broker_quotes)
+                              - INTERVAL '1 hour') THEN
+        RAISE EXCEPTION 'revision 0013 rebuilds mt5_agg_quotes_ohlc_1h from the minute bars, '
+            'and this database has hourly bars older than its raw quotes, which would be lost'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Export them (COPY (SELECT * FROM mt5_agg_quotes_ohlc_1h WHERE bucket < ...) '
+                         'TO ...), then SELECT drop_chunks(''mt5_agg_quotes_ohlc_1h'', older_than => ...) '
+                         'and upgrade again.';
+    END IF;
+END
+$suho$;
+
+SELECT remove_continuous_aggregate_policy('public.mt5_agg_quotes_ohlc_1h', if_exists => true);
+
+UPDATE mt5_timeseries_catalog SET refresh_start_offset = NULL, refresh_end_offset = NULL, refresh_schedule = NULL WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1h';
+
+SELECT remove_retention_policy('public.mt5_agg_quotes_ohlc_1h', if_exists => true);
+
+UPDATE mt5_timeseries_catalog SET retention = NULL WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1h';
+
+DROP VIEW public.mt5_quotes_ohlc_1h;
+
+DROP MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1h;
+
+DELETE FROM mt5_timeseries_catalog WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1h';
+
+SELECT remove_continuous_aggregate_policy('public.mt5_agg_quotes_ohlc_1m', if_exists => true);
+
+UPDATE mt5_timeseries_catalog SET refresh_start_offset = NULL, refresh_end_offset = NULL, refresh_schedule = NULL WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1m';
+
+SELECT remove_retention_policy('public.mt5_agg_quotes_ohlc_1m', if_exists => true);
+
+UPDATE mt5_timeseries_catalog SET retention = NULL WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1m';
+
+DROP VIEW public.mt5_quotes_ohlc_1m;
+
+DROP MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1m;
+
+DELETE FROM mt5_timeseries_catalog WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1m';
+
+DO $suho$
+BEGIN
+    -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
+    PERFORM set_config('suho_mt5.rls_restore_mt5_broker_quotes', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_broker_quotes'::regclass), true);
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_broker_quotes');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', 'public.mt5_broker_quotes');
+    END IF;
+END
+$suho$;
+
+CREATE MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1m WITH (timescaledb.continuous, timescaledb.materialized_only = true, timescaledb.create_group_indexes = false) AS
+SELECT time_bucket(INTERVAL '1 minute', time) AS bucket, tenant_id, account_id, symbol,
+    first(bid, time) AS bid_open, max(bid) AS bid_high, min(bid) AS bid_low, last(bid, time) AS bid_close,
+    first(ask, time) AS ask_open, max(ask) AS ask_high, min(ask) AS ask_low, last(ask, time) AS ask_close,
+    avg(ask - bid) AS spread_avg,
+    max(ask - bid) AS spread_max,
+    avg(price_deviation) AS deviation_avg,
+    max(abs(price_deviation)) AS deviation_max_abs,
+    sum(volume) AS volume,
+    count(*) AS ticks,
+    sum(ask - bid) AS spread_sum,
+    sum(price_deviation) AS deviation_sum,
+    count(price_deviation) AS deviation_count
+FROM mt5_broker_quotes
+GROUP BY time_bucket(INTERVAL '1 minute', time), tenant_id, account_id, symbol
+WITH NO DATA;
+
+DO $suho$
+BEGIN
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', 'public.mt5_broker_quotes');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', 'public.mt5_broker_quotes');
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_broker_quotes'::regclass
+                 AND ((strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'e') > 0) IS DISTINCT FROM c.relrowsecurity
+                  OR (strpos(current_setting('suho_mt5.rls_restore_mt5_broker_quotes'), 'f') > 0) IS DISTINCT FROM c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security of % was not restored', 'public.mt5_broker_quotes' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM set_config('suho_mt5.rls_restore_mt5_broker_quotes', '', true);
+END
+$suho$;
+
+CREATE INDEX mt5_agg_quotes_ohlc_1m_tenant_id_bucket_idx ON public.mt5_agg_quotes_ohlc_1m (tenant_id, bucket DESC);
+
+CREATE INDEX mt5_agg_quotes_ohlc_1m_tenant_id_account_id_symbol_bucket_idx ON public.mt5_agg_quotes_ohlc_1m (tenant_id, account_id, symbol, bucket DESC);
+
+ALTER MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1m OWNER TO mt5_maintenance;
+
+REVOKE ALL ON public.mt5_agg_quotes_ohlc_1m FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_agg_quotes_ohlc_1m TO mt5_owner;
+
+CREATE VIEW public.mt5_quotes_ohlc_1m WITH (security_barrier = true) AS
+SELECT * FROM public.mt5_agg_quotes_ohlc_1m
+WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''));
+
+ALTER VIEW public.mt5_quotes_ohlc_1m OWNER TO mt5_owner;
+
+REVOKE ALL ON public.mt5_quotes_ohlc_1m FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_quotes_ohlc_1m TO mt5_app, mt5_readonly;
+
+INSERT INTO mt5_timeseries_catalog (relation_schema, relation_name, kind, source_relation, bucket_width, tenant_view) VALUES ('public', 'mt5_agg_quotes_ohlc_1m', 'aggregate', 'mt5_broker_quotes', INTERVAL '1 minute', 'mt5_quotes_ohlc_1m');
+
+DO $suho$
+BEGIN
+    -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
+    PERFORM set_config('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_agg_quotes_ohlc_1m'::regclass), true);
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1m');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1m');
+    END IF;
+END
+$suho$;
+
+CREATE MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1h WITH (timescaledb.continuous, timescaledb.materialized_only = true, timescaledb.create_group_indexes = false) AS
+SELECT time_bucket(INTERVAL '1 hour', bucket) AS bucket, tenant_id, account_id, symbol,
+    first(bid_open, bucket) AS bid_open, max(bid_high) AS bid_high, min(bid_low) AS bid_low, last(bid_close, bucket) AS bid_close,
+    first(ask_open, bucket) AS ask_open, max(ask_high) AS ask_high, min(ask_low) AS ask_low, last(ask_close, bucket) AS ask_close,
+    sum(spread_sum) / sum(ticks) AS spread_avg,
+    max(spread_max) AS spread_max,
+    sum(deviation_sum) / NULLIF(sum(deviation_count), 0) AS deviation_avg,
+    max(deviation_max_abs) AS deviation_max_abs,
+    sum(volume) AS volume,
+    sum(ticks)::bigint AS ticks,
+    sum(spread_sum) AS spread_sum,
+    sum(deviation_sum) AS deviation_sum,
+    sum(deviation_count)::bigint AS deviation_count
+FROM mt5_agg_quotes_ohlc_1m
+GROUP BY time_bucket(INTERVAL '1 hour', bucket), tenant_id, account_id, symbol
+WITH NO DATA;
+
+DO $suho$
+BEGIN
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1m');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1m');
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_agg_quotes_ohlc_1m'::regclass
+                 AND ((strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m'), 'e') > 0) IS DISTINCT FROM c.relrowsecurity
+                  OR (strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m'), 'f') > 0) IS DISTINCT FROM c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security of % was not restored', 'public.mt5_agg_quotes_ohlc_1m' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM set_config('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1m', '', true);
+END
+$suho$;
+
+CREATE INDEX mt5_agg_quotes_ohlc_1h_tenant_id_bucket_idx ON public.mt5_agg_quotes_ohlc_1h (tenant_id, bucket DESC);
+
+CREATE INDEX mt5_agg_quotes_ohlc_1h_tenant_id_account_id_symbol_bucket_idx ON public.mt5_agg_quotes_ohlc_1h (tenant_id, account_id, symbol, bucket DESC);
+
+ALTER MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1h OWNER TO mt5_maintenance;
+
+REVOKE ALL ON public.mt5_agg_quotes_ohlc_1h FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_agg_quotes_ohlc_1h TO mt5_owner;
+
+CREATE VIEW public.mt5_quotes_ohlc_1h WITH (security_barrier = true) AS
+SELECT * FROM public.mt5_agg_quotes_ohlc_1h
+WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''));
+
+ALTER VIEW public.mt5_quotes_ohlc_1h OWNER TO mt5_owner;
+
+REVOKE ALL ON public.mt5_quotes_ohlc_1h FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_quotes_ohlc_1h TO mt5_app, mt5_readonly;
+
+INSERT INTO mt5_timeseries_catalog (relation_schema, relation_name, kind, source_relation, bucket_width, tenant_view) VALUES ('public', 'mt5_agg_quotes_ohlc_1h', 'aggregate', 'mt5_agg_quotes_ohlc_1m', INTERVAL '1 hour', 'mt5_quotes_ohlc_1h');
+
+DO $suho$
+BEGIN
+    -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
+    PERFORM set_config('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_agg_quotes_ohlc_1h'::regclass), true);
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1h');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1h');
+    END IF;
+END
+$suho$;
+
+CREATE MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1d WITH (timescaledb.continuous, timescaledb.materialized_only = true, timescaledb.create_group_indexes = false) AS
+SELECT time_bucket(INTERVAL '1 day', bucket) AS bucket, tenant_id, account_id, symbol,
+    first(bid_open, bucket) AS bid_open, max(bid_high) AS bid_high, min(bid_low) AS bid_low, last(bid_close, bucket) AS bid_close,
+    first(ask_open, bucket) AS ask_open, max(ask_high) AS ask_high, min(ask_low) AS ask_low, last(ask_close, bucket) AS ask_close,
+    sum(spread_sum) / sum(ticks) AS spread_avg,
+    max(spread_max) AS spread_max,
+    sum(deviation_sum) / NULLIF(sum(deviation_count), 0) AS deviation_avg,
+    max(deviation_max_abs) AS deviation_max_abs,
+    sum(volume) AS volume,
+    sum(ticks)::bigint AS ticks,
+    sum(spread_sum) AS spread_sum,
+    sum(deviation_sum) AS deviation_sum,
+    sum(deviation_count)::bigint AS deviation_count
+FROM mt5_agg_quotes_ohlc_1h
+GROUP BY time_bucket(INTERVAL '1 day', bucket), tenant_id, account_id, symbol
+WITH NO DATA;
+
+DO $suho$
+BEGIN
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1h');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', 'public.mt5_agg_quotes_ohlc_1h');
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_agg_quotes_ohlc_1h'::regclass
+                 AND ((strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h'), 'e') > 0) IS DISTINCT FROM c.relrowsecurity
+                  OR (strpos(current_setting('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h'), 'f') > 0) IS DISTINCT FROM c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security of % was not restored', 'public.mt5_agg_quotes_ohlc_1h' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM set_config('suho_mt5.rls_restore_mt5_agg_quotes_ohlc_1h', '', true);
+END
+$suho$;
+
+CREATE INDEX mt5_agg_quotes_ohlc_1d_tenant_id_bucket_idx ON public.mt5_agg_quotes_ohlc_1d (tenant_id, bucket DESC);
+
+CREATE INDEX mt5_agg_quotes_ohlc_1d_tenant_id_account_id_symbol_bucket_idx ON public.mt5_agg_quotes_ohlc_1d (tenant_id, account_id, symbol, bucket DESC);
+
+ALTER MATERIALIZED VIEW public.mt5_agg_quotes_ohlc_1d OWNER TO mt5_maintenance;
+
+REVOKE ALL ON public.mt5_agg_quotes_ohlc_1d FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_agg_quotes_ohlc_1d TO mt5_owner;
+
+CREATE VIEW public.mt5_quotes_ohlc_1d WITH (security_barrier = true) AS
+SELECT * FROM public.mt5_agg_quotes_ohlc_1d
+WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''));
+
+ALTER VIEW public.mt5_quotes_ohlc_1d OWNER TO mt5_owner;
+
+REVOKE ALL ON public.mt5_quotes_ohlc_1d FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_quotes_ohlc_1d TO mt5_app, mt5_readonly;
+
+INSERT INTO mt5_timeseries_catalog (relation_schema, relation_name, kind, source_relation, bucket_width, tenant_view) VALUES ('public', 'mt5_agg_quotes_ohlc_1d', 'aggregate', 'mt5_agg_quotes_ohlc_1h', INTERVAL '1 day', 'mt5_quotes_ohlc_1d');
+
+DO $suho$
+BEGIN
+    -- TimescaleDB refuses a continuous aggregate on a table with row security (ENABLEd
+    -- or FORCEd), docs/schema.md, trap 1: switch both off for the length of this
+    -- transaction.
+    PERFORM set_config('suho_mt5.rls_restore_mt5_agg_pnl_daily', (SELECT CASE WHEN c.relrowsecurity THEN 'e' ELSE '' END || CASE WHEN c.relforcerowsecurity THEN 'f' ELSE '' END FROM pg_class c WHERE c.oid = 'public.mt5_agg_pnl_daily'::regclass), true);
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_pnl_daily'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', 'public.mt5_agg_pnl_daily');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_pnl_daily'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', 'public.mt5_agg_pnl_daily');
+    END IF;
+END
+$suho$;
+
+CREATE MATERIALIZED VIEW public.mt5_agg_pnl_weekly WITH (timescaledb.continuous, timescaledb.materialized_only = true, timescaledb.create_group_indexes = false) AS
+SELECT time_bucket(INTERVAL '1 week', bucket) AS bucket, tenant_id, account_id, symbol,
+    sum(trades)::bigint AS trades,
+    sum(wins)::bigint AS wins,
+    sum(losses)::bigint AS losses,
+    sum(volume) AS volume,
+    sum(profit) AS profit,
+    sum(commission) AS commission,
+    sum(swap) AS swap,
+    sum(fee) AS fee,
+    sum(net_profit) AS net_profit
+FROM mt5_agg_pnl_daily
+GROUP BY time_bucket(INTERVAL '1 week', bucket), tenant_id, account_id, symbol
+WITH NO DATA;
+
+DO $suho$
+BEGIN
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_pnl_daily'), 'e') > 0 THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', 'public.mt5_agg_pnl_daily');
+    END IF;
+    IF strpos(current_setting('suho_mt5.rls_restore_mt5_agg_pnl_daily'), 'f') > 0 THEN
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', 'public.mt5_agg_pnl_daily');
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_agg_pnl_daily'::regclass
+                 AND ((strpos(current_setting('suho_mt5.rls_restore_mt5_agg_pnl_daily'), 'e') > 0) IS DISTINCT FROM c.relrowsecurity
+                  OR (strpos(current_setting('suho_mt5.rls_restore_mt5_agg_pnl_daily'), 'f') > 0) IS DISTINCT FROM c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'row-level security of % was not restored', 'public.mt5_agg_pnl_daily' USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM set_config('suho_mt5.rls_restore_mt5_agg_pnl_daily', '', true);
+END
+$suho$;
+
+CREATE INDEX mt5_agg_pnl_weekly_tenant_id_bucket_idx ON public.mt5_agg_pnl_weekly (tenant_id, bucket DESC);
+
+CREATE INDEX mt5_agg_pnl_weekly_tenant_id_account_id_symbol_bucket_idx ON public.mt5_agg_pnl_weekly (tenant_id, account_id, symbol, bucket DESC);
+
+ALTER MATERIALIZED VIEW public.mt5_agg_pnl_weekly OWNER TO mt5_maintenance;
+
+REVOKE ALL ON public.mt5_agg_pnl_weekly FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_agg_pnl_weekly TO mt5_owner;
+
+CREATE VIEW public.mt5_pnl_weekly WITH (security_barrier = true) AS
+SELECT * FROM public.mt5_agg_pnl_weekly
+WHERE tenant_id = (SELECT NULLIF(current_setting('app.current_tenant_id', true), ''));
+
+ALTER VIEW public.mt5_pnl_weekly OWNER TO mt5_owner;
+
+REVOKE ALL ON public.mt5_pnl_weekly FROM PUBLIC;
+
+GRANT SELECT ON public.mt5_pnl_weekly TO mt5_app, mt5_readonly;
+
+INSERT INTO mt5_timeseries_catalog (relation_schema, relation_name, kind, source_relation, bucket_width, tenant_view) VALUES ('public', 'mt5_agg_pnl_weekly', 'aggregate', 'mt5_agg_pnl_daily', INTERVAL '7 days', 'mt5_pnl_weekly');
+
+DO $suho$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT ic.oid::regclass AS index_name
+             FROM timescaledb_information.continuous_aggregates ca
+             JOIN pg_class mc ON mc.relname = ca.materialization_hypertable_name
+             JOIN pg_namespace mn ON mn.oid = mc.relnamespace
+                                 AND mn.nspname = ca.materialization_hypertable_schema
+             JOIN pg_index i ON i.indrelid = mc.oid
+             JOIN pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_attribute a ON a.attrelid = mc.oid AND a.attnum = i.indkey[0]
+             WHERE ca.view_schema = 'public' AND ca.view_name = 'mt5_agg_balance_hourly'
+               AND i.indnatts = 2 AND a.attname <> 'bucket'
+    LOOP
+        EXECUTE format('DROP INDEX %s', r.index_name);
+    END LOOP;
+END
+$suho$;
+
+ALTER MATERIALIZED VIEW mt5_agg_balance_hourly SET (timescaledb.materialized_only = true);
+
+CREATE INDEX mt5_agg_balance_hourly_tenant_id_bucket_idx ON public.mt5_agg_balance_hourly (tenant_id, bucket DESC);
+
+CREATE INDEX mt5_agg_balance_hourly_tenant_id_account_id_bucket_idx ON public.mt5_agg_balance_hourly (tenant_id, account_id, bucket DESC);
+
+DO $suho$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT ic.oid::regclass AS index_name
+             FROM timescaledb_information.continuous_aggregates ca
+             JOIN pg_class mc ON mc.relname = ca.materialization_hypertable_name
+             JOIN pg_namespace mn ON mn.oid = mc.relnamespace
+                                 AND mn.nspname = ca.materialization_hypertable_schema
+             JOIN pg_index i ON i.indrelid = mc.oid
+             JOIN pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_attribute a ON a.attrelid = mc.oid AND a.attnum = i.indkey[0]
+             WHERE ca.view_schema = 'public' AND ca.view_name = 'mt5_agg_pnl_daily'
+               AND i.indnatts = 2 AND a.attname <> 'bucket'
+    LOOP
+        EXECUTE format('DROP INDEX %s', r.index_name);
+    END LOOP;
+END
+$suho$;
+
+ALTER MATERIALIZED VIEW mt5_agg_pnl_daily SET (timescaledb.materialized_only = true);
+
+CREATE INDEX mt5_agg_pnl_daily_tenant_id_bucket_idx ON public.mt5_agg_pnl_daily (tenant_id, bucket DESC);
+
+CREATE INDEX mt5_agg_pnl_daily_tenant_id_account_id_symbol_bucket_idx ON public.mt5_agg_pnl_daily (tenant_id, account_id, symbol, bucket DESC);
+
+SELECT remove_continuous_aggregate_policy('public.mt5_agg_balance_hourly', if_exists => true);
+
+UPDATE mt5_timeseries_catalog SET refresh_start_offset = NULL, refresh_end_offset = NULL, refresh_schedule = NULL WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_balance_hourly';
+
+SELECT remove_continuous_aggregate_policy('public.mt5_agg_pnl_daily', if_exists => true);
+
+UPDATE mt5_timeseries_catalog SET refresh_start_offset = NULL, refresh_end_offset = NULL, refresh_schedule = NULL WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_pnl_daily';
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_account_balance_history'::regclass
+                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'cannot enable the columnstore of %: it has row-level security, and TimescaleDB cannot combine the two', 'public.mt5_account_balance_history' USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE public.mt5_account_balance_history SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'tenant_id, account_id', timescaledb.orderby = 'time DESC', timescaledb.sparse_index = 'minmax(sequence)');
+
+SET LOCAL ROLE mt5_owner;
+
+CALL add_columnstore_policy('public.mt5_account_balance_history', after => INTERVAL '2 days');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_broker_quotes'::regclass
+                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'cannot enable the columnstore of %: it has row-level security, and TimescaleDB cannot combine the two', 'public.mt5_broker_quotes' USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE public.mt5_broker_quotes SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'tenant_id, account_id, symbol', timescaledb.orderby = 'time DESC', timescaledb.sparse_index = 'minmax(sequence)');
+
+SET LOCAL ROLE mt5_owner;
+
+CALL add_columnstore_policy('public.mt5_broker_quotes', after => INTERVAL '2 days');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_ea_heartbeat'::regclass
+                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'cannot enable the columnstore of %: it has row-level security, and TimescaleDB cannot combine the two', 'public.mt5_ea_heartbeat' USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE public.mt5_ea_heartbeat SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'tenant_id, account_id', timescaledb.orderby = 'time DESC', timescaledb.sparse_index = 'minmax(sequence)');
+
+SET LOCAL ROLE mt5_owner;
+
+CALL add_columnstore_policy('public.mt5_ea_heartbeat', after => INTERVAL '2 days');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_trading_signals'::regclass
+                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'cannot enable the columnstore of %: it has row-level security, and TimescaleDB cannot combine the two', 'public.mt5_trading_signals' USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE public.mt5_trading_signals SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'tenant_id, account_id', timescaledb.orderby = 'time DESC', timescaledb.sparse_index = 'bloom(signal_id)');
+
+SET LOCAL ROLE mt5_owner;
+
+CALL add_columnstore_policy('public.mt5_trading_signals', after => INTERVAL '7 days');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_trade_orders'::regclass
+                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'cannot enable the columnstore of %: it has row-level security, and TimescaleDB cannot combine the two', 'public.mt5_trade_orders' USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE public.mt5_trade_orders SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'tenant_id, account_id', timescaledb.orderby = 'time DESC', timescaledb.sparse_index = 'bloom(signal_id), minmax(ticket), minmax(position_id)');
+
+SET LOCAL ROLE mt5_owner;
+
+CALL add_columnstore_policy('public.mt5_trade_orders', after => INTERVAL '30 days');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_class c
+               WHERE c.oid = 'public.mt5_audit_log'::regclass
+                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN
+        RAISE EXCEPTION 'cannot enable the columnstore of %: it has row-level security, and TimescaleDB cannot combine the two', 'public.mt5_audit_log' USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$suho$;
+
+ALTER TABLE public.mt5_audit_log SET (timescaledb.enable_columnstore = true, timescaledb.segmentby = 'tenant_id', timescaledb.orderby = 'chain_seq DESC, time DESC', timescaledb.sparse_index = 'minmax(time), bloom(event_id)');
+
+SET LOCAL ROLE mt5_owner;
+
+CALL add_columnstore_policy('public.mt5_audit_log', after => INTERVAL '90 days');
+
+RESET ROLE;
+
+CREATE OR REPLACE FUNCTION mt5_audit_log_chain() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
 AS $fn$
--- The first 32 bits of md5(account_id::text), signed, of every account that may log in.
-SELECT ('x' || substr(md5(a.account_id::text), 1, 8))::bit(32)::integer
-FROM public.mt5_user_accounts a
-WHERE a.is_active AND a.api_key_hash IS NOT NULL
+-- Numbers and chains each tenant's events. Runs as the owner (the audit log has no row-level
+-- security), so the previous event is found whoever inserts. Continues after the recorded
+-- head when that is further than the log (a truncated tail stays a visible gap).
+DECLARE
+    current_tenant text := NULLIF(current_setting('app.current_tenant_id', true), '');
+    user_setting text := NULLIF(current_setting('app.current_user_id', true), '');
+    last_seq bigint;
+    last_hash text;
+    head_seq bigint;
+    head_hash text;
+BEGIN
+    IF current_tenant IS NOT NULL AND NEW.tenant_id IS DISTINCT FROM current_tenant THEN
+        RAISE EXCEPTION 'an audit event of tenant % cannot be written while tenant % is set',
+            NEW.tenant_id, current_tenant USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NEW.tenant_id IS NULL THEN
+        RETURN NEW;  -- the NOT NULL constraint reports it
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- A snapshot older than the lock below could miss the tenant's latest event.
+        RAISE EXCEPTION 'audit events must be written in READ COMMITTED transactions'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    -- One writer per tenant chain at a time; the next one waits, then sees this event.
+    PERFORM pg_advisory_xact_lock(hashtextextended('mt5_audit_log:' || NEW.tenant_id, 0));
+    SELECT h.chain_seq, h.row_hash INTO head_seq, head_hash
+    FROM mt5_audit_chain_heads h WHERE h.tenant_id = NEW.tenant_id;
+    -- Only events at or after the recorded head can be further than it: the bound lets
+    -- TimescaleDB skip compressed history by its min/max (docs/schema.md, "Columnstore").
+    SELECT a.chain_seq, a.row_hash INTO last_seq, last_hash
+    FROM mt5_audit_log a
+    WHERE a.tenant_id = NEW.tenant_id AND a.chain_seq >= coalesce(head_seq, 0)
+    ORDER BY a.chain_seq DESC
+    LIMIT 1;
+    IF head_seq > coalesce(last_seq, 0) THEN
+        last_seq := head_seq;
+        last_hash := head_hash;
+    END IF;
+    NEW.chain_seq := coalesce(last_seq, 0) + 1;
+    NEW.prev_hash := coalesce(last_hash, repeat('0', 64));
+    NEW.recorded_at := clock_timestamp();
+    NEW.app_user := mt5_gdpr_pseudonym(NEW.tenant_id, user_setting);
+    NEW.row_hash := mt5_audit_row_hash(NEW.tenant_id, NEW.chain_seq, NEW.prev_hash,
+        NEW.event_id, NEW.time, NEW.recorded_at, NEW.event_type, NEW.actor, NEW.account_id,
+        NEW.payload, NEW.app_user);
+    RETURN NEW;
+END
 $fn$;
 
-ALTER FUNCTION mt5_account_digests() OWNER TO mt5_maintenance;
+CREATE OR REPLACE FUNCTION mt5_signal_execution_fill() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $fn$
+-- The trade may have closed before this report arrived: take its result now. Raises
+-- nothing, and fills nothing into a row of another tenant than the session's (the view's
+-- check then refuses the row, and its error shows the row: docs/schema.md, trap 18).
+DECLARE
+    closing record;
+    session_tenant text := NULLIF(current_setting('app.current_tenant_id', true), '');
+BEGIN
+    IF NEW.tenant_id IS NULL OR NEW.trade_closed
+       OR NEW.tenant_id IS DISTINCT FROM coalesce(session_tenant, NEW.tenant_id) THEN
+        RETURN NEW;
+    END IF;
+    SELECT o.price, o.time, o.profit, o.profit_pips INTO closing
+    FROM mt5_trade_orders o
+    WHERE o.tenant_id = NEW.tenant_id AND o.account_id = NEW.account_id
+      AND o.status = 'closed'
+      AND (o.signal_id = NEW.signal_id
+           OR (NEW.ticket > 0 AND (o.position_id = NEW.ticket OR o.ticket = NEW.ticket)))
+    ORDER BY o.time DESC
+    LIMIT 1;
+    IF FOUND THEN
+        NEW.trade_closed := true;
+        NEW.close_price := closing.price;
+        NEW.closed_at := closing.time;
+        NEW.profit := closing.profit;
+        NEW.profit_pips := closing.profit_pips;
+        NEW.feedback_status := 'pending';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
 
-REVOKE ALL ON FUNCTION mt5_account_digests() FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION mt5_account_digests() TO mt5_app;
-
-COMMENT ON FUNCTION mt5_account_digests() IS 'suho-mt5: 32-bit digests of the accounts that may log in (the gateway refuses other account ids without a key check)';
+ALTER FUNCTION mt5_signal_execution_fill() SET timescaledb.enable_chunk_append = off;
 
 CREATE OR REPLACE FUNCTION health_check()
 RETURNS TABLE (component text, status text, detail text)
@@ -2235,7 +3002,11 @@ AS $fn$
 -- catalogs only, so it also tells a role what it may do (the seed's "check permissions").
 DECLARE
     expected text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_account_settings', 'mt5_audit_log']::text[];
-    tenant_tables text[] := ARRAY['mt5_user_accounts', 'mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_account_settings']::text[];
+    tenant_tables text[] := ARRAY['mt5_user_accounts', 'mt5_user_consents', 'mt5_compliance_reports', 'mt5_account_settings']::text[];
+    time_series text[] := ARRAY['mt5_account_balance_history', 'mt5_broker_quotes', 'mt5_ea_heartbeat', 'mt5_trade_orders', 'mt5_trading_signals', 'mt5_signal_executions', 'mt5_risk_events', 'mt5_audit_log']::text[];
+    tenant_roles text[] := ARRAY['mt5_app', 'mt5_readonly']::text[];
+    granted text[];
+    reachable text[];
     edition text := public.mt5_schema_edition();
     ts_version text;
     missing text[];
@@ -2244,7 +3015,6 @@ DECLARE
     readable integer;
     writable integer;
     last_run timestamptz;
-    found text;
 BEGIN
     component := 'database';
     status := 'ok';
@@ -2298,6 +3068,67 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    IF cardinality(time_series) > 0 THEN
+        -- The time series have no row-level security: their tenant views are the only way
+        -- in, so a tenant role's privilege on a table or chunk would read every tenant.
+        SELECT array_agg(c.oid::regclass::text ORDER BY c.oid::regclass::text) INTO reachable
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'm', 'f', 'v')
+          AND c.relname LIKE 'mt5\_%' AND c.relname <> 'mt5_timeseries_catalog'
+          -- views other than the raw aggregates are the tenant views of the aggregates
+          AND (c.relkind <> 'v' OR c.relname LIKE 'mt5\_agg\_%');
+        IF ts_version IS NOT NULL THEN
+            -- every chunk (compressed ones included) and every internal hypertable and view
+            EXECUTE $q$SELECT array_agg(c.oid::regclass::text) FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.relkind IN ('r', 'p', 'v')
+                         AND ((n.nspname, c.relname) IN (SELECT schema_name, table_name
+                                                         FROM _timescaledb_catalog.chunk
+                                                         UNION ALL
+                                                         SELECT schema_name, table_name
+                                                         FROM _timescaledb_catalog.hypertable)
+                              OR (n.nspname = '_timescaledb_internal'
+                                  AND c.relname ~ '^_(partial|direct)_view_'))$q$
+                INTO missing;
+            reachable := reachable || coalesce(missing, '{}');
+        END IF;
+        SELECT array_agg(format('%s on %s', r, rel) ORDER BY r, rel) INTO granted
+        FROM unnest(reachable) AS rel
+        CROSS JOIN unnest(tenant_roles) AS r
+        WHERE EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r)
+          AND has_table_privilege(r, rel::regclass,
+                'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER');
+        component := 'tenant_grants';
+        IF granted IS NULL THEN
+            status := 'ok';
+            detail := format('%s hold no privilege on the %s time series, their chunks or '
+                             'aggregates: they read through the mt5_tenant views',
+                             array_to_string(tenant_roles, ', '), cardinality(time_series));
+        ELSE
+            status := 'error';
+            detail := 'tenant roles must reach rows through the mt5_tenant views only, but hold '
+                      || 'privileges on: ' || array_to_string(granted, ', ');
+        END IF;
+        RETURN NEXT;
+
+        component := 'columnstore';
+        status := 'ok';
+        IF edition = 'timescale' AND ts_version IS NOT NULL THEN
+            EXECUTE $q$SELECT count(*) FILTER (WHERE h.compression_enabled),
+                              (SELECT count(*) FROM timescaledb_information.chunks k
+                               WHERE k.is_compressed AND k.hypertable_name = ANY($1))
+                       FROM timescaledb_information.hypertables h
+                       WHERE h.hypertable_schema = 'public' AND h.hypertable_name = ANY($1)$q$
+                INTO readable, n USING time_series;
+            detail := format('%s of %s time series have a columnstore; %s chunks converted',
+                             readable, cardinality(time_series), n);
+        ELSE
+            detail := format('not available in the %s edition (TimescaleDB''s Timescale '
+                             'license only): the time series stay uncompressed', edition);
+        END IF;
+        RETURN NEXT;
+    END IF;
+
     component := 'maintenance';
     IF edition = 'timescale' AND ts_version IS NOT NULL THEN
         EXECUTE $q$SELECT count(*) FROM timescaledb_information.job_stats s
@@ -2325,35 +3156,183 @@ BEGIN
         coalesce(NULLIF(current_setting('app.current_tenant_id', true), ''), '(none)'),
         readable, writable);
     RETURN NEXT;
-
-    component := 'login_roles';
-    BEGIN
-        SELECT string_agg(x, '; ' ORDER BY x) INTO found FROM (
-            SELECT format('%s has a password', a.rolname) AS x
-            FROM pg_authid a
-            WHERE a.rolname IN ('mt5_owner', 'mt5_maintenance') AND a.rolpassword IS NOT NULL
-            UNION ALL
-            SELECT format('%s may log in with no password: pg_hba.conf line %s (%s %s trust)',
-                          r.name, h.line_number, h.type, array_to_string(h.user_name, ','))
-            FROM pg_hba_file_rules h,
-                 (VALUES ('mt5_owner'), ('mt5_maintenance')) AS r(name)
-            WHERE h.auth_method = 'trust' AND h.error IS NULL
-              AND ('all' = ANY(h.user_name) OR r.name = ANY(h.user_name)
-                   OR ('+' || r.name) = ANY(h.user_name))
-        ) s;
-        status := CASE WHEN found IS NULL THEN 'ok' ELSE 'warning' END;
-        detail := coalesce(found, 'mt5_owner and mt5_maintenance: no password, no trust rule');
-    EXCEPTION WHEN insufficient_privilege THEN
-        status := 'ok';
-        detail := 'pg_authid and pg_hba_file_rules are not visible to this role (a superuser sees them)';
-    WHEN OTHERS THEN  -- an engine without pg_hba.conf (PGlite)
-        status := 'ok';
-        detail := 'pg_hba_file_rules cannot be read here: ' || SQLERRM;
-    END;
-    RETURN NEXT;
 END
 $fn$;
 
-UPDATE alembic_version SET version_num='0014' WHERE alembic_version.version_num = '0012';
+COMMIT;
+
+CALL refresh_continuous_aggregate('public.mt5_agg_quotes_ohlc_1m', NULL, NULL);
+
+BEGIN;
+
+COMMIT;
+
+CALL refresh_continuous_aggregate('public.mt5_agg_quotes_ohlc_1h', NULL, NULL);
+
+BEGIN;
+
+COMMIT;
+
+CALL refresh_continuous_aggregate('public.mt5_agg_quotes_ohlc_1d', NULL, NULL);
+
+BEGIN;
+
+COMMIT;
+
+CALL refresh_continuous_aggregate('public.mt5_agg_pnl_weekly', NULL, NULL);
+
+BEGIN;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_continuous_aggregate_policy('public.mt5_agg_balance_hourly', start_offset => INTERVAL '3 days', end_offset => NULL, schedule_interval => INTERVAL '5 minutes');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET refresh_start_offset = INTERVAL '3 days', refresh_end_offset = NULL, refresh_schedule = INTERVAL '5 minutes' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_balance_hourly';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_balance_hourly' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_continuous_aggregate_policy('public.mt5_agg_pnl_daily', start_offset => INTERVAL '35 days', end_offset => NULL, schedule_interval => INTERVAL '5 minutes');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET refresh_start_offset = INTERVAL '35 days', refresh_end_offset = NULL, refresh_schedule = INTERVAL '5 minutes' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_pnl_daily';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_pnl_daily' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_continuous_aggregate_policy('public.mt5_agg_pnl_weekly', start_offset => INTERVAL '63 days', end_offset => NULL, schedule_interval => INTERVAL '5 minutes');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET refresh_start_offset = INTERVAL '63 days', refresh_end_offset = NULL, refresh_schedule = INTERVAL '5 minutes' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_pnl_weekly';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_pnl_weekly' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_continuous_aggregate_policy('public.mt5_agg_quotes_ohlc_1m', start_offset => INTERVAL '3 days', end_offset => NULL, schedule_interval => INTERVAL '1 minute');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET refresh_start_offset = INTERVAL '3 days', refresh_end_offset = NULL, refresh_schedule = INTERVAL '1 minute' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1m';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_quotes_ohlc_1m' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_continuous_aggregate_policy('public.mt5_agg_quotes_ohlc_1h', start_offset => INTERVAL '3 days', end_offset => NULL, schedule_interval => INTERVAL '5 minutes');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET refresh_start_offset = INTERVAL '3 days', refresh_end_offset = NULL, refresh_schedule = INTERVAL '5 minutes' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1h';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_quotes_ohlc_1h' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_continuous_aggregate_policy('public.mt5_agg_quotes_ohlc_1d', start_offset => INTERVAL '7 days', end_offset => NULL, schedule_interval => INTERVAL '15 minutes');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET refresh_start_offset = INTERVAL '7 days', refresh_end_offset = NULL, refresh_schedule = INTERVAL '15 minutes' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1d';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_quotes_ohlc_1d' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_retention_policy('public.mt5_agg_quotes_ohlc_1m', drop_after => INTERVAL '90 days');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET retention = INTERVAL '90 days' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1m';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_quotes_ohlc_1m' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_retention_policy('public.mt5_agg_quotes_ohlc_1h', drop_after => INTERVAL '2 years');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET retention = INTERVAL '2 years' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1h';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_quotes_ohlc_1h' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_retention_policy('public.mt5_agg_quotes_ohlc_1d', drop_after => INTERVAL '2 years');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET retention = INTERVAL '2 years' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_quotes_ohlc_1d';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_quotes_ohlc_1d' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+SET LOCAL ROLE mt5_maintenance;
+
+SELECT add_retention_policy('public.mt5_agg_pnl_weekly', drop_after => INTERVAL '7 years');
+
+RESET ROLE;
+
+DO $suho$
+BEGIN
+    UPDATE mt5_timeseries_catalog SET retention = INTERVAL '7 years' WHERE relation_schema = 'public' AND relation_name = 'mt5_agg_pnl_weekly';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION '%.% is not a hypertable or aggregate recorded in mt5_timeseries_catalog', 'public', 'mt5_agg_pnl_weekly' USING ERRCODE = 'undefined_object';
+    END IF;
+END
+$suho$;
+
+UPDATE alembic_version SET version_num='0013' WHERE alembic_version.version_num = '0012';
 
 COMMIT;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the system packages the tests need are present:
-#   PostgreSQL server binaries (Debian: postgresql), nats-server, Node.js + npm,
-#   and Python's venv module (Debian: python3-venv);
+#   PostgreSQL server binaries (Debian: postgresql), nats-server, redis-server (the cache
+#   tier's test server), Node.js + npm, Python's venv module (Debian: python3-venv), g++ (the
+#   MQL5 EA's tests compile it with g++; gcc brings the sanitizer runtimes);
 #   for the scale-out tests (docs/operations.md): haproxy, patroni (with python3-etcd, its
 #   etcd client), etcd-server and etcd-client, pgbouncer.
 # As root, install what is missing with apt-get; otherwise name the packages and stop.
@@ -14,6 +15,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 \
     || missing+=(postgresql)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+have redis-server || missing+=(redis-server)
 have haproxy || missing+=(haproxy)
 have patroni || missing+=(patroni)
 # Patroni runs on the system's Python and reaches etcd (v3) through python3-etcd.
@@ -23,6 +25,7 @@ have etcdctl || missing+=(etcd-client)
 have pgbouncer || missing+=(pgbouncer)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 "${PYTHON:-python3}" -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
 # PostgreSQL refuses to run as root: as root the tests start it as the `postgres` user,
 # which the Debian package creates.

@@ -7,6 +7,7 @@ The package is a library first; ``suho-mt5`` is a thin command line over it.
 * :mod:`suho_mt5.models` - SQLAlchemy models of the schema (import it explicitly)
 * :mod:`suho_mt5.migrations` - the Alembic migrations and the drift check
 * :mod:`suho_mt5.compliance` - audit-chain verification and digests, reports, GDPR, ML export
+* :mod:`suho_mt5.cache` - the latest-state cache on the Redis protocol (DragonflyDB's)
 * :mod:`suho_mt5.commands` - plain functions under the command line (upgrade, check, ...)
 * :mod:`suho_mt5.errors` - the one exception tree rooted at :class:`SuhoError`
 

@@ -12,11 +12,12 @@ connected; the list matters for starting while a node is down.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from suho_mt5.errors import ConfigError
 
-__all__ = ["NATS_SCHEMES", "nats_servers"]
+__all__ = ["NATS_SCHEMES", "cluster_size", "default_replicas", "nats_servers"]
 
 #: The schemes nats-py connects with.
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
@@ -44,3 +45,31 @@ def nats_servers(url: str) -> list[str]:
                 "several nodes of a cluster separated by commas)"
             )
     return parts
+
+
+def cluster_size(nc: Any) -> int | None:
+    """How many nodes the NATS server that ``nc`` (a connected nats-py client) belongs to
+    tells its clients about: 1 outside a cluster; in a cluster, the client URLs it
+    advertises (its own and those of the peers it is routed to); None when it advertises
+    none (``no_advertise``), so the size is unknown.
+
+    A node that is down while this is asked is not counted: declare the streams while the
+    cluster is whole, or say ``--replicas``.
+    """
+    info = getattr(nc, "_server_info", None) or {}  # nats-py keeps the server's INFO there
+    if not info.get("cluster"):
+        return 1
+    urls = {str(u) for u in info.get("connect_urls") or ()}
+    # INFO updates after the connect (a route that came up later) reach the server pool
+    for server in getattr(nc, "discovered_servers", None) or ():
+        urls.add(str(server.uri.netloc))
+    return len(urls) or None
+
+
+def default_replicas(nodes: int | None) -> int:
+    """3 copies of each stream on a cluster of at least 3 nodes, else 1.
+
+    >>> default_replicas(1), default_replicas(3), default_replicas(5), default_replicas(None)
+    (1, 3, 3, 1)
+    """
+    return 3 if nodes is not None and nodes >= 3 else 1

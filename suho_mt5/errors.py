@@ -27,6 +27,9 @@ sub-root per layer so callers can catch exactly the layer they handle::
     │   ├── SessionRefusedError    the gateway answered HELLO with anything but ACCEPTED
     │   ├── SessionClosedError     the connection was closed (carries the close code)
     │   └── BusUnavailableError    NATS JetStream did not answer or refused a request
+    ├── CacheError             the latest-state cache (Redis protocol: redis-server, DragonflyDB)
+    │   ├── CacheUnavailableError  the cache server did not answer in time or went away
+    │   └── CachePermissionError   the server refused a command (NOPERM, WRONGPASS): ACL users
     ├── ComplianceError        audit trail, reports, GDPR, ML feedback export
     │   ├── AuditChainError    ``audit verify`` found a chain broken (first broken position)
     │   ├── DigestError        a chain-head digest file that cannot be read or used
@@ -49,6 +52,9 @@ __all__ = [
     "BadMagicError",
     "BatchWriteError",
     "BusUnavailableError",
+    "CacheError",
+    "CachePermissionError",
+    "CacheUnavailableError",
     "ChecksumMismatchError",
     "ComplianceError",
     "ConfigError",
@@ -163,6 +169,21 @@ class ReconcileError(IngestError):
 class ReplayError(IngestError):
     """A recorded packet stream that cannot be replayed: unreadable, not whole packets, a
     packet that does not decode (the message names its byte offset), an unknown account."""
+
+
+class CacheError(SuhoError):
+    """The latest-state cache (:mod:`suho_mt5.cache`) failed or refused a request. Ingest
+    never sees it: a cache that is down costs the bridge a counter and a log line, not data."""
+
+
+class CacheUnavailableError(CacheError):
+    """The cache server did not answer within the timeout, refused the connection or went
+    away mid-request; readers fall back to the database when they have one."""
+
+
+class CachePermissionError(CacheError):
+    """The cache server refused a command of this ACL user (``NOPERM``) or its credentials
+    (``WRONGPASS``): the user lacks what the operation needs (``suho-mt5 cache grant-*``)."""
 
 
 class ComplianceError(SuhoError):

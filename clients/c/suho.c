@@ -207,6 +207,8 @@ suho_status suho_encode(const suho_record *rec, uint8_t out[SUHO_PACKET_SIZE], s
     const suho_layout *layout = rec->layout;
     suho_record check;
     uint8_t i;
+    if (layout == NULL) /* no layout: not a version 1 message type */
+        return fail(err, SUHO_UNKNOWN_TYPE, 5);
     memset(out, 0, SUHO_PACKET_SIZE); /* padding is written as zeros */
     memcpy(out, MAGIC, 4);
     out[4] = SUHO_VERSION;

@@ -83,10 +83,12 @@ int suho_field_index(const suho_layout *layout, const char *name); /* -1: none *
 
 /* One field's value: integers, enums and booleans in `u` (a signed field as its two's
  * complement bit pattern: read it as (int64_t)u); text NUL-terminated in `bytes` (at most
- * 64 characters); a UUID's 16 bytes in `bytes`, in RFC 4122 (wire) order. */
+ * 64 characters fit a field; there is room for one more, so that the encoder can refuse a
+ * text too long for the longest field rather than the caller cutting it); a UUID's 16
+ * bytes in `bytes`, in RFC 4122 (wire) order. */
 typedef struct {
     uint64_t u;
-    uint8_t bytes[SUHO_MAX_TEXT + 1];
+    uint8_t bytes[SUHO_MAX_TEXT + 2];
 } suho_value;
 
 typedef struct {
@@ -111,7 +113,9 @@ suho_status suho_decode(const uint8_t *buf, size_t len, suho_record *out, suho_e
 
 /* Encode `rec` into out[144]. The encoder validates: the packet it produced is decoded
  * again and any error (a value out of range, text that is not printable ASCII or too long)
- * is returned instead; then `out` must not be sent. */
+ * is returned instead; then `out` must not be sent. A record without a layout:
+ * SUHO_UNKNOWN_TYPE at 5; text longer than its field: SUHO_INVALID_SYMBOL at the field's
+ * offset + size; a value that does not fit the field: SUHO_FIELD_RANGE at its offset. */
 suho_status suho_encode(const suho_record *rec, uint8_t out[SUHO_PACKET_SIZE], suho_error *err);
 
 /* --- frames: packets back to back, e.g. one NATS message ------------------------------ */

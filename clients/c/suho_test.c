@@ -9,6 +9,7 @@
  *
  *   V name decode_only type_code hex nfields field=value...   a valid packet, both ways
  *   I name hex error offset                                    an invalid packet
+ *   E name type_code error offset nfields field=value...       fields an encoder refuses
  *   F name hex nrecords error offset                           a frame, then its R lines
  *   S name close pending nchunks chunk... nrecords nskips      a stream, then R and K lines
  *   R message_type nfields field=value...                      an expected record
@@ -107,7 +108,7 @@ static int parse_value(const suho_layout *layout, char *token, suho_record *rec)
     case 'u': {
         size_t n, i;
         uint8_t *bytes = unhex(val[2] ? val + 2 : "-", &n);
-        for (i = 0; i < n && i < SUHO_MAX_TEXT; i++)
+        for (i = 0; i < n && i < SUHO_MAX_TEXT + 1; i++)
             v->bytes[i] = bytes[i];
         free(bytes);
         return index;
@@ -265,6 +266,27 @@ static void invalid_vector(void)
     free(packet);
 }
 
+static void encode_vector(void)
+{
+    int type = atoi(next_token());
+    const char *error = next_token();
+    long offset = atol(next_token());
+    const suho_layout *layout = suho_layout_of((uint8_t)type);
+    uint8_t out[SUHO_PACKET_SIZE];
+    suho_record rec;
+    suho_error err;
+    if (layout != NULL && read_fields(layout, &rec) != 0) {
+        failf("cannot read the vector", NULL);
+        return;
+    }
+    if (layout == NULL) { /* not a version 1 type: a record without a layout */
+        memset(&rec, 0, sizeof rec);
+        if (atoi(next_token()) != 0)
+            failf("cannot read the vector", NULL);
+    }
+    check_error(suho_encode(&rec, out, &err), &err, error, offset);
+}
+
 static void frame_vector(char **line)
 {
     size_t len, count, n, i;
@@ -387,7 +409,7 @@ static int run_vectors(const char *path)
 {
     size_t size, i;
     char *data = read_file(path, &size), *line = data, *end = data + size;
-    int counts[4] = {0, 0, 0, 0};
+    int counts[5] = {0, 0, 0, 0, 0};
     for (i = 0; i < size; i++)
         if (data[i] == '\n')
             data[i] = 0;
@@ -403,13 +425,14 @@ static int run_vectors(const char *path)
         switch (tag[0]) {
         case 'V': valid_vector(); counts[0]++; break;
         case 'I': invalid_vector(); counts[1]++; break;
-        case 'F': frame_vector(&line); counts[2]++; break;
-        case 'S': stream_vector(&line); counts[3]++; break;
+        case 'E': encode_vector(); counts[2]++; break;
+        case 'F': frame_vector(&line); counts[3]++; break;
+        case 'S': stream_vector(&line); counts[4]++; break;
         default: failf("unknown line ", tag);
         }
     }
-    printf("%d valid, %d invalid, %d frame, %d stream vectors: %d failed\n", counts[0],
-           counts[1], counts[2], counts[3], failures);
+    printf("%d valid, %d invalid, %d encode, %d frame, %d stream vectors: %d failed\n",
+           counts[0], counts[1], counts[2], counts[3], counts[4], failures);
     free(data);
     return failures ? 1 : 0;
 }

@@ -14,6 +14,7 @@ import click
 from suho_mt5 import __version__
 from suho_mt5.cli._common import SuhoGroup
 from suho_mt5.cli.account import account
+from suho_mt5.cli.cache import cache
 from suho_mt5.cli.compliance import audit, feedback, gdpr, report
 from suho_mt5.cli.db import db
 from suho_mt5.cli.demo import demo
@@ -46,6 +47,7 @@ main.add_command(ingest)
 main.add_command(streams)
 main.add_command(account)
 main.add_command(monitor)
+main.add_command(cache)
 main.add_command(gateway)
 main.add_command(simulate)
 main.add_command(signal)

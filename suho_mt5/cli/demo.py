@@ -33,6 +33,9 @@ def _interrupt(signum: int, frame: Any) -> None:
               help="Use this NATS server (with JetStream) instead of starting one. (The demo "
                    "starts its own servers: $SUHO_DATABASE_URL and $SUHO_NATS_URL are not "
                    "read.)")
+@click.option("--cluster", is_flag=True,
+              help="Start a 3-node NATS JetStream cluster on loopback (streams kept in 3 "
+                   "copies) instead of one nats-server.")
 @click.option("--duration", type=click.FloatRange(5, 3600), default=20.0, show_default=True,
               help="Seconds the simulated EAs stream.")
 @click.option("--accounts-per-tenant", type=click.IntRange(1, 200), default=3,
@@ -43,7 +46,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @reports_errors
 def demo(engine: str, database_url: str | None, edition: str | None, nats_url: str | None,
-         duration: float, accounts_per_tenant: int, speed: float, as_json: bool) -> None:
+         cluster: bool, duration: float, accounts_per_tenant: int, speed: float,
+         as_json: bool) -> None:
     """Run the seed's data flow end to end on servers of its own and print what it measured.
 
     Starts nats-server and a database in a temporary directory, migrates, creates two
@@ -56,6 +60,7 @@ def demo(engine: str, database_url: str | None, edition: str | None, nats_url: s
     Example:
       suho-mt5 demo                     # native TimescaleDB when installed
       suho-mt5 demo --engine pglite     # no root, no server: the PGlite engine
+      suho-mt5 demo --cluster           # on a 3-node NATS JetStream cluster
       suho-mt5 demo --database-url postgresql://me@db/scratch --json
     """
     from rich.console import Console
@@ -65,10 +70,12 @@ def demo(engine: str, database_url: str | None, edition: str | None, nats_url: s
     from suho_mt5.demo import DemoOptions
     from suho_mt5.demo import run_demo as run
 
+    if cluster and nats_url is not None:
+        raise click.UsageError("--cluster starts NATS servers of its own: not with --nats-url")
     err = Console(stderr=True)
     options = DemoOptions(engine=engine,  # type: ignore[arg-type]
                           database_url=database_url, edition=edition, nats_url=nats_url,
-                          duration_s=duration,
+                          cluster=cluster, duration_s=duration,
                           accounts_per_tenant=accounts_per_tenant, speed=speed)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

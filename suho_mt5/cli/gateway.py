@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from suho_mt5.cli._common import nats_url_option, reports_errors, url_option
+from suho_mt5.cli.cache import cache_url_option
 
 # The gateway's libraries (websockets, nats-py, prometheus-client) are the `gateway` extra:
 # they are imported when a gateway command runs, so the other commands work without them.
@@ -49,13 +50,21 @@ def gateway() -> None:
               show_default=True, metavar="IDLE INTERVAL COUNT",
               help="TCP keepalive on accepted sockets: seconds idle, seconds between "
                    "probes, unanswered probes.")
+@click.option("--session-lease", type=float, default=30.0, show_default=True,
+              metavar="SECONDS",
+              help="Hold each account's session cluster-wide in the JetStream key-value "
+                   "bucket MT5_SESSIONS, the entry renewed every third of this: a connection "
+                   "on another gateway supersedes the account's connection here. 0: within "
+                   "this process only.")
+@cache_url_option
 @reports_errors
 def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
                 tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
                 metrics_host: str, metrics_account_labels: bool,
                 proxy_protocol_from: tuple[str, ...], backlog: int,
                 heartbeat: float, ack_timeout: float, ws_ping: float,
-                tcp_keepalive: tuple[int, int, int]) -> None:
+                tcp_keepalive: tuple[int, int, int], session_lease: float,
+                cache_url: str | None) -> None:
     """Accept EA connections, authenticate them, relay packets to and from NATS.
 
     \b
@@ -76,6 +85,8 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         raise click.UsageError("--tls-cert and --tls-key go together")
     if min(tcp_keepalive) < 1 or ws_ping < 0:
         raise click.UsageError("--tcp-keepalive needs values >= 1, --ws-ping >= 0")
+    if session_lease != 0 and session_lease < 3:
+        raise click.UsageError("--session-lease is 0 (off) or at least 3 seconds")
     for pem in (tls_cert, tls_key):
         if pem is not None and not (os.path.isfile(pem) and os.access(pem, os.R_OK)):
             raise ConfigError(f"cannot read {pem}: not a readable file")
@@ -98,8 +109,9 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         tcp_keepalive_idle_s=tcp_keepalive[0],
         tcp_keepalive_interval_s=tcp_keepalive[1],
         tcp_keepalive_count=tcp_keepalive[2],
+        session_lease_s=session_lease,
     )
-    run_gateway(config, database_url(url), nats_url)
+    run_gateway(config, database_url(url), nats_url, cache_url)
 
 
 @click.command("simulate")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from suho_mt5.cli._common import check_nats_url, nats_url_option, reports_errors, url_option
+from suho_mt5.cli.cache import cache_ttl_option, cache_url_option
 from suho_mt5.commands._connect import database_url
 from suho_mt5.commands.ingest import bus_contract, run_bridge, setup_streams
 
@@ -70,11 +73,22 @@ def ingest() -> None:
 @click.option("--offline-check-every", type=float, default=15.0, show_default=True,
               help="Seconds between offline checks.")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@cache_url_option
+@cache_ttl_option
+@click.option("--cache-timeout", type=click.FloatRange(0.01, 30), default=0.5,
+              show_default=True,
+              help="Seconds a cache round trip may take before it counts as failed (the "
+                   "values are kept and written when the cache answers).")
 @reports_errors
 def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
                batch_size: int, metrics_port: int | None, offline_after: float,
-               offline_check_every: float, log_json: bool) -> None:
+               offline_check_every: float, log_json: bool, cache_url: str | None,
+               cache_ttls: Any, cache_timeout: float) -> None:
     """Consume mt5.account.> and write it to the database until SIGTERM (exit 0).
+
+    With --cache-url (a writer's user: `suho-mt5 cache grant-writer`) the newest value of
+    every key goes to the latest-state cache after each commit; a cache that is down or
+    slow never stops or slows ingest (docs/cache.md).
 
     \b
     Example:
@@ -90,7 +104,8 @@ def ingest_run(url: str | None, nats_url: str, config: str | None, workers: int,
         workers=workers, batch_size=batch_size, metrics_port=metrics_port,
         offline_after=timedelta(seconds=offline_after), offline_check_every=offline_check_every,
     )
-    run_bridge(settings, log_json=log_json)
+    run_bridge(settings, log_json=log_json, cache_url=cache_url, cache_ttls=cache_ttls,
+               cache_timeout=cache_timeout)
 
 
 @ingest.command("replay")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from suho_mt5.cli._common import check_nats_url, reports_errors, url_option
+from suho_mt5.cli.cache import cache_url_option
 from suho_mt5.commands import monitor as commands
 from suho_mt5.commands._connect import database_url
 
@@ -23,6 +24,8 @@ _TITLES = {
     "connectivity": "EA connectivity (latest heartbeat per account)",
     "consumer_lag": "Consumer lag (JetStream)",
     "dead_letters": "Dead letters",
+    "cache": "Latest-state cache (keys per tenant)",
+    "cache_writers": "Cache writers",
 }
 
 
@@ -48,10 +51,13 @@ def _cell(value: Any) -> str:
 @click.option("--role", help="SET ROLE to this role first (e.g. mt5_maintenance).")
 @click.option("--nats-url", envvar="SUHO_NATS_URL", callback=check_nats_url,
               help="NATS server whose JetStream consumers' lag to show [env: SUHO_NATS_URL].")
+@cache_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the same data as JSON.")
 @reports_errors
-def monitor(url: str | None, role: str | None, nats_url: str | None, as_json: bool) -> None:
-    """Show hypertables, aggregates, chunks, EA connectivity, consumer lag and dead letters.
+def monitor(url: str | None, role: str | None, nats_url: str | None, cache_url: str | None,
+            as_json: bool) -> None:
+    """Show hypertables, aggregates, chunks, EA connectivity, consumer lag, dead letters
+    and the latest-state cache (keys per tenant, hit ratio, the writers' lag).
 
     The views span every tenant: run it as a superuser or a member of mt5_maintenance.
     A section that cannot be read says "not available" and why.
@@ -60,9 +66,11 @@ def monitor(url: str | None, role: str | None, nats_url: str | None, as_json: bo
     Example:
       suho-mt5 monitor --url postgresql://postgres@localhost/suho
       suho-mt5 monitor --nats-url nats://127.0.0.1:4222
+      suho-mt5 monitor --cache-url redis://admin:secret@127.0.0.1:6379/0
       suho-mt5 monitor --json | jq '.sections[] | select(.name == "connectivity")'
     """
-    report = commands.monitor(database_url(url), role=role, nats_url=nats_url)
+    report = commands.monitor(database_url(url), role=role, nats_url=nats_url,
+                              cache_url=cache_url)
     if as_json:
         click.echo(json.dumps({
             "edition": report.edition,

@@ -24,11 +24,26 @@ from suho_mt5.gateway.simulator import (
 __all__ = ["check_gateway", "check_record", "resolve_accounts", "run_gateway", "run_simulation"]
 
 
-async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
+async def _serve(config: GatewayConfig, url: str, nats_url: str,
+                 cache_url: str | None = None) -> None:
+    from suho_mt5.gateway._metrics import GatewayMetrics
+
+    metrics = GatewayMetrics()
+    writer = None
+    if cache_url:  # the gateway serving each EA, in its cached status
+        import socket
+
+        from suho_mt5.cache import CacheWriter
+        from suho_mt5.cache.metrics import CacheMetrics
+
+        writer = CacheWriter(cache_url, name=f"gateway@{socket.gethostname()}:{os.getpid()}",
+                             metrics=CacheMetrics(metrics.registry))
     gateway = Gateway(
         config,
         nats_url=nats_url,
         authenticator=DatabaseAuthenticator(url, workers=config.auth_workers),
+        metrics=metrics,
+        sessions=writer,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -43,11 +58,16 @@ async def _serve(config: GatewayConfig, url: str, nats_url: str) -> None:
         await stop.wait()
     finally:
         await gateway.stop()
+        if writer is not None:
+            await writer.close()
 
 
-def run_gateway(config: GatewayConfig, url: str, nats_url: str) -> None:
+def run_gateway(config: GatewayConfig, url: str, nats_url: str,
+                cache_url: str | None = None) -> None:
     """Check the servers, then run the gateway until SIGINT or SIGTERM; sessions are closed
-    with GOING_AWAY. ``url`` is a login in ``mt5_app`` (it checks API keys).
+    with GOING_AWAY. ``url`` is a login in ``mt5_app`` (it checks API keys). With
+    ``cache_url`` (a writer's user) each EA's cached status names this gateway while it
+    serves the EA.
 
     Once running, the gateway rides out outages; a server that is not there at the start is
     a mistake to report, not to wait for silently."""
@@ -56,7 +76,7 @@ def run_gateway(config: GatewayConfig, url: str, nats_url: str) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    run_fast(_serve(config, url, nats_url))
+    run_fast(_serve(config, url, nats_url, cache_url))
 
 
 def check_gateway(gateway_url: str) -> None:

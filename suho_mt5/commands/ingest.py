@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from suho_mt5.commands._connect import check_database_url, check_nats, connect_nats
 
@@ -70,24 +70,51 @@ def setup_streams(nats_url: str, config: str | Path | None = None,
     return asyncio.run(go())
 
 
-def run_bridge(settings: BridgeSettings, *, log_json: bool = False) -> None:
+def run_bridge(settings: BridgeSettings, *, log_json: bool = False,
+               cache_url: str | None = None, cache_ttls: Any = None,
+               cache_timeout: float = 0.5) -> None:
     """Check the servers, then run the bridge until SIGTERM or SIGINT, then finish the
     in-flight batches and return. Logs go to stderr (JSON objects with ``log_json``).
 
     The bridge rides out a database outage by design (it retries and acks nothing), so only
     the URL is checked; but it would wait silently forever for a NATS server that is not
-    there at the start."""
+    there at the start. With ``cache_url`` the bridge tells a
+    :class:`suho_mt5.cache.CacheWriter` every commit; its metrics join the bridge's
+    ``/metrics``."""
     from suho_mt5.ingest.bridge import Bridge
+    from suho_mt5.ingest.metrics import BridgeMetrics
 
     check_database_url(settings.url)
     check_nats(settings.nats_url, "ingest run")
     configure_logging(log_json)
+    metrics = BridgeMetrics()
 
     async def go() -> None:
-        bridge = Bridge(settings)
+        writer = None
+        if cache_url:
+            from suho_mt5.cache import CacheWriter
+            from suho_mt5.cache.metrics import CacheMetrics
+
+            writer = CacheWriter(cache_url, name=f"bridge@{_host()}", timeout=cache_timeout,
+                                 ttls=cache_ttls,
+                                 mapper=settings.reconciler.mapper,
+                                 metrics=CacheMetrics(metrics.registry))
+            settings.cache = writer
+        bridge = Bridge(settings, metrics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, bridge.stop)
-        await bridge.run()
+        try:
+            await bridge.run()
+        finally:
+            if writer is not None:
+                await writer.close()
 
     asyncio.run(go())
+
+
+def _host() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -12,7 +12,11 @@ a table another layer has not created yet) says why instead of failing the whole
   pending and unacknowledged messages (needs ``nats-py``, the ``nats`` extra); without a
   NATS URL, not available;
 * ``dead_letters``: counts by reason of the Data Bridge's ``mt5_ingest_dead_letters``
-  (the Data Bridge creates it), else not available.
+  (the Data Bridge creates it), else not available;
+* ``cache``: the latest-state cache at ``cache_url`` (an admin user): keys per tenant and
+  kind, the server's hit ratio, when it was last found empty and rebuilt; and
+  ``cache_writers``: each writer's (bridge, gateway) last round trip, write lag, values
+  waiting and errors. Without a cache URL, not available.
 
 The monitoring views span every tenant: run it as a superuser or a member of
 ``mt5_maintenance`` (``role="mt5_maintenance"`` sets that role for the session).
@@ -34,8 +38,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from suho_mt5.commands._connect import cause, connection
 from suho_mt5.errors import DatabaseError
 
-__all__ = ["DEAD_LETTER_TABLE", "NATS_TIMEOUT", "MonitorReport", "Section", "consumer_lag",
-           "monitor"]
+__all__ = ["DEAD_LETTER_TABLE", "NATS_TIMEOUT", "MonitorReport", "Section", "cache_sections",
+           "consumer_lag", "monitor"]
 
 #: The Data Bridge's dead-letter table, shown when it exists.
 DEAD_LETTER_TABLE = "public.mt5_ingest_dead_letters"
@@ -162,7 +166,51 @@ def consumer_lag(nats_url: str | None) -> Section:
                    note="" if rows else "no JetStream consumers")
 
 
-def monitor(url: str, *, role: str | None = None, nats_url: str | None = None) -> MonitorReport:
+_CACHE_KINDS = ("quote", "snapshot", "status", "reference", "signals")
+
+
+def cache_sections(cache_url: str | None) -> list[Section]:
+    """The ``cache`` and ``cache_writers`` sections: the cache at ``cache_url``, or why
+    not."""
+    if not cache_url:
+        note = ("not available: no cache URL (--cache-url or SUHO_CACHE_URL, an admin "
+                "user); the latest-state cache is optional")
+        return [Section("cache", available=False, note=note)]
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return [Section("cache", available=False,
+                        note="not available: redis-py is not installed "
+                             "(pip install 'suho-mt5[cache]')")]
+    from suho_mt5.cache.stats import read_stats
+    from suho_mt5.errors import SuhoError
+
+    try:
+        stats = asyncio.run(read_stats(cache_url))
+    except SuhoError as exc:
+        return [Section("cache", available=False, note=f"not available: {exc}")]
+    rows = [{"tenant": tenant, **{k: counts.get(k, 0) for k in _CACHE_KINDS},
+             "total": sum(counts.values())} for tenant, counts in sorted(stats.tenants.items())]
+    ratio = "-" if stats.hit_ratio is None else f"{stats.hit_ratio:.1%}"
+    note = (f"{stats.keys} key(s){' (scan stopped early)' if stats.truncated else ''}; "
+            f"server hit ratio {ratio} ({stats.hits} hits, {stats.misses} misses, writers' "
+            f"comparisons included); epoch {stats.epoch or 'none: empty or restarted'}; "
+            f"last rebuild {stats.rebuilt.get('at', 'never')}")
+    writers = [{"writer": w.name, "updated_s_ago": round(w.age_s, 1), "lag_ms": w.lag_ms,
+                "pending": w.pending, "errors": w.errors, "written": w.written,
+                "older": w.older, "dropped": w.dropped, "last_error": w.last_error or None}
+               for w in stats.writers]
+    return [
+        Section("cache", columns=["tenant", *_CACHE_KINDS, "total"], rows=rows, note=note),
+        Section("cache_writers", columns=list(writers[0]) if writers else [
+            "writer", "updated_s_ago", "lag_ms", "pending", "errors", "written", "older",
+            "dropped", "last_error"], rows=writers,
+            note="" if writers else "no writer reported in the last 2 minutes"),
+    ]
+
+
+def monitor(url: str, *, role: str | None = None, nats_url: str | None = None,
+            cache_url: str | None = None) -> MonitorReport:
     """Read every section of the report from the database at ``url`` (and consumer lag
     from the NATS server at ``nats_url``).
 
@@ -179,4 +227,5 @@ def monitor(url: str, *, role: str | None = None, nats_url: str | None = None) -
         sections = [_read(conn, name, sql) for name, sql in _QUERIES]
         sections.append(_dead_letters(conn))
     sections.insert(len(sections) - 1, consumer_lag(nats_url))
+    sections.extend(cache_sections(cache_url))
     return MonitorReport(edition, sections)

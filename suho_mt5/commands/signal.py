@@ -38,20 +38,28 @@ from suho_mt5._subjects import outbound_subject
 from suho_mt5.commands._connect import connect_database, connect_nats, one_line
 from suho_mt5.commands.account import parse_account_id
 from suho_mt5.db import validate_tenant_id
-from suho_mt5.errors import ConfigError, DatabaseError, SignalError, StreamSetupError
+from suho_mt5.errors import (
+    ConfigError,
+    DatabaseError,
+    ReconcileError,
+    SignalError,
+    StreamSetupError,
+)
+from suho_mt5.ingest.hooks import ReferenceSource, SignalListener
 from suho_mt5.ingest.reconcile import (
     DEFAULT_PIP_SIZES,
     SignalPrices,
     SymbolMapper,
     adjust_signal,
     pip_size,
+    price_deviation,
 )
 from suho_mt5.ingest.rows import WIRE_ACTIONS
 from suho_mt5.models.enums import SignalAction
 from suho_mt5.protocol import CONFIDENCE_SCALE, PRICE_SCALE, SignalPacket, encode
 
-__all__ = ["ACTIONS", "PublishedSignal", "parse_decimal", "publish_signal", "recent_deviation",
-           "send_signal"]
+__all__ = ["ACTIONS", "PublishedSignal", "current_deviation", "parse_decimal", "publish_signal",
+           "recent_deviation", "send_signal"]
 
 #: The actions a signal may carry (``mt5_trading_signals.action``).
 ACTIONS: tuple[str, ...] = tuple(a.value for a in SignalAction)
@@ -108,6 +116,23 @@ async def recent_deviation(conn: Any, tenant_id: str, account_id: uuid.UUID, sym
     return None if row is None or row[0] is None else Decimal(row[0])
 
 
+async def current_deviation(references: ReferenceSource, tenant_id: str,
+                            account_id: uuid.UUID, symbol: str, canonical: str, pip: Decimal,
+                            window: timedelta = timedelta(minutes=5),
+                            now: datetime | None = None) -> Decimal | None:
+    """The account's broker offset now, in pips: its latest quote of ``symbol`` against the
+    latest market reference price of ``canonical``, both read through ``references`` (the
+    cache's read API) and neither older than ``window``; None otherwise."""
+    since = (now or datetime.now(UTC)) - window
+    quote = await references.latest_quote(tenant_id, account_id, symbol)
+    if quote is None or quote.time < since:
+        return None
+    ref = await references.market_reference(tenant_id, canonical)
+    if ref is None or ref.time < since:
+        return None
+    return price_deviation(quote.bid, quote.ask, ref.bid, ref.ask, pip)
+
+
 async def publish_signal(
     conn: Any,
     js: Any,
@@ -133,6 +158,8 @@ async def publish_signal(
     pip_sizes: dict[str, Decimal] | None = None,
     signal_id: uuid.UUID | None = None,
     time: datetime | None = None,
+    references: ReferenceSource | None = None,
+    listener: SignalListener | None = None,
 ) -> PublishedSignal:
     """Store a signal, publish it as a SIGNAL packet, mark it sent; see the module doc.
 
@@ -143,6 +170,11 @@ async def publish_signal(
     reference data) are moved by the account's :func:`recent_deviation` of that symbol, and
     ``broker_adjustment`` records the offset. ``sequence`` and ``timestamp_us`` of the packet
     are the signal's time in microseconds (increasing per account, as the protocol asks).
+
+    With ``references`` (the cache's read API) the adjustment is the broker's offset now
+    (:func:`current_deviation`: latest quote against latest reference price), and the
+    5-minute mean from the database only when the cache has no fresh pair. ``listener`` (the
+    cache's writer) is told the signal's status after each commit (``pending``, ``sent``).
     """
     action = SignalAction(action)
     signal_id = signal_id or uuid.uuid4()
@@ -150,10 +182,21 @@ async def publish_signal(
     prices = SignalPrices(entry_price, stop_loss, take_profit)
     adjustment: Decimal | None = None
     if adjust_to_broker:
-        deviation = await recent_deviation(conn, tenant_id, account_id, symbol,
-                                           deviation_window, t)
+        canonical = (mapper or SymbolMapper()).canonical(symbol)
+        deviation = None
+        if references is not None:
+            try:
+                pip = pip_size(canonical, pip_sizes or DEFAULT_PIP_SIZES)
+            except ReconcileError:
+                pass  # no pip size: no adjustment, as below
+            else:
+                deviation = await current_deviation(references, tenant_id, account_id,
+                                                    symbol, canonical, pip,
+                                                    deviation_window, t)
+        if deviation is None:
+            deviation = await recent_deviation(conn, tenant_id, account_id, symbol,
+                                               deviation_window, t)
         if deviation is not None:
-            canonical = (mapper or SymbolMapper()).canonical(symbol)
             pip = pip_size(canonical, pip_sizes or DEFAULT_PIP_SIZES)
             prices, adjustment = adjust_signal(prices, deviation, pip)
     packet = SignalPacket(
@@ -182,6 +225,11 @@ async def publish_signal(
     except psycopg.Error as exc:
         await conn.rollback()
         raise SignalError(f"signal {signal_id} not stored: {exc}") from exc
+    details = {"symbol": symbol, "action": action.value, "volume": volume,
+               "entry_price": prices.entry, "stop_loss": prices.stop_loss,
+               "take_profit": prices.take_profit}
+    if listener is not None:
+        listener.signal_changed(tenant_id, account_id, signal_id, t, "pending", details)
     try:
         ack = await js.publish(subject, data, headers={"Nats-Msg-Id": str(signal_id)})
     except Exception as exc:
@@ -195,6 +243,8 @@ async def publish_signal(
     except psycopg.Error as exc:
         await conn.rollback()
         raise SignalError(f"signal {signal_id} published but not marked sent: {exc}") from exc
+    if listener is not None:
+        listener.signal_changed(tenant_id, account_id, signal_id, t, "sent", details)
     return PublishedSignal(signal_id, t, subject, packet, prices, adjustment,
                            bool(getattr(ack, "duplicate", False)))
 

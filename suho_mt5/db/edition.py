@@ -37,6 +37,11 @@ class Edition(enum.StrEnum):
         """Continuous aggregates and background policies need the TSL license."""
         return self is Edition.TIMESCALE
 
+    @property
+    def has_columnstore(self) -> bool:
+        """Columnstore (compression) and its policies need the TSL license too."""
+        return self is Edition.TIMESCALE
+
 
 @dataclass(frozen=True, slots=True)
 class ServerInfo:

@@ -271,6 +271,10 @@ def render(report: dict[str, Any], console: Any) -> None:
         table("last 24 h balance (hourly aggregate)", answers["balance_24h"])
         table("weekly P&L (daily aggregate, closed trades)", answers["weekly_pnl"])
         table("quote OHLC, 1 minute (bid)", answers["ohlc_1m"])
+    if report.get("cache"):
+        console.rule("latest state, read from the cache as each tenant's own user")
+        for tenant, state in report["cache"].items():
+            console.print(f"[bold]{tenant}[/] ({'/'.join(state['sources'])}): {state['line']}")
     iso = report["isolation"]
     console.rule("tenant isolation")
     console.print(

@@ -7,11 +7,14 @@ bridge -> the schema's triggers. Steps, each timed:
 1. servers: nats-server, and the native TimescaleDB ``make setup`` installs (or the PGlite
    engine, or any database given by URL), in a temporary directory;
 2. ``db upgrade``; logins for the bridge (``mt5_ingest``) and the applications (``mt5_app``);
-3. two tenants with their accounts and API keys; the bus's streams;
-4. the Data Bridge and the gateway, as ``python -m suho_mt5`` processes;
+3. two tenants with their accounts and API keys; the bus's streams; when redis-server is
+   installed, the latest-state cache's users (a writer, one reader per tenant);
+4. the Data Bridge and the gateway, as ``python -m suho_mt5`` processes (both writing the
+   cache);
 5. simulated EAs over WebSocket and TCP, a reference feed, and a "model" publishing signals
    the EAs execute and close;
-6. ``mt5_maintain()``, then the report (:mod:`suho_mt5.demo.report`);
+6. ``mt5_maintain()``, then the report (:mod:`suho_mt5.demo.report`), with one line of live
+   state per tenant read back from the cache as the tenant's own user;
 7. everything stopped and removed, also on Ctrl-C.
 """
 
@@ -40,6 +43,7 @@ from suho_mt5.demo.market import BROKERS, INSTRUMENTS, Broker, Market
 from suho_mt5.demo.servers import (
     NativeCluster,
     NatsServer,
+    RedisServer,
     Service,
     TimescaleEngine,
     free_port,
@@ -63,6 +67,8 @@ class DemoOptions:
     edition: str | None = None
     """Schema flavour for ``database_url`` (``db upgrade --edition``); None: detected."""
     nats_url: str | None = None
+    cluster: bool = False
+    """Start a 3-node NATS JetStream cluster (R3 streams) instead of one nats-server."""
     duration_s: float = 20.0
     accounts_per_tenant: int = 3
     speed: float = 10.0
@@ -97,6 +103,8 @@ class DemoRun:
     pids: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     gateway_metrics_url: str | None = None
+    #: The latest-state cache (:class:`suho_mt5.demo.cache.DemoCache`), None without one.
+    cache: Any = None
 
 
 def _plain(url: str) -> str:
@@ -141,7 +149,7 @@ def _choose_engine(options: DemoOptions, notes: list[str]) -> str:
     return "pglite"
 
 
-_S = TypeVar("_S", NativeCluster, NatsServer, TimescaleEngine)
+_S = TypeVar("_S", NativeCluster, NatsServer, RedisServer, TimescaleEngine)
 
 
 def _start(server: _S, stack: _Stack, pids: dict[str, int]) -> _S:
@@ -150,6 +158,20 @@ def _start(server: _S, stack: _Stack, pids: dict[str, int]) -> _S:
     server.start()
     pids[server.name] = server.pid
     return server
+
+
+def _start_nats_cluster(workdir: Path, stack: _Stack, pids: dict[str, int]) -> str:
+    """Three nats-server processes routed into one JetStream cluster: their URL list."""
+    from suho_mt5.demo.cluster import NatsCluster
+
+    nats_dir = workdir / "nats"
+    nats_dir.mkdir()
+    cluster = NatsCluster(nats_dir, size=3)
+    stack.push(cluster.stop)
+    cluster.start()
+    for i, node in enumerate(cluster.nodes):
+        pids[f"nats-server-{i + 1}"] = node.pid
+    return cluster.url
 
 
 def _start_database(engine: str, workdir: Path, stack: _Stack, pids: dict[str, int]
@@ -246,6 +268,15 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
     # loading, which would show up as signal latency).
     shared = run.engine != "pglite"
     conn = await psycopg.AsyncConnection.connect(_plain(run.bridge_url)) if shared else None
+    # With the cache: the broker's current offset is read from it (latest quote against
+    # latest reference price, as the tenant's user), and it is told each signal's status.
+    references: Any = None
+    listener: Any = None
+    if run.cache is not None:
+        from suho_mt5.cache import CacheReader, CacheWriter
+
+        references = CacheReader(run.cache.url, credentials=run.cache.passwords)
+        listener = CacheWriter(run.cache.writer_url, name="demo-signals")
     try:
         while loop.time() < until:
             tenant, account = rng.choice(accounts)
@@ -259,7 +290,8 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
                 take_profit=idea.take_profit, confidence=idea.confidence,
                 model_version="demo-trend-v1", strategy_name="trend-follow",
                 polygon_bid=idea.reference_bid, polygon_ask=idea.reference_ask,
-                expires_at=datetime.now(UTC) + timedelta(minutes=5), adjust_to_broker=True)
+                expires_at=datetime.now(UTC) + timedelta(minutes=5), adjust_to_broker=True,
+                references=references, listener=listener)
             run.signals_published += 1
             if not shared:
                 await conn.close()
@@ -267,6 +299,10 @@ async def _signals(js: Any, market: Market, run: DemoRun, options: DemoOptions,
     finally:
         if conn is not None:
             await conn.close()
+        if listener is not None:
+            await listener.close()
+        if references is not None:
+            await references.close()
 
 
 async def _bridge_caught_up(js: Any, timeout: float) -> bool:
@@ -343,6 +379,7 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
 
     Every process it starts is stopped, and its temporary directory removed, before it
     returns or raises (KeyboardInterrupt included)."""
+    import suho_mt5.demo.cache as demo_cache
     from suho_mt5.commands.db import maintain, upgrade
     from suho_mt5.commands.ingest import setup_streams
     from suho_mt5.demo.report import collect
@@ -357,13 +394,18 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
     try:
         engine = _choose_engine(options, notes)
         with _step(timings, "servers", progress):
-            if options.nats_url is None:
+            if options.nats_url is None and options.cluster:
+                nats_url = _start_nats_cluster(workdir, stack, pids)
+            elif options.nats_url is None:
                 nats_dir = workdir / "nats"
                 nats_dir.mkdir()
                 nats_url = _start(NatsServer(nats_dir), stack, pids).url
             else:
                 nats_url = options.nats_url
             setup_streams(nats_url)  # first: a bus that is not there fails the demo at once
+            cache = demo_cache.start(workdir, notes)
+            if cache is not None:
+                _start(cache.server, stack, pids)
             url = (options.database_url
                    if options.database_url is not None and engine == "external"
                    else _start_database(engine, workdir, stack, pids))
@@ -381,9 +423,12 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
                     stack.push(lambda: _drop_logins(url, suffix))
         with _step(timings, "accounts", progress):
             tenants = _create_tenants(url, options, suffix.replace("_", "-"))
+            if cache is not None:
+                demo_cache.grant(cache, [t.tenant_id for t in tenants])
         run = DemoRun(engine=engine, database_url=url, app_url=app_url, bridge_url=bridge_url,
                       nats_url=nats_url, tenants=tenants, logins=logins is not None,
-                      timings=timings, pids=pids, notes=notes)
+                      timings=timings, pids=pids, notes=notes, cache=cache)
+        with_cache = [] if cache is None else ["--cache-url", cache.writer_url]
         with _step(timings, "services", progress):
             bridge_metrics, ws_port, tcp_port = free_port(), free_port(), free_port()
             gateway_metrics = free_port()
@@ -391,14 +436,15 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
             bridge = Service(workdir, "data-bridge", [
                 "ingest", "run", "--url", bridge_url, "--nats-url", nats_url,
                 "--metrics-port", str(bridge_metrics), "--batch-size", "200",
-                "--offline-after", "10", "--offline-check-every", "2"], bridge_metrics)
+                "--offline-after", "10", "--offline-check-every", "2", *with_cache],
+                bridge_metrics)
             stack.push(bridge.stop)
             bridge.start()
             gateway = Service(workdir, "gateway", [
                 "gateway", "run", "--url", app_url, "--nats-url", nats_url,
                 "--host", "127.0.0.1", "--ws-port", str(ws_port), "--tcp-port",
-                str(tcp_port), "--heartbeat", "5", "--metrics-port", str(gateway_metrics)],
-                tcp_port)
+                str(tcp_port), "--heartbeat", "5", "--metrics-port", str(gateway_metrics),
+                *with_cache], tcp_port)
             stack.push(gateway.stop)
             gateway.start()
             pids["data-bridge"], pids["gateway"] = bridge.pid, gateway.pid
@@ -408,6 +454,8 @@ def run_demo(options: DemoOptions, progress: Progress = lambda _: None) -> dict[
             maintain(url)
         with _step(timings, "report", progress):
             report = collect(run)
+            report["cache"] = (None if cache is None
+                               else asyncio.run(demo_cache.read_back(cache, run)))
         bridge.stop()
         gateway.stop()
         report["bridge_exit_code"] = bridge.proc.returncode if bridge.proc else None

@@ -6,6 +6,8 @@
 * :class:`TimescaleEngine`: the PGlite TimescaleDB engine (``scripts/timescale_engine.mjs``
   of a source checkout, after ``npm ci``), for machines where the native server cannot run.
 * :class:`NatsServer`: ``nats-server`` with JetStream.
+* :class:`RedisServer`: ``redis-server`` 7, the cache tier (what DragonflyDB replaces in
+  production), its default user disabled and an admin user of its own.
 
 Each is a child of this process with a log file in its directory; :meth:`stop` ends it and
 :meth:`check` raises :class:`~suho_mt5.errors.ServerError`, with the log's last lines, when
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +38,7 @@ __all__ = [
     "ChildProcess",
     "NativeCluster",
     "NatsServer",
+    "RedisServer",
     "Service",
     "TimescaleEngine",
     "as_postgres",
@@ -119,6 +124,18 @@ class ChildProcess:
                 f"{self.proc.returncode}; every later request to it would fail obscurely. "
                 f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
             )
+
+    def _wait_until(self, ready: Callable[[], bool], timeout: float) -> bool:
+        """Poll ``ready()`` every 50 ms while the process lives: True once it is, False when
+        the process died or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if ready():
+                return True
+            time.sleep(0.05)
+        return False
 
     def _spawn(self, argv: list[str], *, stdin: int | None = None, cwd: Path | None = None,
                **popen: Any) -> None:
@@ -224,6 +241,16 @@ class TimescaleEngine(ChildProcess):
         )
 
 
+def _installed(program: str, given: str | None) -> str:
+    """``given``, else ``program`` on the PATH, else a :class:`ServerError` saying how to get
+    it (the Debian package has the program's name)."""
+    found = given or shutil.which(program)
+    if found is None:
+        raise ServerError(f"{program} is not installed: run `make setup` as root, or install "
+                          f"the Debian package `{program}`")
+    return found
+
+
 class NatsServer(ChildProcess):
     """``nats-server`` with JetStream, its store in a private temporary directory."""
 
@@ -231,13 +258,7 @@ class NatsServer(ChildProcess):
 
     def __init__(self, workdir: Path, executable: str | None = None) -> None:
         super().__init__(workdir)
-        found = executable or shutil.which("nats-server")
-        if found is None:
-            raise ServerError(
-                "nats-server is not installed: run `make setup` as root, or install the "
-                "Debian package `nats-server`"
-            )
-        self.executable = found
+        self.executable = _installed("nats-server", executable)
         self.port = 0
         self.store_dir = workdir / "jetstream"
 
@@ -262,14 +283,107 @@ class NatsServer(ChildProcess):
         )
 
     def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
+        return self._wait_until(lambda: "Server is ready" in log_tail(self.log_path, 200),
+                                timeout)
+
+
+class RedisServer(ChildProcess):
+    """``redis-server`` on 127.0.0.1 and a free port, for the cache tier.
+
+    The configuration it writes is the one ``docs/cache.md`` recommends: loopback only, no
+    persistence (the cache is rebuilt from the database), ACL users in an ACL file (so
+    ``ACL SAVE`` keeps the users ``suho-mt5 cache grant-*`` creates across a restart), the
+    ``default`` user **off**, and one admin user (``suho-admin``, ``admin_password``).
+    ``debug_command`` allows ``DEBUG`` from loopback connections, so that the ACL is what
+    refuses it to the tenants (tests; the default refuses it to everyone).
+    """
+
+    name = "redis-server"
+    ADMIN = "suho-admin"
+
+    def __init__(self, workdir: Path, executable: str | None = None,
+                 admin_password: str | None = None, debug_command: bool = False) -> None:
+        super().__init__(workdir)
+        self.executable = _installed("redis-server", executable)
+        self.port = 0
+        self.admin_password = admin_password or secrets.token_hex(16)
+        self.debug_command = debug_command
+        self.config_path = workdir / "redis.conf"
+        self.acl_path = workdir / "users.acl"
+
+    def url(self, user: str | None = None, password: str | None = None, db: int = 0) -> str:
+        """``redis://user:password@127.0.0.1:port/db`` (no credentials: none in the URL)."""
+        from urllib.parse import quote
+
+        auth = f"{quote(user, safe='')}:{quote(password or '', safe='')}@" if user else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+    @property
+    def admin_url(self) -> str:
+        return self.url(self.ADMIN, self.admin_password)
+
+    def _write_config(self) -> None:
+        self.config_path.write_text("\n".join([
+            "bind 127.0.0.1", "protected-mode yes", f"port {self.port}", "unixsocket \"\"",
+            f"dir {self.workdir}", f"logfile {self.log_path}", "daemonize no",
+            'save ""', "appendonly no", f"aclfile {self.acl_path}",
+            f"enable-debug-command {'local' if self.debug_command else 'no'}", ""]))
+        if not self.acl_path.exists():
+            self.acl_path.write_text(
+                "user default off resetkeys resetchannels -@all\n"
+                f"user {self.ADMIN} on >{self.admin_password} ~* &* +@all\n")
+        self.acl_path.chmod(0o600)
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> RedisServer:
+        keep_port = self.port
+        for _ in range(attempts):
+            self.port = keep_port or free_port()
+            self._write_config()
+            self._spawn([self.executable, str(self.config_path)])
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+            if keep_port:
+                break
+        raise ServerError(
+            f"redis-server did not get ready. Last lines of {self.log_path}:\n"
+            f"{log_tail(self.log_path)}"
+        )
+
+    def _wait_ready(self, timeout: float) -> bool:
+        def answers() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(64).startswith((b"+PONG", b"-NOAUTH", b"-NOPERM"))
+            except OSError:
                 return False
-            if "Server is ready" in log_tail(self.log_path, 200):
-                return True
-            time.sleep(0.05)
-        return False
+
+        return self._wait_until(answers, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (nothing is saved; the port is free again)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.stop()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server holds its connections and answers nothing (a hung cache)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`: it answers again, with all its data."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def restart(self, timeout: float = 30.0) -> RedisServer:
+        """Start again on the same port with the same users (and, without persistence, an
+        empty keyspace). Call it from a thread that outlives the server: on Linux a child
+        gets its stop signal when the *thread* that started it ends (``_die_with_parent``)."""
+        self.stop()
+        return self.start(timeout, attempts=1)
 
 
 # --------------------------------------------------------------------------- native server
@@ -406,18 +520,16 @@ class NativeCluster(ChildProcess):
     def _wait_ready(self, timeout: float) -> bool:
         import psycopg
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                return False
+        def answers() -> bool:
             try:
                 psycopg.connect(host="127.0.0.1", port=self.port, user="postgres",
                                 password=self.password, dbname="postgres",
                                 connect_timeout=2).close()
-                return True
             except psycopg.OperationalError:
-                time.sleep(0.1)
-        return False
+                return False
+            return True
+
+        return self._wait_until(answers, timeout)
 
 
 class Service(ChildProcess):

@@ -104,6 +104,13 @@ class GatewayConfig:
     tcp_keepalive_idle_s: int = 30
     tcp_keepalive_interval_s: int = 10
     tcp_keepalive_count: int = 3
+    #: who serves each account, cluster-wide (docs/gateway.md, "Several gateways"): the
+    #: JetStream key-value bucket, how long an entry lives unless renewed (renewed every
+    #: third of it; 0: ownership within this process only), and how long a claim waits for
+    #: the account's previous gateway to confirm that its session ended
+    session_bucket: str = "MT5_SESSIONS"
+    session_lease_s: float = 30.0
+    handover_timeout_s: float = 3.0
     #: largest WebSocket message accepted (bytes): a frame of at most 455 packets
     ws_max_message: int = 65_520
 

@@ -115,7 +115,11 @@ class Inbound:
                 packet = decode(raw)
             except ProtocolError as exc:
                 code = ERROR_CODES.get(type(exc).__name__, ErrorCode.MALFORMED_PACKET)
-                framed = code in (ErrorCode.FIELD_RANGE, ErrorCode.INVALID_SYMBOL)
+                # Only a field error comes after the CRC check: then the 144 bytes are a
+                # whole packet whose header may be quoted and skipped. Flags (offset 6) are
+                # checked before the CRC, so those bytes may hold the start of the next one.
+                framed = code in (ErrorCode.FIELD_RANGE, ErrorCode.INVALID_SYMBOL) \
+                    and exc.offset >= 8
                 ref = SEQ.unpack_from(raw, 8)[0] if framed else 0
                 self._reject(ref, code, exc.reason)
                 if framed:

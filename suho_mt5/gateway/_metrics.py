@@ -105,6 +105,20 @@ class GatewayMetrics:
             ["channel"],
             registry=r,
         )
+        self.handovers = Counter(
+            "suho_gateway_handovers_total",
+            "Claims of an account another gateway served, by how the other answered: closed "
+            "(its session ended first), gone (no such gateway), timeout",
+            ["result"],
+            registry=r,
+        )
+        self.ownership_lost = Counter(
+            "suho_gateway_ownership_lost_total",
+            "Sessions closed because another gateway took the account (superseded) or the "
+            "lease could not be renewed (expired)",
+            ["reason"],
+            registry=r,
+        )
         self.signal_hops = Histogram(
             "suho_gateway_signal_hop_seconds",
             "Latency of each hop of a SIGNAL's way to the EA",

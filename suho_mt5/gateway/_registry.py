@@ -3,7 +3,10 @@
 Every session that authenticates :meth:`~SessionRegistry.claim`\\ s its account before it
 reads the bus or starts a consumer; an older session of the account is closed with
 ``SUPERSEDED`` first, so that two sessions never share the account's consumers. This is the
-one place that decides ownership: today within one gateway process.
+one place that decides ownership: within this gateway process, and, with a
+:class:`~._ownership.ClusterOwnership`, across every gateway on the same NATS cluster (a
+claim here closes the account's session on another gateway, and another gateway's claim
+closes it here).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Generic, Protocol, TypeVar
 
 from suho_mt5.protocol import CloseCode
 
-__all__ = ["Owner", "SessionRegistry"]
+from ._ownership import ClusterOwnership, Lease
+
+__all__ = ["Owner", "SessionListener", "SessionRegistry"]
 
 
 class Owner(Protocol):
@@ -25,23 +30,70 @@ class Owner(Protocol):
     async def close(self, code: CloseCode, detail: str) -> None: ...
 
 
+class SessionListener(Protocol):
+    """Told when an EA's session starts or ends here (the latest-state cache's writer, which
+    records the gateway serving each EA). Synchronous and must not block."""
+
+    def session_changed(self, tenant_id: str, account_id: uuid.UUID, connected: bool) -> None:
+        ...
+
+
 S = TypeVar("S", bound=Owner)
 
 
 class SessionRegistry(Generic[S]):
     """The authenticated sessions of one gateway, by account."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: SessionListener | None = None) -> None:
         self.sessions: dict[uuid.UUID, S] = {}
+        self.listener = listener
+        #: cluster-wide ownership (None: within this process only); :meth:`attach` sets it
+        self.ownership: ClusterOwnership | None = None
+        self._leases: dict[uuid.UUID, Lease] = {}
 
-    async def claim(self, account: uuid.UUID, session: S) -> None:
-        """Make ``session`` the one session of ``account``, closing an older one first."""
-        old = self.sessions.get(account)
-        if old is not None and old is not session:
+    async def attach(self, ownership: ClusterOwnership) -> None:
+        """Hold ownership cluster-wide from now on (the gateway, once connected)."""
+        await ownership.start(self._close_local)
+        self.ownership = ownership
+
+    async def claim(self, tenant_id: str, account: uuid.UUID, session: S) -> None:
+        """Make ``session`` the one session of ``account``, closing an older one first
+        (here, or on the gateway that served it). Raises
+        :class:`~suho_mt5.errors.BusUnavailableError` when the bucket cannot be written;
+        the session then holds nothing."""
+        # Again after each wait: another new session may have taken the account meanwhile
+        # (an EA that reconnects faster than its HELLOs are answered).
+        while (old := self.sessions.get(account)) is not None and old is not session:
             await old.close(CloseCode.SUPERSEDED, "another connection opened for the account")
+            if self.sessions.get(account) is old:  # it ended without releasing: forget it
+                del self.sessions[account]
         self.sessions[account] = session
+        if self.ownership is not None:
+            try:
+                lease = await self.ownership.acquire(tenant_id, account)
+            except BaseException:
+                if self.sessions.get(account) is session:
+                    del self.sessions[account]
+                raise
+            if self.sessions.get(account) is not session:  # superseded here meanwhile
+                await self.ownership.release(lease)
+                return
+            self._leases[account] = lease
+        if self.listener is not None:
+            self.listener.session_changed(tenant_id, account, True)
 
-    def release(self, account: uuid.UUID, session: S) -> None:
+    async def release(self, tenant_id: str, account: uuid.UUID, session: S) -> None:
         """Forget ``session`` (unless a newer one has the account already)."""
         if self.sessions.get(account) is session:
             del self.sessions[account]
+            lease = self._leases.pop(account, None)
+            if lease is not None and self.ownership is not None:
+                await self.ownership.release(lease)
+            if self.listener is not None:
+                self.listener.session_changed(tenant_id, account, False)
+
+    async def _close_local(self, account: uuid.UUID, code: CloseCode, detail: str) -> None:
+        """Another gateway owns ``account`` now (or this one cannot prove it does)."""
+        session = self.sessions.get(account)
+        if session is not None:
+            await session.close(code, detail)

@@ -27,12 +27,13 @@ from ._bus import SessionBus
 from ._config import GatewayConfig
 from ._handshake import Handshake
 from ._metrics import GatewayMetrics
+from ._ownership import ClusterOwnership
 from ._proxy import MAX_HEADER, ProxyHeaderError, TrustedProxies, parse_proxy_header
-from ._registry import SessionRegistry
+from ._registry import SessionListener, SessionRegistry
 from ._session import Session, SessionServices
 from ._transport import StreamTransport, Transport, WebSocketTransport, enable_tcp_keepalive
 
-__all__ = ["Gateway", "run_fast", "tune_gc"]
+__all__ = ["Gateway", "SessionListener", "run_fast", "tune_gc"]
 
 log = logging.getLogger("suho_mt5.gateway")
 T = TypeVar("T")
@@ -72,7 +73,8 @@ class Gateway:
     """
 
     def __init__(self, config: GatewayConfig, *, nats_url: str,
-                 authenticator: Authenticator, metrics: GatewayMetrics | None = None) -> None:
+                 authenticator: Authenticator, metrics: GatewayMetrics | None = None,
+                 sessions: SessionListener | None = None) -> None:
         self.config = config
         self.nats_url = nats_url
         self.authenticator = authenticator
@@ -100,7 +102,7 @@ class Gateway:
         self._recheck: asyncio.Task[None] | None = None
         self._directory_task: asyncio.Task[None] | None = None
         #: Which session owns each account.
-        self.registry: SessionRegistry[Session] = SessionRegistry()
+        self.registry: SessionRegistry[Session] = SessionRegistry(sessions)
         self._nc: NatsClient | None = None
         self._nc_out: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -163,6 +165,8 @@ class Gateway:
         self._js = self._nc.jetstream()
         self._services = SessionServices(cfg, self.metrics, self.handshake,
                                          SessionBus(self._js, self._nc_out, cfg), self.registry)
+        if cfg.session_lease_s > 0:
+            await self.registry.attach(ClusterOwnership(self._nc, self._js, cfg, self.metrics))
         tls = self._tls = self._tls_context()
         if cfg.ws_port is not None:
             self._ws_server = await serve(
@@ -299,6 +303,8 @@ class Gateway:
         for task in list(self._all):
             task.cancel()
         await asyncio.gather(*self._all, return_exceptions=True)
+        if self.registry.ownership is not None:
+            await self.registry.ownership.stop()
         if self._ws_server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws_server.wait_closed(), 5)

@@ -93,9 +93,9 @@ class Session:
     async def _run(self) -> None:
         opened = await self.handshake.open(self.transport)
         self.peer = opened.peer
-        await self.registry.claim(opened.peer.account_id, self)
-        self._claimed = True
         try:
+            await self.registry.claim(opened.peer.tenant_id, opened.peer.account_id, self)
+            self._claimed = True
             inbound, outbound = await self._start(opened)
         except BusUnavailableError as exc:
             raise Closing(CloseCode.BACKEND_UNAVAILABLE, str(exc)) from exc
@@ -151,6 +151,12 @@ class Session:
         return str(self.peer) if self.peer is not None else f"<{self.transport.peer}>"
 
     async def _finish(self) -> None:
+        try:
+            await self._wind_up()
+        finally:  # whoever waits in close() is released, even if this task is cancelled
+            self._done.set()
+
+    async def _wind_up(self) -> None:
         closing = self.ending.reason or Closing(CloseCode.NORMAL, "")
         code = closing.code
         self.metrics.closes.labels(str(int(code))).inc()
@@ -176,7 +182,7 @@ class Session:
         if self._counted:
             self.metrics.connected.labels(self.transport.name).dec()
         if self._claimed and peer is not None:
-            self.registry.release(peer.account_id, self)
+            await self.registry.release(peer.tenant_id, peer.account_id, self)
         if closing.detail != EA_CLOSED:
             # A slow consumer's buffers may be full: its GOODBYE gets one second, then the
             # connection is dropped (abort below) so that it cannot hold gateway memory.
@@ -190,7 +196,6 @@ class Session:
                                        patience)
         with contextlib.suppress(Exception):
             self.transport.abort()
-        self._done.set()
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,7 +215,7 @@ class Worker:
         result = await self._retrying(msgs, "batch of %d message(s) not written", write)
         if result is None:
             return False
-        await self._committed(result)
+        await self._committed(fetched, result)
         await self._ack(msgs, fetched.prepared.dead_whole)
         m.batches.inc()
         took = time.monotonic() - fetched.started
@@ -240,11 +240,14 @@ class Worker:
                         event.account_id, event.event_type, event.observed_value,
                         event.threshold)
 
-    async def _committed(self, result: WriteResult) -> None:
+    async def _committed(self, fetched: _Fetched, result: WriteResult) -> None:
         """What follows every commit, before the ack: the metrics and the dead letters' log
-        lines. Work that must see only committed rows (a cache of the latest state) goes
-        here."""
-        count_result(self.shared.metrics, result)
+        lines, and the latest-state cache told what was committed (it only queues: the
+        batch never waits for the cache)."""
+        s = self.shared
+        count_result(s.metrics, result)
+        if s.settings.cache is not None:
+            s.settings.cache.after_commit(fetched.prepared.batch, result, s.accounts.broker_of)
 
     async def _ack(self, msgs: Sequence[Any], dead_whole: set[int]) -> None:
         """Terminate the dead-lettered messages and ack the rest; the last ack is confirmed.

@@ -88,6 +88,11 @@ class AccountCache:
             self._entries[a] = (now, info)
             self.known[a] = info
 
+    def broker_of(self, account: uuid.UUID) -> str | None:
+        """The broker of a known account (for its symbol mapping), else None."""
+        info = self.known.get(account)
+        return info.broker_name if info is not None else None
+
     def report_margin_mode(self, account: uuid.UUID, mode: str) -> None:
         self._reported[account] = mode
 

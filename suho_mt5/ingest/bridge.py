@@ -104,7 +104,7 @@ class Bridge:
         helpers = [asyncio.create_task(loop) for loop in (
             poll_consumer(js, spec, m, s.consumer_poll_every, stop),
             offline_loop(psycopg_conninfo(s.url)[0], s.offline_after, s.offline_check_every,
-                         m, stop),
+                         m, stop, s.cache),
             reference_feed(js, s.reconciler, m, stop),
             max_deliver_advisories(nc, js, spec, s.url, m, stop),
         )]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from suho_mt5.ingest.hooks import CommitListener
 from suho_mt5.ingest.reconcile import Reconciler
 from suho_mt5.ingest.risk import RiskLimits
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT, BusContract
@@ -30,3 +31,5 @@ class BridgeSettings:
     risk: RiskLimits = field(default_factory=RiskLimits)
     reconciler: Reconciler = field(default_factory=Reconciler)
     consumer_poll_every: float = 2.0
+    #: Told every committed batch and offline mark (the latest-state cache's writer).
+    cache: CommitListener | None = None

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from suho_mt5.ingest._stop import Stop
+from suho_mt5.ingest.hooks import CommitListener
 from suho_mt5.ingest.metrics import BridgeMetrics
 
-__all__ = ["OFFLINE_LOCK", "mark_offline", "offline_loop"]
+__all__ = ["OFFLINE_LOCK", "OfflineMark", "mark_offline", "offline_loop"]
 
 log = logging.getLogger("suho_mt5.ingest")
 
@@ -36,13 +37,21 @@ CROSS JOIN LATERAL (
 ) latest
 WHERE a.is_active AND latest.status <> 'offline'
   AND latest.time < coalesce(%(now)s, now()) - %(after)s
-RETURNING tenant_id, account_id
+RETURNING tenant_id, account_id, time
 """
 
 
+class OfflineMark(NamedTuple):
+    """An ``offline`` heartbeat :func:`mark_offline` wrote."""
+
+    tenant_id: str
+    account_id: uuid.UUID
+    time: datetime
+
+
 async def mark_offline(conn: Any, after: timedelta,
-                       now: datetime | None = None) -> list[tuple[str, uuid.UUID]]:
-    """Mark silent EAs offline and commit; returns ``(tenant_id, account_id)`` of each.
+                       now: datetime | None = None) -> list[OfflineMark]:
+    """Mark silent EAs offline and commit; returns ``(tenant_id, account_id, time)`` of each.
 
     ``conn`` is a psycopg ``AsyncConnection`` of a login in ``mt5_ingest``; ``now`` (default:
     the server's clock) is the time of the check and of the rows written.
@@ -54,23 +63,26 @@ async def mark_offline(conn: Any, after: timedelta,
             await conn.rollback()
             return []
         await cur.execute(_MARK, {"now": now, "after": after})
-        marked = [(str(t), a) for t, a in await cur.fetchall()]
+        marked = [OfflineMark(str(t), a, at) for t, a, at in await cur.fetchall()]
     await conn.commit()
     return marked
 
 
 async def offline_loop(conninfo: str, after: timedelta, every: float, metrics: BridgeMetrics,
-                       stop: Stop) -> None:
+                       stop: Stop, listener: CommitListener | None = None) -> None:
     """:func:`mark_offline` every ``every`` seconds on a connection of its own, until
-    ``stop``; a failed check is logged and tried again next time."""
+    ``stop``; a failed check is logged and tried again next time. ``listener`` (the
+    latest-state cache's writer) is told the accounts marked."""
     import psycopg
 
     while not await stop.sleep(every):
         try:
             async with await psycopg.AsyncConnection.connect(conninfo) as conn:
                 marked = await mark_offline(conn, after)
-            for tenant_id, account in marked:
+            for tenant_id, account, _ in marked:
                 metrics.marked_offline.inc()
                 log.info("account marked offline: %s %s", tenant_id, account)
+            if marked and listener is not None:
+                listener.offline_marked(marked)
         except Exception as exc:
             log.warning("offline check failed: %s", exc)

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from suho_mt5._nats import cluster_size, default_replicas
 from suho_mt5.errors import ConfigError, StreamSetupError
 
 __all__ = [
@@ -151,34 +152,6 @@ class Declared:
     def __str__(self) -> str:
         copies = "replica" if self.replicas == 1 else "replicas"
         return f"{self.kind} {self.name}: {self.state} ({self.replicas} {copies})"
-
-
-def cluster_size(nc: Any) -> int | None:
-    """How many nodes the NATS server that ``nc`` (a connected nats-py client) belongs to
-    tells its clients about: 1 outside a cluster; in a cluster, the client URLs it
-    advertises (its own and those of the peers it is routed to); None when it advertises
-    none (``no_advertise``), so the size is unknown.
-
-    A node that is down while this is asked is not counted: declare the streams while the
-    cluster is whole, or say ``--replicas``.
-    """
-    info = getattr(nc, "_server_info", None) or {}  # nats-py keeps the server's INFO there
-    if not info.get("cluster"):
-        return 1
-    urls = {str(u) for u in info.get("connect_urls") or ()}
-    # INFO updates after the connect (a route that came up later) reach the server pool
-    for server in getattr(nc, "discovered_servers", None) or ():
-        urls.add(str(server.uri.netloc))
-    return len(urls) or None
-
-
-def default_replicas(nodes: int | None) -> int:
-    """3 copies of each stream on a cluster of at least 3 nodes, else 1.
-
-    >>> default_replicas(1), default_replicas(3), default_replicas(5), default_replicas(None)
-    (1, 3, 3, 1)
-    """
-    return 3 if nodes is not None and nodes >= 3 else 1
 
 
 def _check_replicas(replicas: int, nodes: int | None) -> None:

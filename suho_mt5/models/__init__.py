@@ -26,8 +26,10 @@ mt5_timeseries_catalog         :class:`TimeseriesCatalogEntry`  ``catalog``
 mt5_ingest_dead_letters        :class:`DeadLetter`         ``ingest``
 mt5_balance_hourly (view)      :class:`BalanceHourly`      ``aggregates``
 mt5_pnl_daily (view)           :class:`PnlDaily`           ``aggregates``
+mt5_pnl_weekly (view)          :class:`PnlWeekly`          ``aggregates``
 mt5_quotes_ohlc_1m (view)      :class:`QuoteOhlc1m`        ``aggregates``
 mt5_quotes_ohlc_1h (view)      :class:`QuoteOhlc1h`        ``aggregates``
+mt5_quotes_ohlc_1d (view)      :class:`QuoteOhlc1d`        ``aggregates``
 =============================  ==========================  ====================
 
 Use them in a :func:`~suho_mt5.db.tenant_session`, which scopes every transaction to one
@@ -46,6 +48,8 @@ from suho_mt5.models.accounts import UserAccount
 from suho_mt5.models.aggregates import (
     BalanceHourly,
     PnlDaily,
+    PnlWeekly,
+    QuoteOhlc1d,
     QuoteOhlc1h,
     QuoteOhlc1m,
     ReadOnlyModelError,
@@ -53,6 +57,7 @@ from suho_mt5.models.aggregates import (
 )
 from suho_mt5.models.base import (
     Base,
+    ColumnstoreSpec,
     HypertableSpec,
     TextEnum,
     hypertable_spec,
@@ -101,6 +106,7 @@ __all__ = [
     "Base",
     "BrokerQuote",
     "CatalogKind",
+    "ColumnstoreSpec",
     "ComplianceReport",
     "ConsentType",
     "DeadLetter",
@@ -116,6 +122,8 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "PnlDaily",
+    "PnlWeekly",
+    "QuoteOhlc1d",
     "QuoteOhlc1h",
     "QuoteOhlc1m",
     "ReadOnlyModelError",

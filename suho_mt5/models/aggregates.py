@@ -10,8 +10,11 @@ ORM ``insert()``/``update()``/``delete()`` statements with :class:`ReadOnlyModel
 before anything is sent, and the database grants tenant roles nothing but SELECT on the
 views (and the views are not updatable anyway).
 
-On TimescaleDB the newest buckets are computed from the raw rows at query time
-(real-time aggregation); elsewhere the views show what ``mt5_maintain()`` last refreshed.
+On TimescaleDB the minute bars are real time (the newest buckets are computed from the raw
+rows at query time) and the others materialized only: they show what their refresh policy
+last materialized (docs/schema.md, "Aggregates"). Elsewhere every view shows what
+``mt5_maintain()`` last refreshed. Hourly and daily bars are built on the finer bars, the
+weekly P&L on the daily one (hierarchical aggregates).
 The natural key ``(bucket, tenant_id, account_id[, symbol])`` is the mapped primary key;
 the views have none.
 """
@@ -38,6 +41,8 @@ from suho_mt5.models.base import Base, Uuid, view_metadata
 __all__ = [
     "BalanceHourly",
     "PnlDaily",
+    "PnlWeekly",
+    "QuoteOhlc1d",
     "QuoteOhlc1h",
     "QuoteOhlc1m",
     "ReadOnlyModelError",
@@ -92,17 +97,8 @@ class BalanceHourly(ReadOnlyView):
     samples: Mapped[int] = mapped_column(BigInteger)
 
 
-class PnlDaily(ReadOnlyView):
-    """Daily profit and loss of closed trades per account and symbol (the seed's "weekly
-    P&L summary": sum seven of them).
-
-    ``net_profit`` = profit + commission + swap + fee.
-    """
-
-    __tablename__ = "mt5_pnl_daily"
-    __table_args__ = {"info": {"is_view": True}}  # noqa: RUF012
-    __aggregate__ = "mt5_agg_pnl_daily"
-    __bucket_width__ = "1 day"
+class _Pnl(ReadOnlyView):
+    __abstract__ = True
 
     bucket: Mapped[datetime] = _bucket()
     tenant_id: Mapped[str] = mapped_column(primary_key=True)
@@ -117,6 +113,28 @@ class PnlDaily(ReadOnlyView):
     swap: Mapped[Decimal] = mapped_column(_Sum)
     fee: Mapped[Decimal] = mapped_column(_Sum)
     net_profit: Mapped[Decimal] = mapped_column(_Sum)
+
+
+class PnlDaily(_Pnl):
+    """Daily profit and loss of closed trades per account and symbol.
+
+    ``net_profit`` = profit + commission + swap + fee.
+    """
+
+    __tablename__ = "mt5_pnl_daily"
+    __table_args__ = {"info": {"is_view": True}}  # noqa: RUF012
+    __aggregate__ = "mt5_agg_pnl_daily"
+    __bucket_width__ = "1 day"
+
+
+class PnlWeekly(_Pnl):
+    """Weekly profit and loss per account and symbol (the seed's "weekly P&L summary"),
+    built on the daily P&L; weeks start on Monday, 00:00 UTC."""
+
+    __tablename__ = "mt5_pnl_weekly"
+    __table_args__ = {"info": {"is_view": True}}  # noqa: RUF012
+    __aggregate__ = "mt5_agg_pnl_weekly"
+    __bucket_width__ = "7 days"
 
 
 class _QuoteOhlc(ReadOnlyView):
@@ -141,6 +159,11 @@ class _QuoteOhlc(ReadOnlyView):
     deviation_max_abs: Mapped[Decimal | None] = mapped_column(_Sum)
     volume: Mapped[Decimal | None] = mapped_column(_Sum)
     ticks: Mapped[int] = mapped_column(BigInteger)
+    #: Sums behind the averages, so coarser bars are exact: ``spread_avg = spread_sum /
+    #: ticks``, ``deviation_avg = deviation_sum / deviation_count``.
+    spread_sum: Mapped[Decimal] = mapped_column(_Sum)
+    deviation_sum: Mapped[Decimal | None] = mapped_column(_Sum)
+    deviation_count: Mapped[int] = mapped_column(BigInteger)
 
 
 class QuoteOhlc1m(_QuoteOhlc):
@@ -154,12 +177,23 @@ class QuoteOhlc1m(_QuoteOhlc):
 
 
 class QuoteOhlc1h(_QuoteOhlc):
-    """One-hour OHLC of broker bid and ask per account and symbol. Kept 2 years."""
+    """One-hour OHLC of broker bid and ask per account and symbol, built on the minute
+    bars. Kept 2 years."""
 
     __tablename__ = "mt5_quotes_ohlc_1h"
     __table_args__ = {"info": {"is_view": True}}  # noqa: RUF012
     __aggregate__ = "mt5_agg_quotes_ohlc_1h"
     __bucket_width__ = "1 hour"
+
+
+class QuoteOhlc1d(_QuoteOhlc):
+    """One-day OHLC of broker bid and ask per account and symbol, built on the hourly bars.
+    Kept 2 years."""
+
+    __tablename__ = "mt5_quotes_ohlc_1d"
+    __table_args__ = {"info": {"is_view": True}}  # noqa: RUF012
+    __aggregate__ = "mt5_agg_quotes_ohlc_1d"
+    __bucket_width__ = "1 day"
 
 
 # --------------------------------------------------------------------------- the guards

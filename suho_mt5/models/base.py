@@ -52,6 +52,7 @@ __all__ = [
     "TENANT_DEFAULT",
     "Base",
     "BigInt",
+    "ColumnstoreSpec",
     "Confidence",
     "HypertableSpec",
     "Json",
@@ -67,6 +68,7 @@ __all__ = [
     "hypertable_options",
     "hypertable_spec",
     "idempotency_key",
+    "legacy_idempotency_key",
     "metadata",
     "tenant_time_indexes",
     "time_index",
@@ -161,8 +163,36 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 
 
 @dataclass(frozen=True, slots=True)
+class ColumnstoreSpec:
+    """A hypertable's columnstore (TimescaleDB compression, timescale edition), as the model
+    declares it: what each batch is segmented and ordered by, extra sparse indexes, and how
+    long after its chunk ends a chunk is converted (docs/schema.md, "Columnstore").
+
+    >>> ColumnstoreSpec(("tenant_id", "account_id"), "time DESC", "2 days").after_interval
+    datetime.timedelta(days=2)
+    """
+
+    segmentby: tuple[str, ...]
+    orderby: str
+    after: str
+    sparse_index: str | None = None
+
+    @property
+    def after_interval(self) -> timedelta:
+        """:attr:`after` as a :class:`~datetime.timedelta`."""
+        return _interval(self.after)
+
+
+def _interval(text_: str) -> timedelta:
+    match = _INTERVAL.fullmatch(text_.strip())
+    if match is None:
+        raise ValueError(f"not a simple interval: {text_!r}")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+@dataclass(frozen=True, slots=True)
 class HypertableSpec:
-    """A hypertable's dimensions, as the model declares them.
+    """A hypertable's dimensions (and columnstore), as the model declares them.
 
     >>> spec = HypertableSpec("mt5_x", "time", "1 day", "tenant_id", 4)
     >>> spec.chunk_interval
@@ -174,14 +204,12 @@ class HypertableSpec:
     chunk_time_interval: str
     partitioning_column: str | None
     number_partitions: int | None
+    columnstore: ColumnstoreSpec | None = None
 
     @property
     def chunk_interval(self) -> timedelta:
         """:attr:`chunk_time_interval` as a :class:`~datetime.timedelta`."""
-        match = _INTERVAL.fullmatch(self.chunk_time_interval.strip())
-        if match is None:
-            raise ValueError(f"not a simple interval: {self.chunk_time_interval!r}")
-        return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+        return _interval(self.chunk_time_interval)
 
 
 def hypertable_options(
@@ -190,21 +218,24 @@ def hypertable_options(
     *,
     time_column_name: str = "time",
     partitioning_column: str = "tenant_id",
+    columnstore: ColumnstoreSpec | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``__table_args__`` entry declaring a hypertable with a hash(tenant) dimension.
 
     ``time_column_name`` and ``chunk_time_interval`` are sqlalchemy-timescaledb's own keys;
     ``partitioning_column`` and ``number_partitions`` add the tenant dimension the
-    migrations create with ``add_dimension`` (sqlalchemy-timescaledb ignores them).
+    migrations create with ``add_dimension``, and ``columnstore`` the columnstore revision
+    0013 enables (sqlalchemy-timescaledb ignores them).
     """
-    return {
-        "timescaledb_hypertable": {
-            "time_column_name": time_column_name,
-            "chunk_time_interval": chunk_time_interval,
-            "partitioning_column": partitioning_column,
-            "number_partitions": number_partitions,
-        }
+    options: dict[str, Any] = {
+        "time_column_name": time_column_name,
+        "chunk_time_interval": chunk_time_interval,
+        "partitioning_column": partitioning_column,
+        "number_partitions": number_partitions,
     }
+    if columnstore is not None:
+        options["columnstore"] = columnstore
+    return {"timescaledb_hypertable": options}
 
 
 def hypertable_spec(table: Table) -> HypertableSpec | None:
@@ -218,6 +249,7 @@ def hypertable_spec(table: Table) -> HypertableSpec | None:
         chunk_time_interval=options.get("chunk_time_interval", "7 days"),
         partitioning_column=options.get("partitioning_column"),
         number_partitions=options.get("number_partitions"),
+        columnstore=options.get("columnstore"),
     )
 
 
@@ -246,9 +278,19 @@ def account_fk(table: str) -> ForeignKeyConstraint:
     )
 
 
-def idempotency_key(table: str) -> UniqueConstraint:
-    """The Data Bridge's ``ON CONFLICT DO NOTHING`` key (it must contain ``time`` and
-    ``tenant_id``, the hash dimension: docs/schema.md, trap 8)."""
+def idempotency_key(table: str, *, by: tuple[str, ...] = ()) -> UniqueConstraint:
+    """The Data Bridge's ``ON CONFLICT DO NOTHING`` key ``(tenant_id, account_id, *by, time,
+    sequence)``. It must contain ``time`` and ``tenant_id``, the hypertable's dimensions
+    (docs/schema.md, trap 8); with ``time`` before ``sequence`` it also serves every query of
+    one account (and symbol) over time (revision 0013)."""
+    return UniqueConstraint(
+        "tenant_id", "account_id", *by, "time", "sequence", name=f"{table}_idempotency_key"
+    )
+
+
+def legacy_idempotency_key(table: str) -> UniqueConstraint:
+    """``(tenant_id, account_id, sequence, time)``: the key of the tables whose rows are few
+    (orders, executions, risk events), as revisions 0003 and 0004 made it."""
     return UniqueConstraint(
         "tenant_id", "account_id", "sequence", "time", name=f"{table}_idempotency_key"
     )

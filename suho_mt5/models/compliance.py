@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from suho_mt5.models.base import (
     Base,
     BigInt,
+    ColumnstoreSpec,
     Json,
     Price,
     TenantId,
@@ -33,7 +34,7 @@ from suho_mt5.models.base import (
     Uuid,
     account_fk,
     hypertable_options,
-    idempotency_key,
+    legacy_idempotency_key,
     tenant_time_indexes,
     time_index,
 )
@@ -87,7 +88,9 @@ class AuditEvent(Base):
         *tenant_time_indexes(_AUDIT, by=None),
         Index("mt5_audit_log_account_idx", "tenant_id", "account_id", text("time DESC"),
               postgresql_where=text("account_id IS NOT NULL")),
-        hypertable_options("90 days", 2),
+        hypertable_options("90 days", 2, columnstore=ColumnstoreSpec(
+            ("tenant_id",), "chain_seq DESC, time DESC", "90 days",
+            "minmax(time), bloom(event_id)")),
     )
     __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012  (INSERT without RETURNING)
 
@@ -134,7 +137,7 @@ class RiskEvent(Base):
     __tablename__ = _RISK
     __table_args__ = (
         account_fk(_RISK),
-        idempotency_key(_RISK),
+        legacy_idempotency_key(_RISK),
         time_index(_RISK),
         *tenant_time_indexes(_RISK),
         hypertable_options("90 days", 2),

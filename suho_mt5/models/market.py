@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from suho_mt5.models.base import (
     Base,
     BigInt,
+    ColumnstoreSpec,
     Money,
     Percent,
     Price,
@@ -27,7 +28,6 @@ from suho_mt5.models.base import (
     account_fk,
     hypertable_options,
     idempotency_key,
-    tenant_time_indexes,
     time_index,
 )
 from suho_mt5.models.enums import HeartbeatStatus
@@ -55,8 +55,8 @@ class BalanceHistory(Base):
         account_fk(_BALANCE),
         idempotency_key(_BALANCE),
         time_index(_BALANCE),
-        *tenant_time_indexes(_BALANCE),
-        hypertable_options("7 days", 4),
+        hypertable_options("7 days", 4, columnstore=ColumnstoreSpec(
+            ("tenant_id", "account_id"), "time DESC", "2 days", "minmax(sequence)")),
     )
     __mapper_args__ = {"primary_key": ["account_id", "time", "sequence"]}  # noqa: RUF012
 
@@ -87,10 +87,10 @@ class BrokerQuote(Base):
     __tablename__ = _QUOTES
     __table_args__ = (
         account_fk(_QUOTES),
-        idempotency_key(_QUOTES),
+        idempotency_key(_QUOTES, by=("symbol",)),
         time_index(_QUOTES),
-        *tenant_time_indexes(_QUOTES, by=("account_id", "symbol")),
-        hypertable_options("1 day", 4),
+        hypertable_options("1 day", 4, columnstore=ColumnstoreSpec(
+            ("tenant_id", "account_id", "symbol"), "time DESC", "2 days", "minmax(sequence)")),
     )
     __mapper_args__ = {  # noqa: RUF012
         "primary_key": ["account_id", "symbol", "time", "sequence"]
@@ -130,8 +130,8 @@ class Heartbeat(Base):
         account_fk(_HEARTBEAT),
         idempotency_key(_HEARTBEAT),
         time_index(_HEARTBEAT),
-        *tenant_time_indexes(_HEARTBEAT),
-        hypertable_options("1 day", 4),
+        hypertable_options("1 day", 4, columnstore=ColumnstoreSpec(
+            ("tenant_id", "account_id"), "time DESC", "2 days", "minmax(sequence)")),
     )
     __mapper_args__ = {"primary_key": ["account_id", "time", "sequence"]}  # noqa: RUF012
 

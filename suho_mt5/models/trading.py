@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from suho_mt5.models.base import (
     Base,
     BigInt,
+    ColumnstoreSpec,
     Confidence,
     Money,
     Price,
@@ -41,7 +42,7 @@ from suho_mt5.models.base import (
     Uuid,
     account_fk,
     hypertable_options,
-    idempotency_key,
+    legacy_idempotency_key,
     tenant_time_indexes,
     time_index,
 )
@@ -78,7 +79,7 @@ class TradeOrder(Base):
     __tablename__ = _ORDERS
     __table_args__ = (
         account_fk(_ORDERS),
-        idempotency_key(_ORDERS),
+        legacy_idempotency_key(_ORDERS),
         time_index(_ORDERS),
         *tenant_time_indexes(_ORDERS),
         Index("mt5_trade_orders_ticket_idx", "tenant_id", "account_id", "ticket",
@@ -89,7 +90,9 @@ class TradeOrder(Base):
               postgresql_where=text("signal_id IS NOT NULL")),
         Index("mt5_trade_orders_closed_idx", "tenant_id", text("time DESC"),
               postgresql_where=text("status = 'closed'")),
-        hypertable_options("30 days", 2),
+        hypertable_options("30 days", 2, columnstore=ColumnstoreSpec(
+            ("tenant_id", "account_id"), "time DESC", "30 days",
+            "bloom(signal_id), minmax(ticket), minmax(position_id)")),
     )
     __mapper_args__ = {"primary_key": ["account_id", "ticket", "time"]}  # noqa: RUF012
 
@@ -145,7 +148,8 @@ class TradingSignal(Base):
         *tenant_time_indexes(_SIGNALS),
         Index("mt5_trading_signals_open_idx", "tenant_id", "account_id", "time",
               postgresql_where=text("status IN ('pending', 'sent')")),
-        hypertable_options("7 days", 2),
+        hypertable_options("7 days", 2, columnstore=ColumnstoreSpec(
+            ("tenant_id", "account_id"), "time DESC", "7 days", "bloom(signal_id)")),
     )
     __mapper_args__ = {"primary_key": ["signal_id", "time"]}  # noqa: RUF012
 
@@ -199,7 +203,7 @@ class SignalExecution(Base):
     __tablename__ = _EXECUTIONS
     __table_args__ = (
         account_fk(_EXECUTIONS),
-        idempotency_key(_EXECUTIONS),
+        legacy_idempotency_key(_EXECUTIONS),
         time_index(_EXECUTIONS),
         *tenant_time_indexes(_EXECUTIONS),
         Index("mt5_signal_executions_signal_id_idx", "tenant_id", "signal_id"),

@@ -106,8 +106,9 @@ def render() -> str:
     return "\n".join(lines)
 
 
-def update(path: Path) -> bool:
-    new = render()
+def update(path: Path, new: str | None = None) -> bool:
+    """Write ``new`` (by default this module's rendering) to ``path`` unless it holds it."""
+    new = render() if new is None else new
     if path.exists() and path.read_text(encoding="utf-8") == new:
         return False
     path.write_text(new, encoding="utf-8")

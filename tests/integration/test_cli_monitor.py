@@ -33,6 +33,7 @@ def url(pg_url: str) -> str:
 @pytest.fixture(autouse=True)
 def _no_nats_url_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SUHO_NATS_URL", raising=False)
+    monkeypatch.delenv("SUHO_CACHE_URL", raising=False)
 
 
 def run(*args: str) -> Result:
@@ -78,7 +79,8 @@ def test_every_section_as_json_and_as_tables(url: str) -> None:
     db_commands.maintain(url)
     report = sections(run("monitor", "--url", url, "--json"))
     assert list(report) == ["hypertables", "aggregates", "chunks", "connectivity",
-                            "consumer_lag", "dead_letters"]
+                            "consumer_lag", "dead_letters", "cache"]
+    assert report["cache"]["available"] is False
     hypertables = {r["hypertable_name"]: r for r in report["hypertables"]["rows"]}
     assert len(hypertables) == 8 and hypertables["mt5_ea_heartbeat"]["is_hypertable"] is False
     assert {r["kind"] for r in report["aggregates"]["rows"]} == {"materialized view"}

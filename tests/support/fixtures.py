@@ -15,12 +15,15 @@
   module may kill the primary).
 * ``start_pgbouncer`` / ``start_haproxy``: factories for PgBouncer in front of a server and
   HAProxy in front of services; all are stopped at the end of the test.
+* ``redis_server`` / ``redis_cache`` / ``make_redis_server``: redis-server 7 (the cache
+  tier), its default user off and an admin user (``RedisServer.admin_url``).
 
 Every server is stopped at the end of its scope, also when tests fail.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -41,9 +44,11 @@ from tests.support.servers import (
     PatroniCluster,
     PgBouncer,
     ProxiedService,
+    RedisServer,
     ServerError,
     TimescaleEngine,
     make_workdir,
+    serving,
 )
 
 _S = TypeVar("_S")
@@ -281,13 +286,41 @@ def timescale_engine(
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[NatsServer]:
     """nats-server with JetStream for the session, its store in a temporary directory."""
-    workdir = make_workdir("nats")
-    server = NatsServer(workdir)
+    with serving(NatsServer, "nats") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """redis-server for the session: loopback, a free port, the default user off, DEBUG
+    allowed from loopback (so that the ACL, not the server's default, refuses it)."""
+    with serving(lambda w: RedisServer(w, debug_command=True), "redis") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_cache(redis_server: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied: no keys, no users but its admin."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.admin_url)
     try:
-        yield server.start()
+        client.flushall()
+        for user in client.acl_users():
+            name = user.decode() if isinstance(user, bytes) else user
+            if name not in ("default", RedisServer.ADMIN):
+                client.acl_deluser(name)
     finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        client.close()
+    return redis_server
+
+
+@pytest.fixture
+def make_redis_server() -> Iterator[Callable[[], RedisServer]]:
+    """Factory: a redis-server of the test's own (to kill and restart); all stopped after."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(
+            serving(lambda w: RedisServer(w, debug_command=True), "redis"))
 
 
 @pytest.fixture
@@ -369,7 +402,7 @@ def start_haproxy() -> Iterator[Callable[..., HAProxy]]:
 def _servers_still_alive(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail loudly, naming the server and its log, when a server died during a test."""
     yield
-    for name in ("timescale_engine", "nats_server"):
+    for name in ("timescale_engine", "nats_server", "redis_server"):
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
             try:

@@ -56,6 +56,13 @@ def test_demo_runs_the_data_flow_and_leaves_nothing(tmp_path: Path) -> None:
     assert iso["own_quotes"] > 0
     assert iso["other_tenant_quotes"] == 0 and iso["other_tenant_accounts"] == 0
     assert iso["public_base_table"] == "permission denied"
+    # the latest-state cache (make setup installs redis-server): one line per tenant, read
+    # back as the tenant's own ACL user
+    cache = report["cache"]
+    assert set(cache) == {"demo-alpha", "demo-beta"}
+    for tenant, state in cache.items():
+        assert "cache" in state["sources"] and state["quote"] is not None, (tenant, state)
+        assert "EURUSD" in state["line"] and "equity" in state["line"]
     assert report["bridge_exit_code"] == 0 and report["gateway_exit_code"] == 0
     # everything it started is gone: servers, bridge, gateway, PostgreSQL's backends
     assert {"postgresql", "nats-server", "data-bridge", "gateway"} <= set(report["pids"])
@@ -71,4 +78,21 @@ def test_ctrl_c_mid_run_stops_everything(tmp_path: Path) -> None:
     assert code == 130
     assert any("interrupted" in line for line in demo.stderr_lines)
     assert len(demo.seen) >= 4  # it had started its servers and services
+    assert demo.leftovers() == []
+
+
+def test_demo_on_a_three_node_nats_cluster(tmp_path: Path) -> None:
+    """``--cluster``: three nats-server processes as one JetStream cluster, R3 streams; the
+    same data flow, every packet once, every signal executed, nothing left running."""
+    demo = DemoProcess(["--engine", "native", "--cluster", "--duration", "6", "--json"],
+                       tmp_path).start()
+    code, out = demo.finish(timeout=240)
+    assert code == 0, demo.stderr()
+    report = demo.report(out)
+    assert len(report["nats"].split(",")) == 3
+    stored, eas = report["stored"], report["eas"]
+    assert stored["exactly_once"] and stored["total"] == eas["packets_sent"] > 0
+    sig = report["signals"]
+    assert sig["published"] > 0 and sig["executions_stored"] == sig["published"]
+    assert {f"nats-server-{i}" for i in (1, 2, 3)} <= set(report["pids"])
     assert demo.leftovers() == []

@@ -4,8 +4,10 @@ isolation"). What the PGlite engine (one superuser backend, SET ROLE) could neve
 * a fresh login in ``mt5_app`` works at all (revision 0001 had closed TimescaleDB's internal
   schema, and every query of a tenant role failed);
 * it reads and writes its own tenant through the ORM models, and no relation it can reach —
-  enumerated from the catalog: tables, views, chunks, statistics — shows another tenant;
-* each layer of the design, removed, is caught.
+  enumerated from the catalog: tables, views, chunks, converted (compressed) chunks,
+  statistics — shows another tenant;
+* each protection of the design, removed, is caught. Since revision 0013 the time series have
+  no row-level security: their tenant views and the grants isolate on their own.
 """
 
 from __future__ import annotations
@@ -89,9 +91,17 @@ def _fill(app: Engine, tenant_id: str, marker: str) -> uuid.UUID:
     return aid
 
 
+COMPRESSED_CHUNKS = ("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+                     " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                     " WHERE n.nspname = '_timescaledb_internal'"
+                     " AND c.relname LIKE 'compress\\_hyper\\_%' AND c.relkind = 'r'")
+
+
 @pytest.fixture(scope="module")
 def two_tenants(db: Schema) -> tuple[str, str, str]:
-    """(tenant A, tenant B, B's marker); statistics gathered so pg_stats has B's values."""
+    """(tenant A, tenant B, B's marker). Every chunk of a table with a columnstore is
+    converted (tenant ids stay plain values there, as segmentby columns), and statistics
+    are gathered, so pg_stats has B's values for the chunks and the converted chunks."""
     app = role_engine(db.url, "mt5_app")
     a, b = _tenant(), _tenant()
     marker = f"secret{uuid.uuid4().hex[:8]}"
@@ -101,8 +111,29 @@ def two_tenants(db: Schema) -> tuple[str, str, str]:
     finally:
         app.dispose()
     with db.engine.connect() as conn:
+        # 1,500 more quotes of B: two batches of one segment, so the statistics of B's
+        # converted chunk have B's tenant id among their most common values.
+        conn.execute(sa.text(
+            "INSERT INTO mt5_broker_quotes (time, tenant_id, account_id, symbol, bid, ask)"
+            " SELECT :t0 + n * interval '1 second', tenant_id, account_id, 'EURUSD', 1.1, 1.2"
+            " FROM mt5_user_accounts, generate_series(1, 1500) n WHERE tenant_id = :b"),
+            {"t0": T0, "b": b})
+        conn.execute(sa.text(
+            "SELECT count(compress_chunk(c, if_not_compressed => true))"
+            " FROM timescaledb_information.hypertables h,"
+            " show_chunks(format('%I.%I', h.hypertable_schema, h.hypertable_name)) c"
+            " WHERE h.hypertable_schema = 'public' AND h.compression_enabled"))
+        conn.commit()
         conn.execute(sa.text("ANALYZE"))
         conn.commit()
+        # What the leak checks below must not find is really there to be found.
+        compressed = conn.execute(sa.text(COMPRESSED_CHUNKS)).scalars().all()
+        assert len(compressed) >= 4, compressed
+        stats = conn.execute(sa.text(
+            "SELECT count(*) FROM pg_stats WHERE schemaname = '_timescaledb_internal'"
+            " AND tablename LIKE 'compress\\_hyper\\_%' AND attname = 'tenant_id'"
+            " AND most_common_vals::text LIKE :b"), {"b": f"%{b}%"}).scalar_one()
+        assert stats >= 1
     return a, b, marker
 
 
@@ -141,7 +172,8 @@ def leaks(conn: psycopg.Connection[tuple[object, ...]], tenant: str, marker: str
         except psycopg.errors.InsufficientPrivilege:
             continue  # e.g. a view over something this role may not read
         except psycopg.Error as exc:  # a catalog view that cannot be read this way
-            if exc.sqlstate in ("0A000", "42809", "55000", "XX000", "42883"):
+            # XX001: TimescaleDB refuses to read some converted chunks directly
+            if exc.sqlstate in ("0A000", "42809", "55000", "XX000", "XX001", "42883"):
                 continue
             raise
         if hit and hit[0]:
@@ -170,9 +202,12 @@ def test_a_fresh_app_login_runs_queries_and_sees_its_own_rows(
 def test_no_relation_a_tenant_login_can_reach_shows_another_tenant(
     db: Schema, two_tenants: tuple[str, str, str], role: str
 ) -> None:
-    a, _, marker = two_tenants
+    """B's marker (in its texts) and B's tenant id (a plain value in converted chunks and
+    in their statistics) appear nowhere a tenant login of A can read."""
+    a, b, marker = two_tenants
     with _connect_as(db, role) as conn:
         assert leaks(conn, a, marker) == []
+        assert leaks(conn, a, b) == []
 
 
 def test_the_leak_check_finds_a_chunk_granted_by_hand(
@@ -196,39 +231,125 @@ def test_the_leak_check_finds_a_chunk_granted_by_hand(
             admin.commit()
 
 
-def test_the_tenant_views_hold_when_row_level_security_is_dropped_and_vice_versa(
+def test_the_leak_check_finds_a_converted_chunk_granted_by_hand(
     db: Schema, two_tenants: tuple[str, str, str]
 ) -> None:
-    """Two independent layers: the views' filter, and FORCE row-level security under the
-    views' owner. Either alone isolates; with both gone, the leak check sees tenant B."""
-    a, _, marker = two_tenants
-    table = "mt5_trade_orders"
-    unfiltered = f"CREATE OR REPLACE VIEW mt5_tenant.{table} AS SELECT * FROM public.{table}"
+    """Protection: no grant on a converted (compressed) chunk either. Its tenant ids are
+    plain values, and so are the statistics on them."""
+    a, b, _ = two_tenants
     with db.engine.connect() as admin:
-        original = admin.execute(sa.text(
-            f"SELECT pg_get_viewdef('mt5_tenant.{table}'::regclass)")).scalar_one()
-        restore = (f"CREATE OR REPLACE VIEW mt5_tenant.{table} WITH (security_barrier = true)"
-                   f" AS {original.rstrip().rstrip(';')} WITH CASCADED CHECK OPTION")
+        chunk = admin.execute(sa.text(
+            "SELECT format('%I.%I', c2.schema_name, c2.table_name)"
+            " FROM _timescaledb_catalog.chunk c1"
+            " JOIN _timescaledb_catalog.chunk c2 ON c2.id = c1.compressed_chunk_id"
+            " JOIN _timescaledb_catalog.hypertable h ON h.id = c1.hypertable_id"
+            " WHERE h.table_name = 'mt5_broker_quotes'")).scalars().all()
+        admin.execute(sa.text(f"GRANT SELECT ON {', '.join(chunk)} TO mt5_app"))
+        admin.commit()
         try:
-            admin.execute(sa.text(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL SECURITY"))
-            admin.commit()
             with _connect_as(db, "mt5_app") as conn:
-                assert leaks(conn, a, marker) == []
-            admin.execute(sa.text(f"ALTER TABLE public.{table} FORCE ROW LEVEL SECURITY"))
-            admin.execute(sa.text(f"ALTER VIEW mt5_tenant.{table} RESET (check_option)"))
-            admin.execute(sa.text(unfiltered))
-            admin.commit()
-            with _connect_as(db, "mt5_app") as conn:
-                assert leaks(conn, a, marker) == []
-            admin.execute(sa.text(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL SECURITY"))
-            admin.commit()
-            with _connect_as(db, "mt5_app") as conn:
-                assert f"mt5_tenant.{table}" in leaks(conn, a, marker)
+                found = leaks(conn, a, b)
+            assert set(found) & set(chunk), found
+            assert "pg_catalog.pg_stats" in found
         finally:
-            admin.rollback()
-            admin.execute(sa.text(f"ALTER TABLE public.{table} FORCE ROW LEVEL SECURITY"))
-            admin.execute(sa.text(restore))
+            admin.execute(sa.text(f"REVOKE SELECT ON {', '.join(chunk)} FROM mt5_app"))
             admin.commit()
+
+
+def test_a_grant_on_a_hypertable_reaches_its_converted_chunks(
+    db: Schema, two_tenants: tuple[str, str, str]
+) -> None:
+    """docs/schema.md, trap 7, with the columnstore: TimescaleDB gives a hypertable's grants to
+    its chunks and to their converted chunks, which have no row security either. So a grant
+    on a time series is a grant on every tenant's rows: tenant roles hold none (checked by
+    test_no_hypertable_or_chunk_grants_a_tenant_role_anything and by health_check())."""
+    a, b, _ = two_tenants
+    with db.engine.connect() as admin:
+        admin.execute(sa.text("GRANT SELECT ON public.mt5_trade_orders TO mt5_readonly"))
+        admin.commit()
+        try:
+            with _connect_as(db, "mt5_readonly") as conn:
+                found = leaks(conn, a, b)
+            assert "public.mt5_trade_orders" in found
+            assert any(f.startswith("_timescaledb_internal.compress_hyper_") for f in found), found
+            health = dict(admin.execute(sa.text(
+                "SELECT component, status FROM health_check()")).all())
+            assert health["tenant_grants"] == "error"
+        finally:
+            admin.execute(sa.text("REVOKE SELECT ON public.mt5_trade_orders FROM mt5_readonly"))
+            admin.commit()
+
+
+def test_no_hypertable_or_chunk_grants_a_tenant_role_anything(
+    db: Schema, two_tenants: tuple[str, str, str]
+) -> None:
+    """Every hypertable TimescaleDB knows (ours, the aggregates' materializations, the
+    converted chunks' hypertables) and every chunk, converted or not: no privilege for a
+    tenant role, directly, through PUBLIC or through a role it is a member of."""
+    with db.engine.connect() as admin:
+        relations = admin.execute(sa.text(
+            "SELECT format('%I.%I', schema_name, table_name)"
+            " FROM _timescaledb_catalog.hypertable UNION ALL"
+            " SELECT format('%I.%I', schema_name, table_name) FROM _timescaledb_catalog.chunk"
+            )).scalars().all()
+        held = admin.execute(sa.text(
+            "SELECT r, rel FROM unnest(CAST(:rels AS text[])) rel,"
+            " unnest(ARRAY['mt5_app', 'mt5_readonly']) r"
+            " WHERE has_table_privilege(r, rel::regclass,"
+            "       'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')"),
+            {"rels": relations}).all()
+        kinds = admin.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE table_name LIKE '\\_materialized%'),"
+            " count(*) FILTER (WHERE table_name LIKE '\\_compressed%')"
+            " FROM _timescaledb_catalog.hypertable")).one()
+        health = dict(admin.execute(sa.text(
+            "SELECT component, status FROM health_check()")).all())
+    assert len(relations) > 30 and kinds[0] >= 6 and kinds[1] >= 6  # all of them, really
+    assert held == []
+    assert health["tenant_grants"] == "ok"
+
+
+def test_the_tenant_views_are_the_only_layer_on_the_time_series(
+    db: Schema, two_tenants: tuple[str, str, str]
+) -> None:
+    """A time series (trade orders) has no row-level security since revision 0013: its
+    view's filter alone isolates, and without it the leak check sees tenant B. A plain tenant
+    table (accounts) keeps two layers: either the view's filter or FORCE row-level security
+    alone isolates."""
+    a, b, marker = two_tenants
+    with db.engine.connect() as admin:
+        flags = dict(admin.execute(sa.text(
+            "SELECT relname, relrowsecurity OR relforcerowsecurity FROM pg_class"
+            " WHERE relname IN ('mt5_trade_orders', 'mt5_user_accounts')"
+            " AND relnamespace = 'public'::regnamespace")).all())
+        assert flags == {"mt5_trade_orders": False, "mt5_user_accounts": True}
+        for table, twice in (("mt5_trade_orders", False), ("mt5_user_accounts", True)):
+            original = admin.execute(sa.text(
+                f"SELECT pg_get_viewdef('mt5_tenant.{table}'::regclass)")).scalar_one()
+            restore = (f"CREATE OR REPLACE VIEW mt5_tenant.{table} WITH (security_barrier = "
+                       f"true) AS {original.rstrip().rstrip(';')} WITH CASCADED CHECK OPTION")
+            try:
+                admin.execute(sa.text(f"ALTER VIEW mt5_tenant.{table} RESET (check_option)"))
+                admin.execute(sa.text(f"CREATE OR REPLACE VIEW mt5_tenant.{table} AS "
+                                      f"SELECT * FROM public.{table}"))
+                admin.commit()
+                with _connect_as(db, "mt5_app") as conn:
+                    found = leaks(conn, a, marker)
+                if twice:
+                    assert found == []
+                    admin.execute(sa.text(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL "
+                                          "SECURITY"))
+                    admin.commit()
+                    with _connect_as(db, "mt5_app") as conn:
+                        found = leaks(conn, a, marker)
+                assert f"mt5_tenant.{table}" in found
+            finally:
+                admin.rollback()
+                if twice:
+                    admin.execute(sa.text(f"ALTER TABLE public.{table} FORCE ROW LEVEL SECURITY"))
+                admin.execute(sa.text(restore))
+                admin.commit()
+    del b
 
 
 def test_writes_through_a_tenant_view_cannot_reach_another_tenant(
@@ -240,7 +361,8 @@ def test_writes_through_a_tenant_view_cannot_reach_another_tenant(
                      "set_config('search_path', 'mt5_tenant, public', false)", (a,))
         with pytest.raises(psycopg.errors.Error) as err, conn.transaction():
             conn.execute("UPDATE mt5_trade_orders SET tenant_id = %s", (b,))
-        assert err.value.sqlstate in ("44000", "42501")  # check option / RLS with check
+        # the view's check option, or a chunk's constraint when B hashes to another chunk
+        assert err.value.sqlstate in ("44000", "23514")
         assert conn.execute("UPDATE mt5_trade_orders SET comment = 'x' WHERE tenant_id = %s",
                             (b,)).rowcount == 0
 
@@ -402,14 +524,29 @@ def test_the_scheduler_runs_a_refresh_and_a_retention_policy(
             {"t": account.tenant_id}).scalar_one() >= 1
 
 
-def test_compression_is_refused_with_a_clear_message(db: Schema) -> None:
-    """Row-level security stays on the hypertables as the second isolation layer, and
-    TimescaleDB cannot compress a table with row security (docs/schema.md, trap 3)."""
-    with db.engine.connect() as admin, pytest.raises(sa.exc.DBAPIError) as err:
-        admin.execute(sa.text(
-            "ALTER TABLE mt5_broker_quotes SET (timescaledb.compress, "
-            "timescaledb.compress_segmentby = 'tenant_id, account_id')"))
-    assert "row security" in str(err.value.orig)
+def test_the_time_series_have_a_columnstore_and_no_row_security(db: Schema) -> None:
+    """Revision 0013: TimescaleDB refuses a columnstore on a table with row security
+    (docs/schema.md, trap 3), and each protection now stands on its own: the time series
+    have a columnstore and no row security, the plain tenant tables keep ENABLE + FORCE."""
+    with db.engine.connect() as admin:
+        columnstore = set(admin.execute(sa.text(
+            "SELECT hypertable_name FROM timescaledb_information.hypertables"
+            " WHERE hypertable_schema = 'public' AND compression_enabled")).scalars())
+        protected = dict(admin.execute(sa.text(
+            "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class"
+            " WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+            " AND relname IN ('mt5_user_accounts', 'mt5_account_settings', 'mt5_user_consents',"
+            " 'mt5_compliance_reports', 'mt5_broker_quotes', 'mt5_trade_orders')")).all())
+        with pytest.raises(sa.exc.DBAPIError) as err:
+            admin.execute(sa.text("ALTER TABLE mt5_broker_quotes ENABLE ROW LEVEL SECURITY"))
+        admin.rollback()
+    assert columnstore == {"mt5_account_balance_history", "mt5_broker_quotes",
+                           "mt5_ea_heartbeat", "mt5_trade_orders", "mt5_trading_signals",
+                           "mt5_audit_log"}
+    assert protected == {"mt5_user_accounts": True, "mt5_account_settings": True,
+                         "mt5_user_consents": True, "mt5_compliance_reports": True,
+                         "mt5_broker_quotes": False, "mt5_trade_orders": False}
+    assert "columnstore" in str(err.value.orig)
 
 
 def test_session_helpers_are_tenant_scoped(db: Schema) -> None:
@@ -447,19 +584,51 @@ def _notices_of_a_leaky_function(db: Schema, tenant: str) -> list[str]:
 def test_a_leaky_function_sees_only_the_tenants_rows_through_the_barrier(
     db: Schema, two_tenants: tuple[str, str, str]
 ) -> None:
-    """Protection: security_barrier. With row security and the barrier off, the planner runs
-    the caller's cheap function before the view's tenant filter and it sees tenant B."""
-    a, _, marker = two_tenants
-    assert not any(marker in n for n in _notices_of_a_leaky_function(db, a))
+    """Protection: security_barrier. Without it (and the time series have no row security
+    behind their views since revision 0013) the planner runs the caller's cheap function
+    before the view's tenant filter, and it sees tenant B."""
+    a, b, marker = two_tenants
     table = "mt5_trade_orders"
     with db.engine.connect() as admin:
+        # A row of B in the rowstore: in converted chunks the tenant filter goes to the
+        # compressed batches (a segmentby column) before any row reaches the function.
+        admin.execute(sa.text(
+            "INSERT INTO mt5_trade_orders (tenant_id, account_id, ticket, symbol, order_type,"
+            " volume, price, status, comment) SELECT tenant_id, account_id, 99, 'EURUSD',"
+            " 'buy', 0.1, 1.1, 'open', :m FROM mt5_user_accounts WHERE tenant_id = :b"),
+            {"m": marker, "b": b})
+        admin.commit()
+    assert not any(marker in n for n in _notices_of_a_leaky_function(db, a))
+    with db.engine.connect() as admin:
         try:
-            admin.execute(sa.text(f"ALTER TABLE public.{table} NO FORCE ROW LEVEL SECURITY"))
             admin.execute(sa.text(f"ALTER VIEW mt5_tenant.{table} SET (security_barrier = false)"))
             admin.commit()
             assert any(marker in n for n in _notices_of_a_leaky_function(db, a))
         finally:
             admin.rollback()
-            admin.execute(sa.text(f"ALTER TABLE public.{table} FORCE ROW LEVEL SECURITY"))
             admin.execute(sa.text(f"ALTER VIEW mt5_tenant.{table} SET (security_barrier = true)"))
             admin.commit()
+
+
+def test_an_error_message_does_not_carry_another_tenants_value_through_the_barrier(
+    db: Schema, two_tenants: tuple[str, str, str]
+) -> None:
+    """Built-in functions leak too: a cast that fails names the value it could not cast.
+    Behind the barrier a cast (not leakproof) only ever sees the tenant's own rows: it fails
+    on A's own comment, and when A's rows are filtered out first it never fails at all,
+    although B's comment would fail it."""
+    a, _, marker = two_tenants
+
+    def run(query: str) -> str:
+        with _connect_as(db, "mt5_app") as conn:
+            conn.execute("SELECT set_config('app.current_tenant_id', %s, false), "
+                         "set_config('search_path', 'mt5_tenant, public', false)", (a,))
+            try:
+                return str(conn.execute(query).fetchall())
+            except psycopg.errors.InvalidTextRepresentation as exc:
+                return str(exc)
+
+    failed = run("SELECT count(*) FROM mt5_trade_orders WHERE CAST(comment AS integer) > 0")
+    assert "visible_a" in failed and marker not in failed
+    assert run("SELECT count(*) FROM mt5_trade_orders WHERE comment <> 'visible_a'"
+               " AND CAST(comment AS integer) > 0") == "[(0,)]"

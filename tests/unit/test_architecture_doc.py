@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _DOTTED = re.compile(r"\bsuho_mt5(?:\.[A-Za-z_]\w*)+")
-_METHOD = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9]+)\.(_{0,2}[a-z]\w*)")
+# ``Class.method``, not a file name such as ``Session.mqh`` (the MQL5 EA's include files)
+_METHOD = re.compile(r"(?<![\w.])([A-Z][A-Za-z0-9]+)\.(?!(?:mqh|mq5|h|c|md|py)\b)(_{0,2}[a-z]\w*)")
 _FILE = re.compile(r"\bsuho_mt5/[\w/]+\.py\b")
 
 

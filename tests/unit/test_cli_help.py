@@ -42,7 +42,9 @@ EXPECTED = {
     ("gateway", "run"), ("simulate",), ("signal", "send"), ("audit", "verify"),
     ("audit", "digest"), ("audit", "checkpoint"), ("audit", "correct"),
     ("report", "compliance"), ("report", "transactions"), ("gdpr", "erase"),
-    ("feedback", "export"), ("monitor",),
+    ("feedback", "export"), ("monitor",), ("cache", "grant-tenant"), ("cache", "grant-writer"),
+    ("cache", "revoke-tenant"), ("cache", "users"), ("cache", "rebuild"), ("cache", "stats"),
+    ("cache", "get"),
 }
 
 

@@ -42,20 +42,30 @@ ARGS: dict[tuple[str, ...], list[str]] = {
     ("streams", "setup"): [], ("simulate",): ["--gateway", "ws://127.0.0.1:1", "--accounts",
                                               "3"],
     ("demo",): ["--duration", "5"],
+    ("cache", "grant-tenant"): ["acme"], ("cache", "grant-writer"): [],
+    ("cache", "revoke-tenant"): ["acme"], ("cache", "users"): [], ("cache", "stats"): [],
+    ("cache", "rebuild"): ["--cache-url", "redis://u:p@127.0.0.1:1/0"],
+    ("cache", "get"): ["quote", "--tenant", "t", "--account", ACCOUNT, "--symbol", "EURUSD"],
 }
+#: Commands that take a cache URL (``--cache-url``, ``SUHO_CACHE_URL``).
+WITH_CACHE = [p for p in COMMANDS if any(x.name == "cache_url" for x in command_at(p).params)]
+#: ... and need one (the others run without a cache).
+NEED_CACHE = [p for p in WITH_CACHE if p[0] == "cache" and p != ("cache", "get")]
 #: Commands that take a database URL / a NATS URL, found on the tree.
 WITH_URL = [p for p in COMMANDS if any(x.name == "url" for x in command_at(p).params)]
 WITH_NATS = [p for p in COMMANDS if any(x.name == "nats_url" for x in command_at(p).params)]
 #: Commands whose output a program reads: each has --json (audit digest prints JSON always,
 #: db sql prints SQL; the services log).
 WITH_JSON = set(ARGS) - {("audit", "digest"), ("db", "maintain"), ("ingest", "run"),
-                         ("gateway", "run")} | {("db", "history")}
+                         ("gateway", "run"), ("cache", "revoke-tenant"),
+                         ("cache", "get")} | {("db", "history")}
 
 
 @pytest.fixture(autouse=True)
 def _no_urls_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SUHO_DATABASE_URL", raising=False)
     monkeypatch.delenv("SUHO_NATS_URL", raising=False)
+    monkeypatch.delenv("SUHO_CACHE_URL", raising=False)
     monkeypatch.delenv("SUHO_DEBUG", raising=False)
 
 
@@ -78,8 +88,12 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 def test_the_tables_cover_every_command() -> None:
     leaves = {p for p in COMMANDS if not isinstance(command_at(p), click.Group)}
     assert leaves - set(ARGS) == {("db", "sql"), ("db", "history")}  # no server, no URL
-    # the demo starts its own servers: --database-url and --nats-url, no environment
-    assert set(WITH_URL) == set(ARGS) - {("streams", "setup"), ("demo",)}
+    # the demo starts its own servers: --database-url and --nats-url, no environment;
+    # cache get's database is a tenant login (--url, the name database_url)
+    assert set(WITH_URL) == set(ARGS) - {("streams", "setup"), ("demo",)} - {
+        p for p in ARGS if p[0] == "cache" and p != ("cache", "rebuild")}
+    assert set(WITH_CACHE) == {p for p in ARGS if p[0] == "cache"} | {
+        ("ingest", "run"), ("gateway", "run"), ("monitor",)}
     assert set(WITH_NATS) == {("streams", "setup"), ("ingest", "run"), ("ingest", "replay"),
                               ("gateway", "run"), ("signal", "send"), ("monitor",), ("demo",)}
 
@@ -156,6 +170,38 @@ def test_a_gateway_that_is_down_or_not_a_url_is_one_line(tmp_path: Path) -> None
                    "unsupported gateway URL")
     one_error_line(run("simulate", "--gateway", "ws://127.0.0.1:1", "--accounts",
                        str(tmp_path / "none.json")), "cannot read simulator accounts")
+
+
+def without_cache_url(path: tuple[str, ...], tmp_path: Path) -> list[str]:
+    args = args_of(path, tmp_path)
+    if "--cache-url" in args:
+        at = args.index("--cache-url")
+        del args[at : at + 2]
+    return args
+
+
+@pytest.mark.parametrize("path", WITH_CACHE, ids=" ".join)
+def test_a_cache_url_that_is_not_one_is_one_line(path: tuple[str, ...], tmp_path: Path) -> None:
+    url = ["--url", "postgresql://u@127.0.0.1:1/x"] if path in WITH_URL else []
+    (option,) = [p for p in command_at(path).params if p.name == "cache_url"]
+    assert option.envvar == "SUHO_CACHE_URL"
+    args = without_cache_url(path, tmp_path)
+    one_error_line(run(*args, "--cache-url", "http://h:1", *url),
+                   "not a cache URL: 'http://h:1'")
+    one_error_line(run(*args, *url, env={"SUHO_CACHE_URL": "nope"}),
+                   "not a cache URL: 'nope'")
+
+
+@pytest.mark.parametrize("path", NEED_CACHE, ids=" ".join)
+def test_a_cache_that_is_down_or_missing_is_one_line(path: tuple[str, ...],
+                                                     tmp_path: Path) -> None:
+    args = without_cache_url(path, tmp_path)
+    url = ["--url", "postgresql://u@127.0.0.1:1/x"] if path in WITH_URL else []
+    one_error_line(run(*args, *url), "no cache URL")
+    if path == ("cache", "rebuild"):  # the database is read first: it is the one down
+        return
+    cache = f"redis://admin:pw@127.0.0.1:{free_port()}/0"
+    one_error_line(run(*args, "--cache-url", cache), "Connection refused")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -42,17 +42,22 @@ LAYERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("migrations", ("_names", "db", "errors", "models"),
      "`models` only in `env.py` and `drift.py`, inside functions"),
     ("compliance", ("db", "errors"), "audit chain, reports, GDPR, ML export"),
+    ("cache", ("_names", "db", "errors", "ingest"),
+     "above `ingest`: its values are ingest's rows; `db` and `ingest` lazily, only where the "
+     "database is read or rows are converted; nothing below imports it"),
     ("gateway", ("_nats", "_subjects", "db", "errors", "protocol"),
      "never `models`; `db` checks keys; `protocol._crc` to restamp outbound packets"),
     ("ingest", ("_names", "_nats", "_subjects", "db", "errors", "models", "protocol"),
      "`models.enums` in `rows` and `risk`, `models.metadata` for the staging tables; "
      "`db.psycopg_conninfo`"),
-    ("commands", ("_names", "_nats", "_subjects", "compliance", "db", "errors", "gateway", "ingest",
-                  "migrations", "models", "protocol"),
+    ("commands", ("_names", "_nats", "_subjects", "cache", "compliance", "db", "errors",
+                  "gateway", "ingest", "migrations", "models", "protocol"),
      "plain typed functions, one module per layer; `models.enums` for signal actions"),
-    ("demo", ("_nats", "commands", "db", "errors", "gateway", "ingest", "protocol", ROOT),
+    ("demo", ("_nats", "cache", "commands", "db", "errors", "gateway", "ingest", "protocol",
+              ROOT),
      "a scripted user of `commands`; the root for `suho_mt5.__file__`"),
-    ("cli", ("_nats", "commands", "compliance", "db", "demo", "errors", "gateway", "ingest", ROOT),
+    ("cli", ("_nats", "cache", "commands", "compliance", "db", "demo", "errors", "gateway",
+             "ingest", ROOT),
      "parse, call `commands`, format; the settings classes `GatewayConfig` and "
      "`BridgeSettings`; the root's `__version__`"),
     ("__main__", ("cli",), "`python -m suho_mt5`, the console script's twin"),
@@ -209,6 +214,35 @@ def test_the_gateway_and_ingest_import_neither_migrations_nor_cli() -> None:
             assert {layer(t) for t in targets}.isdisjoint({"migrations", "cli"}), module
         if layer(module) == "gateway":
             assert "models" not in {layer(t) for t in targets}, module
+
+
+def test_the_cache_sits_above_ingest_and_nothing_below_knows_it() -> None:
+    """The cache derives its values from ingest's rows and symbol mapping, and reads the
+    database (its fallback, its rebuild); ingest and the gateway know it only through the
+    small protocols they define (``ingest/hooks.py``, ``gateway.SessionListener``)."""
+    allowed = {"_names", "errors", "db", "ingest", "cache"}
+    for module, targets in imports().items():
+        if layer(module) == "cache":
+            assert {layer(t) for t in targets} <= allowed, module
+    assert set(importers_of("cache")) <= {m for m in imports()
+                                          if layer(m) in ("commands", "cli", "demo")}
+    # the ingest modules the cache uses: rows and reconcile (and a batch's types)
+    used = {t for m, ts in imports().items() if layer(m) == "cache" for t in ts
+            if layer(t) == "ingest"}
+    assert used <= {"suho_mt5.ingest.rows", "suho_mt5.ingest.reconcile",
+                    "suho_mt5.ingest.batch"}, used
+
+
+def test_the_cache_core_loads_no_database_stack() -> None:
+    """An application that reads the cache (or a gateway that writes it) does not load
+    SQLAlchemy, psycopg or Alembic: only the database fallback, the conversion of ingest's
+    rows and the rebuild do, when they run."""
+    loaded = json.loads(_fresh_python(
+        "import suho_mt5.cache, suho_mt5.cache.reader, suho_mt5.cache.writer\n"
+        "from suho_mt5.cache import CacheReader, CacheWriter, Quote\n"
+        "import json, sys\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))"))
+    assert loaded == []
 
 
 def test_migrations_never_import_the_models_but_for_env_and_the_drift_check() -> None:

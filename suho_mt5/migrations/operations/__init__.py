@@ -17,7 +17,8 @@ with its entities), so a revision only needs::
 Each operation builds what the server's edition supports (``timescale`` / ``apache`` /
 ``postgresql``, see :func:`migration_edition`) and has a ``reverse()``. The objects they
 create and drop are entities (:class:`Hypertable`, :class:`TenantRLS`,
-:class:`ContinuousAggregate`, :class:`RetentionPolicy`, :class:`RefreshPolicy`) that declare
+:class:`ContinuousAggregate`, :class:`RetentionPolicy`, :class:`RefreshPolicy`,
+:class:`Columnstore`) that declare
 their parameters once; ``op.create_entity(entity)`` and ``op.drop_entity(entity)`` take
 them directly. Revisions never import ORM models.
 
@@ -48,12 +49,15 @@ from suho_mt5.migrations.operations._entities import (
     MAINTENANCE_ROLE,
     OWNER_ROLE,
     AggregateRefresh,
+    Columnstore,
     ContinuousAggregate,
     Entity,
     Hypertable,
     RefreshPolicy,
     RetentionPolicy,
     TenantRLS,
+    aggregate_index_name,
+    aggregate_index_sql,
 )
 from suho_mt5.migrations.operations._health import health_check_sql
 from suho_mt5.migrations.operations._offline import (
@@ -68,10 +72,12 @@ from suho_mt5.migrations.operations._ops import (
     CreateContinuousAggregateOp,
     CreateEntityOp,
     CreateHypertableOp,
+    DisableColumnstoreOp,
     DisableTenantRLSOp,
     DropContinuousAggregateOp,
     DropEntityOp,
     DropHypertableOp,
+    EnableColumnstoreOp,
     EnableTenantRLSOp,
     EntityOp,
     RefreshContinuousAggregateOp,
@@ -117,14 +123,17 @@ __all__ = [
     "AddRefreshPolicyOp",
     "AddRetentionPolicyOp",
     "AggregateRefresh",
+    "Columnstore",
     "ContinuousAggregate",
     "CreateContinuousAggregateOp",
     "CreateEntityOp",
     "CreateHypertableOp",
+    "DisableColumnstoreOp",
     "DisableTenantRLSOp",
     "DropContinuousAggregateOp",
     "DropEntityOp",
     "DropHypertableOp",
+    "EnableColumnstoreOp",
     "EnableTenantRLSOp",
     "Entity",
     "EntityOp",
@@ -138,6 +147,8 @@ __all__ = [
     "RetentionPolicy",
     "SchemaFile",
     "TenantRLS",
+    "aggregate_index_name",
+    "aggregate_index_sql",
     "bucket_expr",
     "choose_install_edition",
     "create_tenant_view_sql",

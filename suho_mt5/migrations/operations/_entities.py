@@ -37,12 +37,15 @@ from suho_mt5.migrations.operations._sql import (
 
 __all__ = [
     "AggregateRefresh",
+    "Columnstore",
     "ContinuousAggregate",
     "Entity",
     "Hypertable",
     "RefreshPolicy",
     "RetentionPolicy",
     "TenantRLS",
+    "aggregate_index_name",
+    "aggregate_index_sql",
 ]
 
 #: Roles the schema is built around (created by the init revision).
@@ -136,6 +139,74 @@ class Hypertable(Entity):
 
 
 @dataclass(frozen=True)
+class Columnstore(Entity):
+    """The columnstore (TimescaleDB compression) of a hypertable, and the policy that
+    converts its chunks once they are older than ``after``.
+
+    timescale only: TimescaleDB under the Apache license and plain PostgreSQL have no
+    columnstore, and there this creates nothing (the tables stay in the rowstore;
+    ``health_check()`` says so). ``segmentby`` columns stay plain values, one per batch of up
+    to 1,000 rows, and lead the compressed chunk's index; ``orderby`` orders the rows of a
+    batch and gives every batch the min/max of its columns; ``sparse_index`` adds more
+    (``bloom(col)``, ``minmax(col)``). The policy's job runs as ``owner`` (converting a chunk
+    needs the table's owner). Columnstore and row-level security exclude each other
+    (docs/schema.md, trap 3): a table with row security is refused with a clear message.
+    Dropping converts every chunk back to the rowstore first, which can take long.
+    """
+
+    table_name: str
+    _: KW_ONLY
+    segmentby: Sequence[str] | None = None
+    orderby: str | None = None
+    sparse_index: str | None = None
+    after: IntervalLike | None = None
+    owner: str | None = OWNER_ROLE
+
+    needed_to_create: ClassVar[tuple[str, ...]] = ("segmentby", "orderby", "after")
+
+    def __post_init__(self) -> None:
+        if self.segmentby is not None:
+            object.__setattr__(self, "segmentby", tuple(self.segmentby))
+
+    def create_sql(self, edition: Edition) -> list[str]:
+        if not edition.has_columnstore:
+            return []
+        assert self.segmentby is not None and self.orderby is not None
+        assert self.after is not None
+        rel = qualified(self.table_name, self.schema_name)
+        options = [
+            "timescaledb.enable_columnstore = true",
+            f"timescaledb.segmentby = {literal(', '.join(ident(c) for c in self.segmentby))}",
+            f"timescaledb.orderby = {literal(self.orderby)}",
+        ]
+        if self.sparse_index:
+            options.append(f"timescaledb.sparse_index = {literal(self.sparse_index)}")
+        return [
+            do_block(
+                "    IF EXISTS (SELECT 1 FROM pg_class c\n"
+                f"               WHERE c.oid = {literal(rel)}::regclass\n"
+                "                 AND (c.relrowsecurity OR c.relforcerowsecurity)) THEN\n"
+                f"        RAISE EXCEPTION 'cannot enable the columnstore of %: it has row-level "
+                "security, and TimescaleDB cannot combine the two', "
+                f"{literal(rel)} USING ERRCODE = 'feature_not_supported';\n"
+                "    END IF;"),
+            f"ALTER TABLE {rel} SET ({', '.join(options)})",
+            *as_role(self.owner, f"CALL add_columnstore_policy({literal(rel)}, "
+                                 f"after => {interval_sql(self.after)})"),
+        ]
+
+    def drop_sql(self, edition: Edition) -> list[str]:
+        if not edition.has_columnstore:
+            return []
+        rel = qualified(self.table_name, self.schema_name)
+        return [
+            f"CALL remove_columnstore_policy({literal(rel)}, if_exists => true)",
+            f"SELECT count(decompress_chunk(c, true)) FROM show_chunks({literal(rel)}) c",
+            f"ALTER TABLE {rel} SET (timescaledb.enable_columnstore = false)",
+        ]
+
+
+@dataclass(frozen=True)
 class TenantRLS(Entity):
     """Row-level security ENABLEd and FORCEd on a tenant table, with a fail-closed policy.
 
@@ -210,6 +281,31 @@ class TenantRLS(Entity):
         ]
 
 
+def _index_column(column: str) -> tuple[str, str]:
+    name, _, order = column.partition(" ")
+    if order.strip().upper() not in ("", "ASC", "DESC"):
+        raise MigrationError(f"not a column of an index: {column!r}")
+    return name, order.strip().upper()
+
+
+def aggregate_index_name(view_name: str, columns: Sequence[str]) -> str:
+    """``<aggregate>_<col>_..._idx``, the name :class:`ContinuousAggregate` gives an index.
+
+    >>> aggregate_index_name("mt5_agg_x", ["tenant_id", "bucket DESC"])
+    'mt5_agg_x_tenant_id_bucket_idx'
+    """
+    return f"{view_name}_{'_'.join(_index_column(c)[0] for c in columns)}_idx"
+
+
+def aggregate_index_sql(view_name: str, columns: Sequence[str],
+                        schema: str = DEFAULT_SCHEMA) -> str:
+    """``CREATE INDEX`` on an aggregate (on TimescaleDB the index goes to its
+    materialization hypertable, in ``_timescaledb_internal``)."""
+    cols = ", ".join(f"{ident(n)} {o}".rstrip() for n, o in map(_index_column, columns))
+    return (f"CREATE INDEX {ident(aggregate_index_name(view_name, columns))} "
+            f"ON {qualified(view_name, schema)} ({cols})")
+
+
 def _rls_guc(source: str) -> str:
     # One transaction-local marker per source table, so two aggregates on two tables in one
     # migration do not mix up what to restore.
@@ -273,6 +369,12 @@ class ContinuousAggregate(Entity):
     ``owner`` (default ``mt5_maintenance``, which has ``BYPASSRLS``) owns and refreshes it;
     a refresh by an owner subject to row security would materialize nothing (trap 4).
     ``reader_roles`` may read ``tenant_view``; nobody gets the aggregate itself (trap 2).
+
+    ``indexes``: column lists of the indexes tenant queries need, tenant first (a column
+    written ``"bucket DESC"`` is descending), on every edition. On timescale TimescaleDB's own
+    per-column indexes (``create_group_indexes``) are not made when ``indexes`` are given:
+    ``(account_id, bucket)`` serves no query that is filtered on the tenant first.
+    ``source`` may be another aggregate (a hierarchical aggregate).
     """
 
     view_name: str
@@ -288,6 +390,7 @@ class ContinuousAggregate(Entity):
     tenant_column: str = "tenant_id"
     setting: str = TENANT_SETTING
     materialized_only: bool = False
+    indexes: Sequence[Sequence[str]] = ()
 
     needed_to_create: ClassVar[tuple[str, ...]] = (
         "definition", "source", "bucket_width", "unique_key")
@@ -296,6 +399,7 @@ class ContinuousAggregate(Entity):
         if self.unique_key is not None:
             object.__setattr__(self, "unique_key", tuple(self.unique_key))
         object.__setattr__(self, "reader_roles", tuple(self.reader_roles))
+        object.__setattr__(self, "indexes", tuple(tuple(cols) for cols in self.indexes))
 
     def create_sql(self, edition: Edition) -> list[str]:
         name, schema = self.view_name, self.schema_name
@@ -306,10 +410,11 @@ class ContinuousAggregate(Entity):
         stmts: list[str] = []
         if edition.has_continuous_aggregates:
             only = "true" if self.materialized_only else "false"
+            groups = ", timescaledb.create_group_indexes = false" if self.indexes else ""
             stmts += [
                 _suspend_rls_sql(self.source, schema),
                 f"CREATE MATERIALIZED VIEW {rel} WITH (timescaledb.continuous, "
-                f"timescaledb.materialized_only = {only}) AS\n{body}\nWITH NO DATA",
+                f"timescaledb.materialized_only = {only}{groups}) AS\n{body}\nWITH NO DATA",
                 _restore_rls_sql(self.source, schema),
             ]
         else:
@@ -319,6 +424,7 @@ class ContinuousAggregate(Entity):
                 f"CREATE UNIQUE INDEX {ident(f'{name}_key')} ON {rel} "
                 f"({', '.join(ident(c) for c in self.unique_key)})",
             ]
+        stmts += [aggregate_index_sql(name, columns, schema) for columns in self.indexes]
         if self.owner:
             # The owner refreshes it; it must see every tenant (BYPASSRLS), docs/schema.md,
             # trap 4.
@@ -453,4 +559,5 @@ class RefreshPolicy(Entity):
 
 #: Every entity class, for tests and the generic operations.
 ENTITIES: tuple[type[Entity], ...] = (
-    Hypertable, TenantRLS, ContinuousAggregate, AggregateRefresh, RetentionPolicy, RefreshPolicy)
+    Hypertable, Columnstore, TenantRLS, ContinuousAggregate, AggregateRefresh, RetentionPolicy,
+    RefreshPolicy)

@@ -14,6 +14,71 @@ def _array(names: Sequence[str]) -> str:
     return "ARRAY[" + ", ".join(f"'{n}'" for n in names) + "]::text[]"
 
 
+# health_check()'s rows about the time series (revision 0013): "tenant_grants" and "columnstore".
+_SERIES_ROWS = """
+    IF cardinality(time_series) > 0 THEN
+        -- The time series have no row-level security: their tenant views are the only way
+        -- in, so a tenant role's privilege on a table or chunk would read every tenant.
+        SELECT array_agg(c.oid::regclass::text ORDER BY c.oid::regclass::text) INTO reachable
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'm', 'f', 'v')
+          AND c.relname LIKE 'mt5\\_%' AND c.relname <> 'mt5_timeseries_catalog'
+          -- views other than the raw aggregates are the tenant views of the aggregates
+          AND (c.relkind <> 'v' OR c.relname LIKE 'mt5\\_agg\\_%');
+        IF ts_version IS NOT NULL THEN
+            -- every chunk (compressed ones included) and every internal hypertable and view
+            EXECUTE $q$SELECT array_agg(c.oid::regclass::text) FROM pg_class c
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.relkind IN ('r', 'p', 'v')
+                         AND ((n.nspname, c.relname) IN (SELECT schema_name, table_name
+                                                         FROM _timescaledb_catalog.chunk
+                                                         UNION ALL
+                                                         SELECT schema_name, table_name
+                                                         FROM _timescaledb_catalog.hypertable)
+                              OR (n.nspname = '_timescaledb_internal'
+                                  AND c.relname ~ '^_(partial|direct)_view_'))$q$
+                INTO missing;
+            reachable := reachable || coalesce(missing, '{}');
+        END IF;
+        SELECT array_agg(format('%s on %s', r, rel) ORDER BY r, rel) INTO granted
+        FROM unnest(reachable) AS rel
+        CROSS JOIN unnest(tenant_roles) AS r
+        WHERE EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = r)
+          AND has_table_privilege(r, rel::regclass,
+                'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER');
+        component := 'tenant_grants';
+        IF granted IS NULL THEN
+            status := 'ok';
+            detail := format('%s hold no privilege on the %s time series, their chunks or '
+                             'aggregates: they read through the mt5_tenant views',
+                             array_to_string(tenant_roles, ', '), cardinality(time_series));
+        ELSE
+            status := 'error';
+            detail := 'tenant roles must reach rows through the mt5_tenant views only, but hold '
+                      || 'privileges on: ' || array_to_string(granted, ', ');
+        END IF;
+        RETURN NEXT;
+
+        component := 'columnstore';
+        status := 'ok';
+        IF edition = 'timescale' AND ts_version IS NOT NULL THEN
+            EXECUTE $q$SELECT count(*) FILTER (WHERE h.compression_enabled),
+                              (SELECT count(*) FROM timescaledb_information.chunks k
+                               WHERE k.is_compressed AND k.hypertable_name = ANY($1))
+                       FROM timescaledb_information.hypertables h
+                       WHERE h.hypertable_schema = 'public' AND h.hypertable_name = ANY($1)$q$
+                INTO readable, n USING time_series;
+            detail := format('%s of %s time series have a columnstore; %s chunks converted',
+                             readable, cardinality(time_series), n);
+        ELSE
+            detail := format('not available in the %s edition (TimescaleDB''s Timescale '
+                             'license only): the time series stay uncompressed', edition);
+        END IF;
+        RETURN NEXT;
+    END IF;
+"""
+
+
 def health_check_sql(
     *,
     tenant_tables: Sequence[str],
@@ -22,10 +87,19 @@ def health_check_sql(
     pbkdf2_iterations: int,
     tenant_views: bool = False,
     or_replace: bool = False,
+    time_series: Sequence[str] = (),
+    tenant_roles: Sequence[str] = (),
     login_roles: bool = False,
 ) -> str:
     """``CREATE [OR REPLACE] FUNCTION health_check()``; with ``tenant_views`` its ``session``
-    row also counts what the caller may do through the ``mt5_tenant`` views."""
+    row also counts what the caller may do through the ``mt5_tenant`` views.
+
+    ``tenant_tables`` must have row-level security ENABLEd and FORCEd. With ``time_series``
+    (tables isolated by their tenant views alone, revision 0013) two more rows: the
+    ``tenant_grants`` row is an error when one of ``tenant_roles`` holds any privilege on a
+    table of ours, on a chunk or on any other relation in ``_timescaledb_internal``
+    (docs/schema.md, trap 7); the ``columnstore`` row says how many time series have one and
+    how many chunks it holds, or what the edition lacks."""
     readable = "has_table_privilege(to_regclass('public.' || t), 'SELECT')"
     writable = "has_table_privilege(to_regclass('public.' || t), 'INSERT')"
     if tenant_views:
@@ -34,6 +108,12 @@ def health_check_sql(
         writable = (f"({writable} OR coalesce(has_table_privilege("
                     "to_regclass('mt5_tenant.' || t), 'INSERT'), false))")
     create = "CREATE OR REPLACE FUNCTION" if or_replace else "CREATE FUNCTION"
+    declare_series = series_rows = ""
+    if time_series:
+        declare_series = (f"\n    time_series text[] := {_array(time_series)};"
+                          f"\n    tenant_roles text[] := {_array(tenant_roles)};"
+                          "\n    granted text[];\n    reachable text[];")
+        series_rows = _SERIES_ROWS
     return f"""{create} health_check()
 RETURNS TABLE (component text, status text, detail text)
 LANGUAGE plpgsql STABLE
@@ -43,7 +123,7 @@ AS $fn$
 -- catalogs only, so it also tells a role what it may do (the seed's "check permissions").
 DECLARE
     expected text[] := {_array(all_tables)};
-    tenant_tables text[] := {_array(tenant_tables)};
+    tenant_tables text[] := {_array(tenant_tables)};{declare_series}
     edition text := public.mt5_schema_edition();
     ts_version text;
     missing text[];
@@ -104,7 +184,7 @@ BEGIN
         detail := 'not ENABLEd and FORCEd: ' || array_to_string(unprotected, ', ');
     END IF;
     RETURN NEXT;
-
+{series_rows}
     component := 'maintenance';
     IF edition = 'timescale' AND ts_version IS NOT NULL THEN
         EXECUTE $q$SELECT count(*) FROM timescaledb_information.job_stats s

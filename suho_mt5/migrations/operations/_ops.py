@@ -12,6 +12,7 @@ operation                     timescale                   apache / postgresql
 ============================  ==========================  ===============================
 create_hypertable             hypertable, time + hash     apache: same; postgresql:
                               (tenant) dimensions         ``<table>_<time>_idx`` index
+enable_columnstore            columnstore + policy        nothing (they lack it)
 create_continuous_aggregate   continuous aggregate        materialized view + unique index
 add_retention_policy          ``add_retention_policy``    recorded for ``mt5_maintain()``
 add_refresh_policy            continuous-aggregate        recorded for ``mt5_maintain()``
@@ -40,6 +41,7 @@ from suho_mt5.errors import MigrationError
 from suho_mt5.migrations.operations._edition import execute_sql, migration_edition
 from suho_mt5.migrations.operations._entities import (
     AggregateRefresh,
+    Columnstore,
     ContinuousAggregate,
     Entity,
     Hypertable,
@@ -54,10 +56,12 @@ __all__ = [
     "CreateContinuousAggregateOp",
     "CreateEntityOp",
     "CreateHypertableOp",
+    "DisableColumnstoreOp",
     "DisableTenantRLSOp",
     "DropContinuousAggregateOp",
     "DropEntityOp",
     "DropHypertableOp",
+    "EnableColumnstoreOp",
     "EnableTenantRLSOp",
     "EntityOp",
     "RefreshContinuousAggregateOp",
@@ -151,6 +155,19 @@ class DropHypertableOp(DropEntityOp):
     """``op.drop_hypertable("mt5_x")``: use it instead of ``drop_table``."""
 
     entity_class, name = Hypertable, "drop_hypertable"
+
+
+class EnableColumnstoreOp(CreateEntityOp):
+    """``op.enable_columnstore("mt5_x", segmentby=["tenant_id"], orderby="time DESC",
+    after="2 days")`` (timescale; nothing elsewhere)"""
+
+    entity_class, name = Columnstore, "enable_columnstore"
+
+
+class DisableColumnstoreOp(DropEntityOp):
+    """``op.disable_columnstore("mt5_x")``: every chunk back to the rowstore, then off."""
+
+    entity_class, name = Columnstore, "disable_columnstore"
 
 
 class EnableTenantRLSOp(CreateEntityOp):

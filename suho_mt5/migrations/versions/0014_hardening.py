@@ -16,10 +16,10 @@ revision 0008), EXECUTE for ``mt5_app`` (the gateway's role).
 ``mt5_maintenance`` (LOGIN roles without a password on the timescale edition, since
 TimescaleDB's jobs run as their owner) has a password, or a ``trust`` rule of
 ``pg_hba.conf`` (``pg_hba_file_rules``) lets them log in without one. Only a superuser can
-see either; for other roles the row says so. Downgrading restores the function of revision 0011.
+see either; for other roles the row says so. Downgrading restores the function of revision 0013.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 14:00:00
 """
 
@@ -29,26 +29,33 @@ import suho_mt5.migrations.operations  # noqa: F401  (registers the custom opera
 from suho_mt5.migrations.operations import execute_sql, health_check_sql
 
 revision: str = "0014"
-# Issue 18's 0013 is not merged yet: this revision is independent of it (the lead points it
-# at 0013 when both are in).
-down_revision: str | Sequence[str] | None = "0012"
+down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 DIGESTS = "mt5_account_digests()"
-# health_check() as revision 0011 left it (revision 0009's, with mt5_account_settings).
-HEALTH_TENANT_TABLES = (
+# health_check() as revision 0013 left it: row-level security on the plain tenant tables,
+# the time series isolated by their views and grants (frozen here: revisions never import
+# each other).
+HEALTH_TENANT_TABLES = ("mt5_user_accounts", "mt5_user_consents", "mt5_compliance_reports",
+                        "mt5_account_settings")
+HEALTH_ALL_TABLES = (
     "mt5_user_accounts", "mt5_account_balance_history", "mt5_broker_quotes",
     "mt5_ea_heartbeat", "mt5_trade_orders", "mt5_trading_signals", "mt5_signal_executions",
     "mt5_risk_events", "mt5_user_consents", "mt5_compliance_reports", "mt5_account_settings",
+    "mt5_audit_log",
 )
-HEALTH_ALL_TABLES = (*HEALTH_TENANT_TABLES, "mt5_audit_log")
+TIME_SERIES = ("mt5_account_balance_history", "mt5_broker_quotes", "mt5_ea_heartbeat",
+               "mt5_trade_orders", "mt5_trading_signals", "mt5_signal_executions",
+               "mt5_risk_events", "mt5_audit_log")
+TENANT_ROLES = ("mt5_app", "mt5_readonly")
 
 
 def _health_check(*, login_roles: bool) -> str:
     return health_check_sql(tenant_tables=HEALTH_TENANT_TABLES, all_tables=HEALTH_ALL_TABLES,
                             bcrypt_cost=12, pbkdf2_iterations=25000, tenant_views=True,
-                            or_replace=True, login_roles=login_roles)
+                            or_replace=True, time_series=TIME_SERIES, tenant_roles=TENANT_ROLES,
+                            login_roles=login_roles)
 
 DIGESTS_SQL = """CREATE FUNCTION mt5_account_digests()
 RETURNS SETOF integer

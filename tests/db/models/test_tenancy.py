@@ -24,6 +24,8 @@ from suho_mt5.models import (
     BalanceHourly,
     BrokerQuote,
     PnlDaily,
+    PnlWeekly,
+    QuoteOhlc1d,
     QuoteOhlc1h,
     QuoteOhlc1m,
     ReadOnlyModelError,
@@ -40,7 +42,8 @@ from tests.db.schema._support import (
     seed_two_tenants,
 )
 
-AGGREGATES: tuple[type[ReadOnlyView], ...] = (BalanceHourly, PnlDaily, QuoteOhlc1m, QuoteOhlc1h)
+AGGREGATES: tuple[type[ReadOnlyView], ...] = (
+    BalanceHourly, PnlDaily, PnlWeekly, QuoteOhlc1m, QuoteOhlc1h, QuoteOhlc1d)
 
 
 @pytest.fixture(scope="module")

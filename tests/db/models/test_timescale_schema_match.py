@@ -60,3 +60,30 @@ def test_hypertable_settings_match_timescaledb_dimensions(db: Schema) -> None:
         for name, s in hypertables().items()
     }
     assert built == declared
+
+
+@pytest.mark.engines("timescale")
+def test_columnstore_settings_match_the_models(db: Schema) -> None:
+    """``columnstore`` on each model == what TimescaleDB has: segmentby, orderby, the sparse
+    indexes revision 0013 configured, and the delay of the columnstore policy; the models
+    without one have none."""
+    with db.engine.connect() as conn:
+        settings = {r.hypertable: r for r in conn.execute(sa.text(
+            "SELECT hypertable::text AS hypertable, segmentby, orderby, index"
+            " FROM timescaledb_information.hypertable_columnstore_settings"
+            " WHERE segmentby IS NOT NULL")).all()}
+        after = dict(conn.execute(sa.text(
+            "SELECT hypertable_name, (config->>'compress_after')::interval"
+            " FROM timescaledb_information.jobs WHERE proc_name = 'policy_compression'")).all())
+    built = {
+        table: (tuple(r.segmentby.split(",")), r.orderby.replace('"', "").replace(",", ", "),
+                ", ".join(f"{i['type']}({i['column']})" for i in r.index
+                          if i["source"] == "config"), after[table])
+        for table, r in settings.items()
+    }
+    declared = {
+        name: (s.columnstore.segmentby, s.columnstore.orderby, s.columnstore.sparse_index,
+               s.columnstore.after_interval)
+        for name, s in hypertables().items() if s.columnstore is not None
+    }
+    assert built == declared

@@ -61,12 +61,17 @@ TIME_SERIES_TABLES = (
     "mt5_risk_events",
 )
 ALL_TABLES = (*TENANT_TABLES, "mt5_audit_log")
+# The tenant tables that keep row-level security (revision 0013: the time series are
+# isolated by their views and grants alone).
+RLS_TABLES = tuple(t for t in TENANT_TABLES if t not in TIME_SERIES_TABLES)
 # tenant view -> raw aggregate
 AGGREGATES = {
     "mt5_balance_hourly": "mt5_agg_balance_hourly",
     "mt5_pnl_daily": "mt5_agg_pnl_daily",
+    "mt5_pnl_weekly": "mt5_agg_pnl_weekly",
     "mt5_quotes_ohlc_1m": "mt5_agg_quotes_ohlc_1m",
     "mt5_quotes_ohlc_1h": "mt5_agg_quotes_ohlc_1h",
+    "mt5_quotes_ohlc_1d": "mt5_agg_quotes_ohlc_1d",
 }
 SEED_RETENTION = {
     "mt5_account_balance_history": "2 years",

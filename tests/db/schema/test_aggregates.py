@@ -2,8 +2,10 @@
 
 The expected rows are computed here from the base tables with plain SQL, independently of
 the aggregates' definitions. Run after the refresh (``CALL mt5_maintain()`` as the
-maintenance role, which on timescale runs the refresh jobs): empty aggregates would mean a
-refresh that could not see the tenants' rows (docs/schema.md, trap 4). Runs on every engine.
+maintenance role, which on timescale runs the refresh jobs, up to the newest row and in
+hierarchy order): empty aggregates would mean a refresh that could not see the tenants' rows
+(docs/schema.md, trap 4). The aggregates are materialized only (revision 0013): what the
+views show is what the refresh stored. Runs on every engine.
 """
 
 from __future__ import annotations
@@ -25,27 +27,31 @@ def _ohlc(column: str) -> str:
             f" (array_agg({column} ORDER BY time DESC))[1]")
 
 
+_PNL = (" count(*), count(*) FILTER (WHERE profit > 0), count(*) FILTER (WHERE profit < 0),"
+        " sum(volume), sum(profit), sum(commission), sum(swap), sum(fee),"
+        " sum(profit) + sum(commission) + sum(swap) + sum(fee)"
+        " FROM mt5_trade_orders WHERE tenant_id = :t AND status = 'closed' GROUP BY 1, 2, 3, 4")
+
 EXPECTED = {
     "mt5_balance_hourly": (
         f"SELECT {_bucket('1 hour')} AS bucket, tenant_id, account_id, {_ohlc('balance')},"
         f" {_ohlc('equity')}, min(margin_level) FILTER (WHERE margin > 0), count(*)"
         " FROM mt5_account_balance_history WHERE tenant_id = :t GROUP BY 1, 2, 3"
     ),
-    "mt5_pnl_daily": (
-        f"SELECT {_bucket('1 day')} AS bucket, tenant_id, account_id, symbol, count(*),"
-        " count(*) FILTER (WHERE profit > 0), count(*) FILTER (WHERE profit < 0), sum(volume),"
-        " sum(profit), sum(commission), sum(swap), sum(fee),"
-        " sum(profit) + sum(commission) + sum(swap) + sum(fee)"
-        " FROM mt5_trade_orders WHERE tenant_id = :t AND status = 'closed' GROUP BY 1, 2, 3, 4"
-    ),
+    "mt5_pnl_daily": f"SELECT {_bucket('1 day')} AS bucket, tenant_id, account_id, symbol,{_PNL}",
+    # built on the daily P&L (revision 0013), still equal to the raw orders
+    "mt5_pnl_weekly": f"SELECT {_bucket('7 days')} AS bucket, tenant_id, account_id, symbol,{_PNL}",
+    # the hourly and daily bars are built on the finer bars (revision 0013): their averages
+    # come from the sums, so they equal the raw quotes' to the last digit
     **{
         f"mt5_quotes_ohlc_{suffix}": (
             f"SELECT {_bucket(width)} AS bucket, tenant_id, account_id, symbol, {_ohlc('bid')},"
             f" {_ohlc('ask')}, avg(ask - bid), max(ask - bid), avg(price_deviation),"
-            " max(abs(price_deviation)), sum(volume), count(*)"
+            " max(abs(price_deviation)), sum(volume), count(*), sum(ask - bid),"
+            " sum(price_deviation), count(price_deviation)"
             " FROM mt5_broker_quotes WHERE tenant_id = :t GROUP BY 1, 2, 3, 4"
         )
-        for suffix, width in (("1m", "1 minute"), ("1h", "1 hour"))
+        for suffix, width in (("1m", "1 minute"), ("1h", "1 hour"), ("1d", "1 day"))
     },
 }
 

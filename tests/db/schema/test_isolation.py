@@ -1,8 +1,10 @@
 """Tenant isolation, for every tenant table and every aggregate view, and for every role.
 
-As tenant A: none of B's rows; writing a row of B, or moving a row to B, refused with
-SQLSTATE 42501; with no tenant or an empty tenant: no rows, no insert, no error on reads.
-Runs on every engine (tests/db/conftest.py).
+As tenant A: none of B's rows; writing a row of B, or moving a row to B, refused (SQLSTATE
+42501 by the row-level security of the plain tenant tables, 44000 by the tenant view's check
+option on the time series, which have no row-level security since revision 0013); with no
+tenant or an empty tenant: no rows, no insert, no error on reads. Runs on every engine
+(tests/db/conftest.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 from tests.db.schema._support import (
     AGGREGATES,
     ALL_ROLES,
+    RLS_TABLES,
     TENANT_A,
     TENANT_B,
     TENANT_ROLES,
@@ -63,6 +66,18 @@ def sqlstate(err: pytest.ExceptionInfo[sa.exc.DBAPIError]) -> str | None:
     return getattr(orig, "sqlstate", None)
 
 
+# Time series a tenant may insert into but not change (no UPDATE on their views).
+INSERT_ONLY = ("mt5_account_balance_history", "mt5_broker_quotes", "mt5_ea_heartbeat")
+
+
+def refusal(table: str, *, update: bool = False) -> str:
+    """What refuses a row of the wrong tenant first: the plain tables' row-level security
+    or a missing privilege (42501), or the time series' view check option (44000)."""
+    if table in RLS_TABLES or (update and table in INSERT_ONLY):
+        return "42501"
+    return "44000"
+
+
 @pytest.fixture(scope="module")
 def data(seeded: dict[str, TenantData]) -> Iterator[dict[str, TenantData]]:
     yield seeded
@@ -109,7 +124,7 @@ def test_without_a_tenant_nothing_is_visible_and_nothing_can_be_written(
         # Refused by the policy or, for tables the role may not write, by its privileges.
         conn.execute(sa.text(INSERTS[table]),
                      {"tenant": TENANT_A, "account": a.account_id, "signal": a.signal_id})
-    assert sqlstate(err) == "42501", err.value
+    assert sqlstate(err) == refusal(table), err.value
 
 
 @pytest.mark.parametrize("table", TENANT_TABLES)
@@ -122,7 +137,7 @@ def test_writing_a_row_of_another_tenant_is_refused(
     ) as err:
         conn.execute(sa.text(INSERTS[table]),
                      {"tenant": TENANT_B, "account": b.account_id, "signal": b.signal_id})
-    assert sqlstate(err) == "42501", err.value
+    assert sqlstate(err) == refusal(table), err.value
 
 
 @pytest.mark.parametrize("table", TENANT_TABLES)
@@ -133,7 +148,8 @@ def test_moving_a_row_to_another_tenant_is_refused(
         sa.exc.DBAPIError
     ) as err:
         conn.execute(sa.text(f"UPDATE {table} SET tenant_id = :b"), {"b": TENANT_B})
-    assert sqlstate(err) == "42501", err.value
+    # (or a hypertable's own chunk constraint, 23514, when the new tenant hashes elsewhere)
+    assert sqlstate(err) in (refusal(table, update=True), "23514"), err.value
 
 
 @pytest.mark.parametrize("table", ["mt5_user_accounts", "mt5_trading_signals",
@@ -175,6 +191,27 @@ def test_an_execution_must_name_a_signal_of_its_own_tenant(
         conn.execute(sa.text(INSERTS["mt5_signal_executions"]),
                      {"tenant": TENANT_A, "account": a.account_id,
                       "signal": data[TENANT_B].signal_id})
+
+
+def test_a_refused_row_of_another_tenant_shows_none_of_its_data(
+    schema: Schema, data: dict[str, TenantData]
+) -> None:
+    """Tenant A writes, through its view, an execution report naming tenant B's account and
+    signal, whose trade B closed. The view's check refuses it, after the BEFORE trigger that
+    takes a closed trade's result; the refusal shows the failing row, so that trigger must
+    not have filled it with B's result first (revision 0013)."""
+    b = data[TENANT_B]
+    with session(schema.engine, "mt5_app", TENANT_A) as conn, pytest.raises(
+        sa.exc.DBAPIError
+    ) as err:
+        conn.execute(sa.text(
+            "INSERT INTO mt5_signal_executions (tenant_id, account_id, signal_id, close_price,"
+            " profit, closed_at) VALUES (:t, :a, :s, 1, 0, now())"),
+            {"t": TENANT_B, "a": b.account_id, "s": b.signal_id})
+    assert sqlstate(err) in ("44000", "42501")
+    message = str(err.value.orig)
+    # B's closing order: price 1.0960, profit -20 (tests.db.schema._support.seed_two_tenants)
+    assert "1.096" not in message and "-20" not in message, message
 
 
 @pytest.mark.parametrize("view,raw", sorted(AGGREGATES.items()))
@@ -266,18 +303,29 @@ def test_tenant_context_is_transaction_local(schema: Schema, data: dict[str, Ten
                                 ).scalar_one() == 0
 
 
-def test_every_tenant_table_has_rls_enabled_and_forced(schema: Schema) -> None:
+def test_the_plain_tenant_tables_have_rls_enabled_and_forced_and_the_time_series_none(
+    schema: Schema,
+) -> None:
+    """Revision 0013: the time series are isolated by their views and grants alone (and may
+    then have a columnstore, trap 3); the plain tenant tables keep ENABLE + FORCE."""
     with session(schema.engine) as conn:
         flags = dict(conn.execute(sa.text(
             "SELECT relname, relrowsecurity AND relforcerowsecurity FROM pg_class"
             " WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')"
             " AND relname LIKE 'mt5\\_%'")).all())
+        any_rls = conn.execute(sa.text(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+            " AND (relrowsecurity OR relforcerowsecurity) AND relname = ANY(:t)"),
+            {"t": list(TIME_SERIES_TABLES)}).all()
         policies = conn.execute(sa.text(
             "SELECT tablename, qual, with_check FROM pg_policies"
             " WHERE policyname = 'tenant_isolation'")).all()
-    assert {t for t, on in flags.items() if on} == set(TENANT_TABLES)
-    assert flags["mt5_audit_log"] is False
-    assert {p.tablename for p in policies} == set(TENANT_TABLES)
+        tables_with_policies = set(conn.execute(sa.text(
+            "SELECT tablename FROM pg_policies")).scalars())
+    assert {t for t, on in flags.items() if on} == set(RLS_TABLES)
+    assert any_rls == []
+    assert tables_with_policies == set(RLS_TABLES)
+    assert {p.tablename for p in policies} == set(RLS_TABLES)
     for p in policies:
         # The tenant is read in a sub-select: once per statement, index-friendly (trap 9).
         expected = "SELECT NULLIF(current_setting('app.current_tenant_id'::text, true), ''::text)"

@@ -61,7 +61,7 @@ def test_maintain_deletes_expired_rows_in_batches(
             " AND last_refresh_at > now() - interval '1 minute'")).scalar_one()
     assert heartbeat_ages == 0 and removed["mt5_ea_heartbeat"] == 7
     assert audit == ["kept.event"] and removed["mt5_audit_log"] == 1
-    assert refreshed == 4
+    assert refreshed == 6
 
 
 def test_maintain_needs_its_own_transactions_and_role(schema: Schema) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from sqlalchemy.engine import make_url
 from suho_mt5._nats import nats_servers
 from suho_mt5._subjects import account_subject, message_id
 from suho_mt5.db import psycopg_conninfo
-from suho_mt5.ingest import Bridge, BridgeSettings, setup_streams
+from suho_mt5.ingest import Bridge, BridgeMetrics, BridgeSettings, setup_streams
 from suho_mt5.ingest.streams import DEFAULT_CONTRACT, BusContract
 from suho_mt5.protocol import (
     AccountSnapshotPacket,
@@ -38,7 +37,7 @@ from suho_mt5.protocol import (
     WireOrderType,
     encode_frame,
 )
-from tests.support.servers import NatsServer, make_workdir
+from tests.support.servers import NatsServer, serving
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INGEST_LOGIN = "suho_bridge_test"
@@ -192,15 +191,14 @@ async def publish_all(js: Any, frames: list[tuple[str, bytes, str]]) -> None:
 
 @contextlib.contextmanager
 def nats_server(store: Path | None = None) -> Iterator[NatsServer]:
-    workdir = make_workdir("nats-ingest")
-    server = NatsServer(workdir)
-    if store is not None:
-        server.store_dir = store
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    def make(workdir: Path) -> NatsServer:
+        server = NatsServer(workdir)
+        if store is not None:
+            server.store_dir = store
+        return server
+
+    with serving(make, "nats-ingest") as server:
+        yield server
 
 
 @contextlib.asynccontextmanager
@@ -245,8 +243,9 @@ async def wait_until_drained(js: Any, db: IngestDb, expected_rows: int,
 
 
 @contextlib.asynccontextmanager
-async def running_bridge(settings: BridgeSettings) -> AsyncIterator[Bridge]:
-    bridge = Bridge(settings)
+async def running_bridge(settings: BridgeSettings, metrics: BridgeMetrics | None = None
+                         ) -> AsyncIterator[Bridge]:
+    bridge = Bridge(settings, metrics)
     task = asyncio.create_task(bridge.run())
     try:
         yield bridge

@@ -108,6 +108,39 @@ def test_two_bridge_processes_share_one_consumer_exactly_once(
         assert "batch committed" in log.read_text(), f"{log.name} did no work"
 
 
+def test_three_bridge_processes_one_sigkilled_mid_run_exactly_once(
+    ingest_db: IngestDb, nats: NatsServer, tmp_path: Path
+) -> None:
+    """Three ``suho-mt5 ingest run`` processes share the durable consumer; one is SIGKILLed
+    while it holds batches (a random point between 10 % and 50 % of the rows) and is not
+    restarted: JetStream redelivers what it held to the other two after AckWait (3 s here),
+    and every packet is in the database once."""
+    ingest_db.add_accounts(4)
+    frames, published = frames_for(Feed(ingest_db.accounts), 30_000, 50)
+    asyncio.run(_publish(nats.url, []))  # the streams and the consumer, before the bridges
+    logs = [tmp_path / f"bridge-{i}.log" for i in range(3)]
+    procs = [bridge_process(ingest_db.ingest_url, nats.url, "--batch-size", "10", log=log)
+             for log in logs]
+    try:
+        time.sleep(1.5)  # all three subscribed before the first message
+        asyncio.run(_publish(nats.url, frames))
+        _wait_rows(ingest_db, random.randint(published.rows // 10, published.rows // 2))
+        assert stop_process(procs[0], signal.SIGKILL) == -signal.SIGKILL
+        killed_at = sum(ingest_db.counts().values())
+        assert killed_at < published.rows, "killed too late to prove anything: publish more"
+        asyncio.run(_drain(nats.url, ingest_db, published.rows))
+    finally:
+        if procs[0].poll() is None:  # the test failed before the kill
+            stop_process(procs[0], signal.SIGKILL)
+        codes = [stop_process(p) for p in procs[1:]]
+    assert codes == [0, 0]
+    assert_exactly_once(ingest_db, published)
+    for log in logs:
+        assert "batch committed" in log.read_text(), f"{log.name} did no work"
+    print(f"\n3 bridge processes: one SIGKILLed at {killed_at} of {published.rows} rows; "
+          "the other two finished, every packet once")
+
+
 async def _publish(url: str, frames: list[tuple[str, bytes, str]]) -> None:
     async with jetstream(url, CONTRACT) as (_nc, js):
         await publish_all(js, frames)

@@ -13,6 +13,7 @@ from suho_mt5._subjects import account_subject, market_subject, message_id
 from suho_mt5.commands.signal import publish_signal
 from suho_mt5.ingest import RiskLimits, mark_offline
 from suho_mt5.ingest.reconcile import ReferenceQuote, encode_reference
+from suho_mt5.ingest.status import OfflineMark
 from suho_mt5.protocol import (
     AccountSnapshotPacket,
     BrokerQuotePacket,
@@ -125,14 +126,14 @@ def test_silent_eas_are_marked_offline_seed_connectivity_query(ingest_db: Ingest
         conn.execute("UPDATE mt5_user_accounts SET is_active = false WHERE account_id = %s",
                      (w,))
 
-    async def check() -> tuple[list[tuple[str, uuid.UUID]], list[tuple[str, uuid.UUID]]]:
+    async def check() -> tuple[list[OfflineMark], list[OfflineMark]]:
         async with await psycopg.AsyncConnection.connect(libpq(ingest_db.ingest_url)) as c:
             first = await mark_offline(c, timedelta(seconds=90), now=now)
             again = await mark_offline(c, timedelta(seconds=90), now=now + timedelta(seconds=5))
             return first, again
 
     first, again = asyncio.run(check())
-    assert first == [("acme", x)] and again == []
+    assert first == [("acme", x, now)] and again == []
     with ingest_db.connect() as conn:
         seed = conn.execute(
             "SELECT COUNT(*) FILTER (WHERE status = 'online') AS online,"

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nats
 import sqlalchemy as sa
@@ -318,3 +319,79 @@ async def consumers_settled(js: JetStreamContext, accounts: list[uuid.UUID]) -> 
         if info.num_pending or info.num_ack_pending:
             return False
     return True
+
+
+@contextlib.asynccontextmanager
+async def bus_and_bridge(nats_url: str, ingest_url: str
+                         ) -> AsyncIterator[tuple[JetStreamContext, Any]]:
+    """The bus contract declared, a Data Bridge running in this process with the login
+    ``ingest_url``, and a psycopg connection of that login (for ``publish_signal``)."""
+    import psycopg
+
+    from suho_mt5.ingest.bridge import Bridge, BridgeSettings
+    from suho_mt5.ingest.streams import DEFAULT_CONTRACT, setup_streams
+    from tests.integration.ingest._support import libpq
+
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await setup_streams(js, DEFAULT_CONTRACT)
+    bridge = Bridge(BridgeSettings(url=ingest_url, nats_url=nats_url, fetch_timeout=0.5,
+                                   offline_check_every=3600.0, consumer_poll_every=0.5))
+    bridging = asyncio.create_task(bridge.run())
+    db = await psycopg.AsyncConnection.connect(libpq(ingest_url), autocommit=True)
+    try:
+        yield js, db
+    finally:
+        bridge.stop()
+        await asyncio.wait_for(bridging, 60)
+        await db.close()
+        await nc.close()
+
+
+#: where the Data Bridge writes each kind of EA packet (one row per packet)
+TABLES = ("mt5_broker_quotes", "mt5_account_balance_history", "mt5_ea_heartbeat",
+          "mt5_trade_orders", "mt5_signal_executions")
+
+
+def rows_in_database(url: str, accounts: list[uuid.UUID]) -> Counter[tuple[str, int]]:
+    """(account, sequence) -> rows holding it, over the tables the bridge writes."""
+    engine = make_engine(url)
+    rows: Counter[tuple[str, int]] = Counter()
+    try:
+        with engine.connect() as conn:
+            for table in TABLES:
+                for account, sequence, n in conn.execute(sa.text(
+                        f"SELECT account_id, sequence, count(*) FROM {table}"
+                        " WHERE account_id = ANY(:a) AND sequence IS NOT NULL"
+                        " GROUP BY 1, 2"), {"a": accounts}):
+                    rows[(str(account), int(sequence))] += int(n)
+    finally:
+        engine.dispose()
+    return rows
+
+
+async def assert_in_database_once(js: JetStreamContext, db_url: str, eas: list[Any],
+                                  published: set[uuid.UUID], timeout: float = 90.0) -> None:
+    """The Data Bridge has caught up with the bus; every data packet the simulated EAs
+    numbered is in the database once, and each signal of ``published`` is ``executed``
+    (its EXECUTION_REPORT closed the loop)."""
+    import psycopg
+
+    from suho_mt5.ingest.streams import DEFAULT_CONTRACT
+    from tests.integration.ingest._support import libpq
+
+    async def bridged() -> bool:
+        info = await js.consumer_info("MT5_ACCOUNTS", DEFAULT_CONTRACT.bridge.durable)
+        return not (info.num_pending or info.num_ack_pending)
+
+    assert await wait_for(bridged, timeout, 0.2), "the bridge did not catch up"
+    expected = {(str(ea.account.account_id), seq) for ea in eas for seq in ea.stats.data_sent}
+    in_db = await asyncio.to_thread(rows_in_database, db_url,
+                                    [ea.account.account_id for ea in eas])
+    assert set(in_db) == expected, "the database misses or has extra packets"
+    assert set(in_db.values()) == {1}, "a packet is in the database twice"
+    async with await psycopg.AsyncConnection.connect(libpq(db_url)) as conn, \
+            conn.cursor() as cur:
+        await cur.execute("SELECT status, count(*) FROM mt5_trading_signals"
+                          " WHERE signal_id = ANY(%s) GROUP BY 1", (list(published),))
+        assert {str(k): v for k, v in await cur.fetchall()} == {"executed": len(published)}

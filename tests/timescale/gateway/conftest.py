@@ -13,7 +13,7 @@ from tests.support.servers import NatsServer
 
 from ._support import GatewayDb, create_streams, delete_streams, prepare_database
 
-N_ACCOUNTS = 560  # 60 for the tests, 500 of their own for the 500-EA restart test
+N_ACCOUNTS = 780  # 60 for the tests, 500 for the 500-EA restart test, 205 for HAProxy, 15 more
 
 
 @pytest.fixture(scope="session")

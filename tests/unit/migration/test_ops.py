@@ -67,7 +67,8 @@ def offline(edition: Edition | None, build: Any) -> str:
     "create_hypertable", "drop_hypertable", "enable_tenant_rls", "disable_tenant_rls",
     "create_continuous_aggregate", "drop_continuous_aggregate", "refresh_continuous_aggregate",
     "add_retention_policy", "remove_retention_policy", "add_refresh_policy",
-    "remove_refresh_policy", "create_entity", "drop_entity",
+    "remove_refresh_policy", "create_entity", "drop_entity", "enable_columnstore",
+    "disable_columnstore",
 ])
 def test_operations_are_registered(name: str) -> None:
     assert callable(getattr(Operations, name))

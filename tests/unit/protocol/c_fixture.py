@@ -36,8 +36,8 @@ def _fields(message_type: str, fields: dict[str, Any]) -> str:
         if f.kind.is_uuid:
             token = "u:" + uuid.UUID(value).hex
         elif f.kind.text is not None:
-            token = "t:" + value.encode("ascii").hex()
-        elif f.kind.enum is not None:
+            token = "t:" + value.encode("utf-8").hex()
+        elif f.kind.enum is not None and isinstance(value, str):
             token = f"e:{value}"
         else:
             token = _value(value)
@@ -59,6 +59,9 @@ def lines(vectors: Vectors = VECTORS) -> list[str]:
         )
     for v in vectors.invalid:
         out.append(f"I {v['name']} {_hex(v['hex'])} {v['error']} {v['offset']}")
+    for v in vectors.encode:
+        fields = _fields(v["message_type"], v["fields"]) if v["message_type"] else "0"
+        out.append(f"E {v['name']} {v['type_code']} {v['error']} {v['offset']} {fields}")
     for v in vectors.frames:
         out.append(
             f"F {v['name']} {_hex(v['hex'])} {len(v['records'])} {v.get('error', '-')} "

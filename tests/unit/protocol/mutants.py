@@ -3,27 +3,31 @@
 The reference decoder is the spec's rule list run in order (``_rules.RULES``) and a record
 built with no further check. A mutant changes that list, or adds a check the spec does not
 make, or changes how frames and streams are cut, the way a hand-written decoder (an MQL5 EA,
-a C DLL) typically goes wrong. The mutants are generated from the rule list, so a rule added
-to the codec brings its own mutants, and the mutation test fails until vectors pin it.
+a C DLL) typically goes wrong; or plants a mistake in the reference encoder model
+(``vector_files.encode_model``), checked against the valid and the encode vectors. The
+mutants are generated from the rule list, so a rule added to the codec brings its own
+mutants, and the mutation test fails until vectors pin it.
 """
 
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from suho_mt5.protocol import MessageType
 from suho_mt5.protocol._constants import CRC_OFFSET, HEADER_SIZE, PACKET_SIZE
 from suho_mt5.protocol._layout import LAYOUT_BY_TYPE
-from suho_mt5.protocol._rules import RULES, Rule, build_unchecked, first_violation
+from suho_mt5.protocol._rules import RULES, Rule, build_unchecked, first_violation, intervals
 
 from .rule_vectors import outside_values, rules_of
 from .vector_files import (
     Outcome,
     Vector,
     Vectors,
+    encode_model,
     expected_packet,
     fields_json,
     frame_model,
@@ -69,6 +73,7 @@ class Mutant:
     decode: Decoder = field(default_factory=rule_decoder)
     frame: dict[str, bool] = field(default_factory=dict)
     stream: dict[str, bool] = field(default_factory=dict)
+    encode: dict[str, bool] = field(default_factory=dict)
 
 
 def _drop(rule: Rule) -> Transform:
@@ -112,6 +117,55 @@ def _padding_extra(mtype: MessageType) -> Extra:
         return None
 
     return extra
+
+
+def _text_prefix(fid: str, size: int) -> Transform:
+    """Check the text rules of ``fid`` on its first ``size`` bytes only (a loop written for a
+    shorter field)."""
+
+    def shorter(rule: Rule) -> Rule:
+        assert rule.field is not None
+        kind = replace(rule.field.kind, size=size)
+        return replace(rule, field=replace(rule.field, spec=replace(rule.field.spec, kind=kind)))
+
+    def transform(_: int | None, seq: list[Rule]) -> list[Rule]:
+        return [shorter(r) if r.id in (f"{fid}.printable", f"{fid}.nul_padding") else r
+                for r in seq]
+
+    return transform
+
+
+def _low_byte_only(rule: Rule) -> Transform:
+    """Read a two-byte code as its low byte, and compare it with the low bytes of the
+    allowed values."""
+    lows = intervals(sorted({v & 0xFF for lo, hi in rule.allowed for v in range(lo, hi + 1)}))
+    one = replace(rule, field=None, code="B", allowed=lows)
+    return _replace(rule, one)
+
+
+def _right_after_nul_only() -> Decoder:
+    """Check only the byte right after a text field's first NUL: the decoder sees the
+    packet with every byte after that one zeroed (and the CRC made to match, when it did)."""
+    base = rule_decoder()
+
+    def decode(data: bytes) -> tuple[Outcome, str]:
+        if len(data) == PACKET_SIZE and data[5] in _LAYOUTS and zlib.crc32(data) == 0x2144DF1C:
+            buf = bytearray(data)
+            for f in _LAYOUTS[data[5]].fields:
+                if f.kind.text is not None:
+                    raw = buf[f.offset : f.offset + f.kind.size]
+                    end = raw.find(0)
+                    if 0 <= end < len(raw) - 2:
+                        stop = f.offset + f.kind.size
+                        buf[f.offset + end + 2 : stop] = bytes(len(raw) - end - 2)
+            body = bytes(buf[:CRC_OFFSET])
+            data = body + zlib.crc32(body).to_bytes(4, "little")
+        return base(data)
+
+    return decode
+
+
+_LAYOUTS = {int(t): lay for t, lay in LAYOUT_BY_TYPE.items()}
 
 
 def _crc_last(_: int | None, seq: list[Rule]) -> list[Rule]:
@@ -181,6 +235,19 @@ def mutants() -> list[Mutant]:
                 rule_decoder(extra=_padding_extra(mtype)),
             )
         )
+    # The vector classes for what outside implementations still got wrong: text checked at
+    # every position (text.json), a stray byte not right after the NUL, two-byte codes.
+    for rule in RULES:
+        if rule.kind == "printable":
+            assert rule.field is not None
+            fid, size = rule.id.removesuffix(".printable"), rule.field.kind.size
+            out.append(Mutant(f"{fid}: text rules on its first {size // 2} of {size} bytes "
+                              "only", rule_decoder(_text_prefix(fid, size // 2))))
+        if rule.kind == "value" and rule.code == "H":
+            out.append(Mutant(f"{rule.id}: a two-byte code read as its low byte only",
+                              rule_decoder(_low_byte_only(rule))))
+    out.append(Mutant("text: only the byte right after the first NUL must be NUL",
+                      _right_after_nul_only()))
     out += [
         Mutant("check the CRC after the fields", rule_decoder(_crc_last)),
         Mutant("check the fields from the last to the first", rule_decoder(_fields_reversed)),
@@ -200,6 +267,22 @@ def mutants() -> list[Mutant]:
             "stream: treat a partial magic at the end of the bytes as garbage",
             stream={"keep_partial": False},
         ),
+        Mutant(
+            "stream: add garbage of a later feed to the skip of the bad packet before it",
+            stream={"merge_garbage_into_packet": True},
+        ),
+        Mutant(
+            "stream: skip a packet start held back at the end as soon as its version is wrong",
+            stream={"reject_bad_partial": True},
+        ),
+        Mutant("encode: cut a text that is too long", encode={"truncate_long_text": True}),
+        Mutant("encode: report a text that is too long at the field's offset",
+               encode={"long_text_at_field": True}),
+        Mutant("encode: write a character above 0xFF as its low byte",
+               encode={"wide_chars_as_bytes": True}),
+        Mutant("encode: wrap a value to the field's width", encode={"wrap_to_width": True}),
+        Mutant("encode: do not check the packet with the decoder's rules",
+               encode={"validate": False}),
     ]
     return out
 
@@ -220,6 +303,16 @@ def failures(mutant: Mutant, vectors: Vectors) -> list[str]:
         chunks = [bytes.fromhex(c) for c in vector["chunks"]]
         got = stream_model(chunks, vector["close"], mutant.decode, **mutant.stream)
         if got != _stream(vector):
+            return [vector["name"]]
+    for vector in vectors.valid:
+        if vector.get("decode_only"):
+            continue
+        outcome = encode_model(vector["type_code"], vector["fields"], **mutant.encode)
+        if outcome != ("ok", vector["hex"]):
+            return [vector["name"]]
+    for vector in vectors.encode:
+        outcome = encode_model(vector["type_code"], vector["fields"], **mutant.encode)
+        if outcome != ("error", vector["error"], vector["offset"]):
             return [vector["name"]]
     return []
 

@@ -266,3 +266,138 @@ def type_bases(
     # A type with no valid vector anywhere gets no generated ones either: the rule list test
     # and the mutation test then name its rules as unpinned.
     return bases
+
+
+def _text_rules() -> list[tuple[Rule, Rule]]:
+    """(printable rule, nul_padding rule) of every text field."""
+    printable = {r.id.removesuffix(".printable"): r for r in RULES if r.kind == "printable"}
+    padding = {r.id.removesuffix(".nul_padding"): r for r in RULES if r.kind == "nul_padding"}
+    return [(printable[fid], padding[fid]) for fid in printable]
+
+
+def text_position_cases(bases: dict[MessageType, Packet]) -> list[tuple[str, str, bytes]]:
+    """A text field broken at every one of its positions, not only the first bytes: a byte
+    that is not printable after ``p`` good ones (0x7F at even ``p``, the byte just below the
+    allowed range at odd ``p``), and a stray byte at ``p`` after a NUL at 1, so for ``p`` >= 3
+    not right after it."""
+    cases = []
+    for printable, padding in _text_rules():
+        assert printable.message_type is not None and printable.field is not None
+        if printable.message_type not in bases:
+            continue
+        base = encode(bases[printable.message_type])
+        size = printable.field.kind.size
+        low = printable.allowed[0][0]
+        for p in range(size):
+            bad = 0x7F if p % 2 == 0 else low - 1
+            cases.append((
+                f"text.{printable.id}.at_{p}",
+                f"byte 0x{bad:02X} at position {p} of the {size}-byte field, after {p} "
+                "printable ones",
+                apply(base, [_put_text(printable, b"A" * p + bytes([bad]))]),
+            ))
+        for p in range(2, size):
+            where = "right after it" if p == 2 else f"{p - 1} bytes after it"
+            cases.append((
+                f"text.{padding.id}.at_{p}",
+                f"a NUL at position 1, then a stray byte at position {p} ({where})",
+                apply(base, [_put_text(padding, b"A" + bytes(p - 1) + b"X")]),
+            ))
+    return cases
+
+
+def two_byte_cases(bases: dict[MessageType, Packet]) -> list[tuple[str, str, bytes]]:
+    """Two-byte codes whose low byte alone would be valid (or equal to a valid code's low
+    byte) but whose high byte is not: a decoder reading one byte accepts them."""
+    cases = []
+    for rule in RULES:
+        if rule.kind != "value" or rule.code != "H" or rule.field is None:
+            continue
+        assert rule.message_type is not None
+        if rule.message_type not in bases or rule.field.kind.enum is None:
+            continue
+        base = encode(bases[rule.message_type])
+        values = sorted(v for lo, hi in rule.allowed for v in range(lo, hi + 1))
+        lows = {v & 0xFF for v in values}
+        found = []
+        for high in (0x01, 0x13, 0xFF):
+            for low in sorted(lows):
+                value = high << 8 | low
+                if value not in values and value not in found:
+                    found.append(value)
+                    break
+        for value in found:
+            cases.append((
+                f"two_byte.{rule.id}.0x{value:04X}",
+                f"{rule.field.name} = 0x{value:04X}: its low byte 0x{value & 0xFF:02X} is "
+                f"the low byte of a valid value, its high byte 0x{value >> 8:02X} makes it "
+                "invalid",
+                apply(base, [_put_int(rule, value)]),
+            ))
+    return cases
+
+
+Fields = dict[str, object]
+
+
+def _fields_of(msg: Packet) -> Fields:
+    from .vector_files import fields_json
+
+    return fields_json(msg)
+
+
+def encode_cases(bases: dict[MessageType, Packet]) -> list[tuple[str, str, int, Fields, str, int]]:
+    """Fields an encoder must refuse, each with one defect: (name, description, type code,
+    fields, error, offset). Every value fits a 64-bit integer of the field's signedness, so
+    that a C or MQL5 record can carry it; text may hold characters that are not ASCII."""
+    cases: list[tuple[str, str, int, Fields, str, int]] = []
+    for layout in LAYOUTS:
+        mtype = layout.message_type
+        if mtype not in bases:
+            continue
+        good = _fields_of(bases[mtype])
+
+        def add(label: str, description: str, field: str, value: object, error: str,
+                offset: int, mtype: MessageType = mtype, good: Fields = good) -> None:
+            cases.append((f"encode.{mtype.name}.{field}.{label}", description, int(mtype),
+                          {**good, field: value}, error, offset))
+
+        for field in layout.fields:
+            kind = field.kind
+            at = field.offset
+            if kind.text is not None:
+                low = 0x20 if kind.text.allow_space else 0x21
+                add("too_long", f"{kind.size + 1} characters: one more than the field holds",
+                    field.name, "A" * (kind.size + 1), "InvalidSymbolError", at + kind.size)
+                add("not_ascii", "U+0141 (its low byte 0x41 would be a valid 'A')",
+                    field.name, "A\u0141", "InvalidSymbolError", at + 1)
+                add("byte_0x7F", "DEL is not printable", field.name, "A\x7f",
+                    "InvalidSymbolError", at + 1)
+                add(f"byte_0x{low - 1:02X}", f"0x{low - 1:02X} is below the allowed range",
+                    field.name, "A" + chr(low - 1), "InvalidSymbolError", at + 1)
+                if kind.text.min_len:
+                    add("empty", "empty, where text is required", field.name, "",
+                        "InvalidSymbolError", at)
+                continue
+            if kind.is_uuid or (kind.code == "q" and not kind.range_checked):
+                continue
+            lo, hi = _STRUCT_BOUNDS[kind.code]
+            if kind.size < 8:
+                if lo < 0:
+                    add("does_not_fit_high", f"{hi + 1} does not fit {kind.size} bytes",
+                        field.name, hi + 1, "FieldRangeError", at)
+                    add("does_not_fit_low", f"{lo - 1} does not fit {kind.size} bytes",
+                        field.name, lo - 1, "FieldRangeError", at)
+                else:
+                    add("does_not_fit", f"{hi + 1} does not fit {kind.size} bytes",
+                        field.name, hi + 1, "FieldRangeError", at)
+            rule = next((r for r in RULES if r.field is field and r.kind == "value"), None)
+            if rule is None:
+                continue
+            for label, value in outside_values(rule):
+                add(label, f"{value}: outside the allowed values", field.name, value,
+                    "FieldRangeError", at)
+    for code in (0x00, 0x80):
+        cases.append((f"encode.type_0x{code:02X}", f"message type 0x{code:02X} is not a version "
+                      "1 type", code, {}, "UnknownMessageTypeError", 5))
+    return cases

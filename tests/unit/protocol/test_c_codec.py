@@ -1,5 +1,5 @@
-"""The C reference codec (clients/c/) passes every golden vector, valid, invalid, frame and
-stream, in both directions, compiled as C99 with every warning an error."""
+"""The C reference codec (clients/c/) passes every golden vector, valid, invalid, encoder
+refusal, frame and stream, in both directions, compiled as C99 with every warning an error."""
 
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ def test_c_codec_passes_every_vector(tmp_path: Path, extra: list[str]) -> None:
     out = _run(binary, fixture)
     vectors = c_fixture.VECTORS
     counts = (
-        f"{len(vectors.valid)} valid, {len(vectors.invalid)} invalid, {len(vectors.frames)} "
-        f"frame, {len(vectors.streams)} stream vectors: 0 failed"
+        f"{len(vectors.valid)} valid, {len(vectors.invalid)} invalid, {len(vectors.encode)} "
+        f"encode, {len(vectors.frames)} frame, {len(vectors.streams)} stream vectors: 0 failed"
     )
     assert out.splitlines() == [f"slicing-by-8 CRC: {counts}", f"plain-table CRC: {counts}"]
 

@@ -38,7 +38,8 @@ def test_at_least_two_vectors_per_message_type() -> None:
 
 def test_names_are_unique() -> None:
     names = Counter(
-        v["name"] for v in (*VECTORS.valid, *VECTORS.invalid, *VECTORS.frames, *VECTORS.streams)
+        v["name"] for v in (*VECTORS.valid, *VECTORS.invalid, *VECTORS.frames, *VECTORS.streams,
+                            *VECTORS.encode)
     )
     assert [n for n, c in names.items() if c > 1] == []
 
@@ -83,6 +84,28 @@ def test_invalid_vectors_cover_every_error_class() -> None:
         if issubclass(getattr(suho_mt5.errors, name), ProtocolError) and name != "ProtocolError"
     }
     assert named == classes
+
+
+@pytest.mark.parametrize("vector", VECTORS.encode, ids=_name)
+def test_encoder_refuses_as_documented(vector: dict[str, Any]) -> None:
+    if vector["message_type"] is None:
+        # Python's records are per type: a type that is not one has no record class, so
+        # encode() cannot be asked (a C or MQL5 record holds the code as a number).
+        with pytest.raises(ValueError):
+            MessageType(vector["type_code"])
+        assert vector["error"] == "UnknownMessageTypeError" and vector["offset"] == 5
+        return
+    cls = RECORD_TYPES[MessageType[vector["message_type"]]]
+    msg = fields_from_json(cls, vector["fields"])
+    with pytest.raises(ProtocolError) as info:
+        encode(msg)
+    assert (type(info.value).__name__, info.value.offset) == (vector["error"], vector["offset"])
+
+
+def test_encode_vectors_cover_each_refusal() -> None:
+    labels = {v["name"].rsplit(".", 1)[-1] for v in VECTORS.encode}
+    for label in ("too_long", "not_ascii", "byte_0x7F", "empty", "does_not_fit", "type_0x00"):
+        assert label in labels, label
 
 
 @pytest.mark.parametrize("vector", VECTORS.frames, ids=_name)

@@ -50,9 +50,12 @@ from suho_mt5.protocol._rules import first_violation
 
 from .rule_vectors import (
     boundary_records,
+    encode_cases,
     order_cases,
     padding_cases,
     single_defect_cases,
+    text_position_cases,
+    two_byte_cases,
     type_bases,
 )
 
@@ -61,6 +64,8 @@ VALID_FILE = VECTORS_DIR / "valid.json"
 INVALID_FILE = VECTORS_DIR / "invalid.json"
 FRAMES_FILE = VECTORS_DIR / "frames.json"
 STREAMS_FILE = VECTORS_DIR / "streams.json"
+ENCODE_FILE = VECTORS_DIR / "encode.json"
+TEXT_FILE = VECTORS_DIR / "text.json"
 
 ACC = uuid.UUID("6f1c2a7e-9b1d-4c2e-8a53-2f7b9d0e4c11").bytes
 ACC_MAX = b"\xff" * 16
@@ -369,9 +374,8 @@ def fields_from_json(cls: type[Packet], fields: dict[str, object]) -> Packet:
         if f.kind.is_uuid:
             assert isinstance(value, str)
             value = uuid.UUID(value).bytes
-        elif f.kind.enum is not None:
-            assert isinstance(value, str)
-            value = f.kind.enum[value]
+        elif f.kind.enum is not None and isinstance(value, str):
+            value = f.kind.enum[value]  # an int: a value that is no member (encode.json)
         values.append(value)
     return cls(*values)  # type: ignore[arg-type]
 
@@ -589,6 +593,40 @@ def stream_cases() -> list[tuple[str, str, list[bytes], bool]]:
             [p1 + v2 + v2 + p3],
             False,
         ),
+        (
+            "stream.bad_packet_then_garbage_in_one_feed",
+            "a packet with a wrong CRC, 8 bytes of garbage and a packet, in one feed: the bad "
+            "packet's skip runs to the next magic, over the garbage (one skip)",
+            [p1 + bad_crc + b"garbage!" + p3],
+            False,
+        ),
+        (
+            "stream.bad_packet_tail_and_garbage_in_other_feeds",
+            "the same bytes fed so that the bad packet ends a feed: its skip ends with the bytes "
+            "held then, and the garbage of the next feed is a skip of its own (no magic)",
+            [p1 + bad_crc[:100], bad_crc[100:], b"garbage!" + p3],
+            False,
+        ),
+        (
+            "stream.bad_version_start_at_end",
+            "a packet, then a magic and version 2 in the last 50 bytes: held back (pending), "
+            "not judged until 144 bytes are there",
+            [p1 + v2[:50]],
+            False,
+        ),
+        (
+            "stream.bad_version_start_at_end_then_close",
+            "the same, then close(): skipped as a truncated packet, not as a version 2 packet",
+            [p1 + v2[:50]],
+            True,
+        ),
+        (
+            "stream.bad_version_start_completed_later",
+            "the rest of the version 2 packet and a good one come later: the whole version 2 "
+            "packet is one skip (unsupported version), the good one is decoded",
+            [p1 + v2[:50], v2[50:] + p3],
+            False,
+        ),
     ]
 
 
@@ -697,15 +735,49 @@ ABOUT_STREAMS = (
 )
 
 
+ABOUT_ENCODE = (
+    "Fields an encoder must refuse (docs/protocol.md, section 1, \"Encoders validate\"): "
+    "encode `fields` as a packet of `type_code` and expect `error` at `offset`, the error a "
+    "decoder would give for the bytes: a text longer than its field at the field's offset + "
+    "its size, a character that is not allowed at its position (text may hold characters "
+    "that are not ASCII: an encoder must not cut them to a byte), an empty text where one is "
+    "required at the field's offset, a value that does not fit the field's bytes or its "
+    "allowed values at the field's offset, a message type that is not a version 1 type at "
+    "5. Each entry has one defect; every value fits a 64-bit integer of the field's "
+    "signedness. `message_type` is null when `type_code` is not a type (then `fields` is "
+    "empty); an enum field given as a number holds a value that is no member."
+)
+
+
+ABOUT_TEXT = (
+    "Text rules at every position of every text field (docs/protocol.md, section 6), in the "
+    "format of invalid.json: `text.<TYPE>.<field>.printable.at_<p>` has a byte outside the "
+    "allowed range at position p after p printable ones; `...nul_padding.at_<p>` has a NUL "
+    "at position 1 and a stray byte at p (from p = 3 on, not right after the NUL). A decoder "
+    "that checks only the first bytes of a field, or only the byte right after the NUL, "
+    "accepts some of them."
+)
+
+
+def _encode_entry(name: str, description: str, type_code: int, fields: dict[str, object],
+                  error: str, offset: int) -> dict[str, object]:
+    try:
+        mtype: str | None = MessageType(type_code).name
+    except ValueError:
+        mtype = None
+    return {"name": name, "description": description, "message_type": mtype,
+            "type_code": type_code, "fields": fields, "error": error, "offset": offset}
+
+
 def contents() -> dict[Path, dict[str, object]]:
     """What ``write`` puts in each file."""
-    ours = {VALID_FILE, INVALID_FILE, FRAMES_FILE, STREAMS_FILE}
+    ours = {VALID_FILE, INVALID_FILE, FRAMES_FILE, STREAMS_FILE, ENCODE_FILE, TEXT_FILE}
     others = [
         bytes.fromhex(v["hex"])
         for path in sorted(VECTORS_DIR.glob("*.json"))
         if path not in ours
         for v in json.loads(path.read_text("utf-8"))["vectors"]
-        if "fields" in v and not v.get("decode_only")
+        if "fields" in v and "error" not in v and not v.get("decode_only")
     ]
     bases = type_bases(VALID, others)
     valid = [_valid_entry(n, d, m) for n, d, m in VALID]
@@ -713,6 +785,8 @@ def contents() -> dict[Path, dict[str, object]]:
     valid += [_valid_entry(n, d, m, p) for n, d, m, p in padding_cases(bases)]
     invalid = [_invalid_entry(n, d, p) for n, d, p in invalid_cases()]
     invalid += [_invalid_entry(n, d, p) for n, d, p in single_defect_cases(bases)]
+    invalid += [_invalid_entry(n, d, p) for n, d, p in two_byte_cases(bases)]
+    text = [_invalid_entry(n, d, p) for n, d, p in text_position_cases(bases)]
     for name, description, packet, second in order_cases(bases):
         entry = _invalid_entry(name, description, packet)
         assert entry["rule"] == name.split(".before.")[0].removeprefix("order."), name
@@ -726,6 +800,9 @@ def contents() -> dict[Path, dict[str, object]]:
                       "vectors": [_frame_entry(*c) for c in frame_cases()]},
         STREAMS_FILE: {"about": ABOUT_STREAMS, "protocol_version": 1,
                        "vectors": [_stream_entry(*c) for c in stream_cases()]},
+        ENCODE_FILE: {"about": ABOUT_ENCODE, "protocol_version": 1,
+                      "vectors": [_encode_entry(*c) for c in encode_cases(bases)]},
+        TEXT_FILE: {"about": ABOUT_TEXT, "protocol_version": 1, "vectors": text},
     }
 
 
@@ -738,4 +815,4 @@ def write() -> None:
 if __name__ == "__main__":  # pragma: no cover
     write()
     print(f"wrote {VALID_FILE.name}, {INVALID_FILE.name}, {FRAMES_FILE.name}, "
-          f"{STREAMS_FILE.name} in {VECTORS_DIR}")
+          f"{STREAMS_FILE.name}, {ENCODE_FILE.name}, {TEXT_FILE.name} in {VECTORS_DIR}")

@@ -5,6 +5,7 @@ such as the session's), and each vector is classified by its keys, so a new file
 format joins every test without a change here:
 
 * ``chunks``: a stream vector; ``records`` (no ``chunks``): a frame vector;
+* ``fields`` and ``error``: fields an encoder must refuse;
 * ``fields``: a valid packet (both ways, or decode only if ``decode_only``);
 * ``error``: an invalid packet.
 
@@ -35,6 +36,7 @@ class Vectors:
     invalid: list[Vector] = field(default_factory=list)
     frames: list[Vector] = field(default_factory=list)
     streams: list[Vector] = field(default_factory=list)
+    encode: list[Vector] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
 
@@ -43,6 +45,8 @@ def category(vector: Vector) -> str:
         return "streams"
     if "records" in vector:
         return "frames"
+    if "fields" in vector and "error" in vector:
+        return "encode"
     if "fields" in vector:
         return "valid"
     if "error" in vector:
@@ -139,15 +143,20 @@ def stream_model(
     resync_next_magic: bool = True,
     keep_partial: bool = True,
     merge_packets: bool = False,
+    merge_garbage_into_packet: bool = False,
+    reject_bad_partial: bool = False,
 ) -> tuple[list[Outcome], list[tuple[int, int]], int]:
     """(records, skips as (offset, length), pending) of the spec's stream decoder.
 
     Adjacent skips of garbage (no magic) are one skip; each bad packet is a skip of its own.
 
     ``decode`` returns the outcome and, for an error, its reason. ``resync_next_magic=False``
-    (skip the whole 144 bytes of a bad packet) and ``keep_partial=False`` (treat the start of
-    a magic at the end of a chunk as garbage) and ``merge_packets=True`` (merge adjacent bad
-    packets with the same reason into one skip) are planted mistakes.
+    (skip the whole 144 bytes of a bad packet), ``keep_partial=False`` (treat the start of
+    a magic at the end of a chunk as garbage), ``merge_packets=True`` (merge adjacent bad
+    packets with the same reason into one skip), ``merge_garbage_into_packet=True`` (add a
+    run of garbage to the bad packet's skip before it, when they came in different feeds)
+    and ``reject_bad_partial=True`` (skip a held-back packet start as soon as its version
+    byte is wrong, before 144 bytes are there) are planted mistakes.
     """
     buf = b""
     base = 0
@@ -157,7 +166,9 @@ def stream_model(
     def skip(offset: int, length: int, reason: str) -> None:
         last = skips[-1] if skips else None
         mergeable = reason == NO_MAGIC or merge_packets
-        if last and last[0] + last[1] == offset and last[2] == reason and mergeable:
+        same = last is not None and (last[2] == reason or (merge_garbage_into_packet
+                                                            and reason == NO_MAGIC))
+        if last and last[0] + last[1] == offset and same and mergeable:
             skips[-1][1] += length
         else:
             skips.append([offset, length, reason])
@@ -168,6 +179,12 @@ def stream_model(
         while i < len(buf):
             if len(buf) - i < PACKET_SIZE:
                 tail = buf[i:]
+                bad_start = reject_bad_partial and len(tail) > 4 and tail[4] != 1
+                if bad_start and buf.startswith(MAGIC, i):
+                    nxt = _next_candidate(buf, i + 1, keep_partial=keep_partial)
+                    skip(base + i, nxt - i, "unsupported version")
+                    i = nxt
+                    continue
                 if buf.startswith(MAGIC, i) or (keep_partial and MAGIC.startswith(tail)):
                     break
                 nxt = _next_candidate(buf, i + 1, keep_partial=keep_partial)
@@ -195,3 +212,73 @@ def stream_model(
         base += len(buf)
         buf = b""
     return records, [(o, n) for o, n, _ in skips], len(buf)
+
+
+def encode_model(
+    type_code: int,
+    fields: dict[str, Any],
+    *,
+    truncate_long_text: bool = False,
+    long_text_at_field: bool = False,
+    wide_chars_as_bytes: bool = False,
+    wrap_to_width: bool = False,
+    validate: bool = True,
+) -> Outcome:
+    """``("ok", hex)`` or ``("error", error class name, offset)`` of the spec's encoder.
+
+    A message type that is not a type: UnknownMessageTypeError at 5; then field by field:
+    a text longer than its field, InvalidSymbolError at the field's offset + size; a
+    character above 0x7E, InvalidSymbolError at its position; a value that does not fit the
+    field's bytes, FieldRangeError at the field's offset; then the packet is checked with the
+    decoder's rules. The keyword flags are planted mistakes: cut a text that is too long,
+    report it at the field's offset, cast a wide character to its low byte, wrap a value to
+    the field's width, and not validate.
+    """
+    import zlib
+
+    from suho_mt5.protocol import MessageType
+    from suho_mt5.protocol._kinds import _STRUCT_BOUNDS
+    from suho_mt5.protocol._layout import LAYOUT_BY_TYPE
+    from suho_mt5.protocol._rules import first_violation
+
+    try:
+        layout = LAYOUT_BY_TYPE[MessageType(type_code)]
+    except ValueError:
+        return ("error", "UnknownMessageTypeError", 5)
+    buf = bytearray(PACKET_SIZE)
+    buf[:6] = MAGIC + bytes((1, type_code))
+    for f in layout.fields:
+        value = fields[f.name]
+        kind, at = f.kind, f.offset
+        if kind.is_uuid:
+            buf[at : at + 16] = uuid.UUID(value).bytes
+            continue
+        if kind.text is not None:
+            if len(value) > kind.size:
+                if not truncate_long_text:
+                    return ("error", "InvalidSymbolError", at + (0 if long_text_at_field
+                                                               else kind.size))
+                value = value[: kind.size]
+            for i, char in enumerate(value):
+                if ord(char) > 0x7E and not wide_chars_as_bytes:
+                    return ("error", "InvalidSymbolError", at + i)
+                buf[at + i] = ord(char) & 0xFF
+            continue
+        if isinstance(value, str):
+            assert kind.enum is not None
+            value = int(kind.enum[value])
+        value = int(value)
+        lo, hi = _STRUCT_BOUNDS[kind.code]
+        if not lo <= value <= hi:
+            if not wrap_to_width:
+                return ("error", "FieldRangeError", at)
+            value &= (1 << 8 * kind.size) - 1
+            if lo < 0 and value > hi:
+                value -= 1 << 8 * kind.size
+        buf[at : at + kind.size] = value.to_bytes(kind.size, "little", signed=lo < 0)
+    buf[140:] = zlib.crc32(bytes(buf[:140])).to_bytes(4, "little")
+    if validate:
+        found = first_violation(bytes(buf))
+        if found is not None:
+            return ("error", type(found[1]).__name__, found[1].offset)
+    return ("ok", bytes(buf).hex())
