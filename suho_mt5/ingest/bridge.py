@@ -62,14 +62,17 @@ class Bridge:
         return {w.index: w.batches for w in self._workers}
 
     async def run(self) -> None:
-        import nats
+        from nats.aio.client import Client
 
         s = self.settings
         # Raced against stop(): nats-py retries the first connection forever, and SIGTERM
         # must still end the bridge while it waits for a NATS server that does not answer.
-        connecting = asyncio.ensure_future(nats.connect(
+        # The client is ours (not nats.connect's) so that a connect cut short can be closed:
+        # cancelling it leaves its socket open otherwise.
+        nc = Client()
+        connecting = asyncio.ensure_future(nc.connect(
             servers=nats_servers(s.nats_url), max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py sleeps a float; its hint says int
             error_cb=_nats_error, disconnected_cb=_nats_disconnected,
             reconnected_cb=_nats_reconnected, allow_reconnect=True,
         ))
@@ -79,10 +82,12 @@ class Bridge:
         if not connecting.done():
             connecting.cancel()
             await asyncio.gather(connecting, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await nc.close()
             log.info("bridge stopped while connecting to NATS")
             return
         try:
-            nc = connecting.result()
+            connecting.result()
         except Exception as exc:
             raise StreamSetupError(f"cannot connect to NATS at {redact(s.nats_url)}: "
                                    f"{redact(str(exc))}") from exc
