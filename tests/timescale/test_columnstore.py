@@ -247,7 +247,7 @@ def test_audit_verify_reads_converted_history_and_the_chain_goes_on(
     assert [s[0] for s in seqs] == [1, 2, 3, 4, 5, 6]
     engine = make_engine(db.url)
     try:
-        (report,) = audit.verify(engine, tenant=tenant).chains
+        (report,) = audit.verify(engine, tenant_id=tenant).chains
     finally:
         engine.dispose()
     assert report.problem is None and report.last == 6
