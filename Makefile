@@ -58,8 +58,10 @@ test-pglite: setup  ## the PGlite TimescaleDB engine (the demo's no-root fallbac
 bench: setup  ## benchmarks; writes docs/benchmarks.md
 	$(PY) -m benchmarks
 
-fuzz: setup  ## long fuzzing run of the binary-protocol decoder
+fuzz: setup  ## long fuzzing runs: the protocol decoder, then 100,000 streams at a live gateway
 	$(PY) scripts/fuzz_protocol.py
+	SUHO_FUZZ_STREAMS=100000 $(BIN)/pytest -q -s -p no:randomly \
+		tests/integration/test_gateway_fuzz.py $(PYTEST_ARGS)
 
 sql: setup  ## regenerate schemas/*.sql from the migrations
 	$(PY) scripts/generate_schemas.py

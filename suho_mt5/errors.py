@@ -44,6 +44,8 @@ Low-level errors are wrapped with ``raise ... from exc`` so the cause stays visi
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "AuditChainError",
     "AuthenticationError",
@@ -300,3 +302,27 @@ class DemoError(SuhoError):
 class ServerError(DemoError):
     """A server the demo (or the test fixtures) start did not get ready, or died; the message
     names the server and ends with the last lines of its log."""
+
+
+_URL_SECRET = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)([^/@\s,:'\"]*:)?([^/@\s'\"]+)@")
+_KEYWORD_SECRET = re.compile(r"(?i)\b(password|passwd|token|api_key)(\s*=\s*)('[^']*'|\S+)")
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of any URLs in it masked (``user:password@``, a NATS
+    token ``token@``, ``password=...`` keywords): error messages name the server that
+    failed, never its credentials.
+
+    >>> redact("cannot connect to postgresql://gw:s3cret@db:5432/mt5, nats://tok@n1:4222")
+    'cannot connect to postgresql://gw:***@db:5432/mt5, nats://***@n1:4222'
+    >>> redact("host=db user=gw password='a b' dbname=mt5")
+    'host=db user=gw password=*** dbname=mt5'
+    """
+
+    def url(match: re.Match[str]) -> str:
+        scheme, user, _secret = match.groups()
+        if user is None and scheme.lower().startswith(("postgres", "redis")):
+            return match.group(0)  # a user name alone is no secret
+        return f"{scheme}{user or ''}***@"
+
+    return _KEYWORD_SECRET.sub(r"\1\2***", _URL_SECRET.sub(url, text))

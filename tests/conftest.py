@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _outcomes: Counter[tuple[str, str]] = Counter()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A test whose captured output or failure report holds a registered secret (an API
+    key, a gateway login's password: tests/support/secrets.py) fails, naming where."""
+    from tests.support.secrets import find_secrets
+
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    texts = [(name, content) for name, content in report.sections]
+    if report.longrepr is not None:
+        texts.append(("the failure report", str(report.longrepr)))
+    leaks = [(name, found) for name, content in texts if (found := find_secrets(content))]
+    if leaks and report.outcome != "failed":
+        report.outcome = "failed"
+        report.longrepr = f"a secret was written where the project writes: {leaks}"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

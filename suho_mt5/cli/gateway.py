@@ -31,6 +31,15 @@ def gateway() -> None:
 @click.option("--tls-key", metavar="FILE", default=None,
               help="PEM private key of --tls-cert.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics here.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Address /metrics listens on (loopback unless you name another).")
+@click.option("--metrics-account-labels", is_flag=True, default=False,
+              help="Per-account series on /metrics (tenant and account id in labels).")
+@click.option("--proxy-protocol-from", multiple=True, metavar="ADDRESS[/BITS]",
+              help="A load balancer (address or network) whose connections start with a "
+                   "PROXY v1/v2 header (HAProxy send-proxy-v2); repeatable.")
+@click.option("--backlog", type=int, default=4096, show_default=True,
+              help="Listen backlog of both endpoints (capped by net.core.somaxconn).")
 @click.option("--heartbeat", type=float, default=30.0, show_default=True,
               help="Heartbeat interval in seconds (idle timeout: three of them).")
 @click.option("--ack-timeout", type=float, default=30.0, show_default=True,
@@ -51,6 +60,8 @@ def gateway() -> None:
 @reports_errors
 def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_port: int,
                 tls_cert: str | None, tls_key: str | None, metrics_port: int | None,
+                metrics_host: str, metrics_account_labels: bool,
+                proxy_protocol_from: tuple[str, ...], backlog: int,
                 heartbeat: float, ack_timeout: float, ws_ping: float,
                 tcp_keepalive: tuple[int, int, int], session_lease: float,
                 cache_url: str | None) -> None:
@@ -60,6 +71,8 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
     Example:
       suho-mt5 gateway run --url postgresql://gateway:secret@db/suho \\
           --nats-url nats://127.0.0.1:4222 --ws-port 8000 --tcp-port 8001
+
+    SIGHUP reads the TLS certificate and key again (open sessions stay).
     """
     import os
 
@@ -82,6 +95,10 @@ def gateway_run(url: str | None, nats_url: str, host: str, ws_port: int, tcp_por
         ws_port=None if ws_port < 0 else ws_port,
         tcp_port=None if tcp_port < 0 else tcp_port,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        metrics_account_labels=metrics_account_labels,
+        proxy_protocol_from=proxy_protocol_from,
+        listen_backlog=backlog,
         tls_cert=tls_cert,
         tls_key=tls_key,
         heartbeat_interval_s=heartbeat,

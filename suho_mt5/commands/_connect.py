@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from suho_mt5._nats import nats_servers
-from suho_mt5.errors import ConfigError, DatabaseError, StreamSetupError, SuhoError
+from suho_mt5.errors import ConfigError, DatabaseError, StreamSetupError, SuhoError, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -60,7 +60,7 @@ def one_line(failure: object) -> str:
     >>> one_line(TimeoutError())
     'TimeoutError'
     """
-    lines = [line.strip() for line in str(failure).splitlines()]
+    lines = [line.strip() for line in redact(str(failure)).splitlines()]
     text = "; ".join(line for line in lines if line and not line.startswith("(Background"))
     if not text and isinstance(failure, BaseException):
         return type(failure).__name__
@@ -167,7 +167,7 @@ async def connect_nats(nats_url: str, what: str = "this command") -> Any:
                          max_reconnect_attempts=1, error_cb=quiet),
             3 * CONNECT_TIMEOUT)
     except Exception as exc:
-        raise StreamSetupError(f"cannot connect to NATS at {nats_url}: {one_line(exc)}") \
+        raise StreamSetupError(f"cannot connect to NATS at {redact(nats_url)}: {one_line(exc)}") \
             from exc
 
 

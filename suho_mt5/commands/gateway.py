@@ -41,8 +41,7 @@ async def _serve(config: GatewayConfig, url: str, nats_url: str,
     gateway = Gateway(
         config,
         nats_url=nats_url,
-        authenticator=DatabaseAuthenticator(url, workers=config.auth_workers,
-                                            cache_ttl_s=config.auth_cache_ttl_s),
+        authenticator=DatabaseAuthenticator(url, workers=config.auth_workers),
         metrics=metrics,
         sessions=writer,
     )
@@ -51,6 +50,8 @@ async def _serve(config: GatewayConfig, url: str, nats_url: str,
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, gateway.reload_tls)
     await gateway.start()
     tune_gc()
     try:

@@ -2,7 +2,13 @@
 authentication. (The drift check needs the models: :mod:`suho_mt5.migrations.drift`.)"""
 
 from suho_mt5.db._single_backend import MAX_MESSAGE_BYTES
-from suho_mt5.db.auth import AccountIdentity, authenticate
+from suho_mt5.db.auth import (
+    AccountIdentity,
+    account_digest,
+    account_digests,
+    authenticate,
+    key_fingerprints,
+)
 from suho_mt5.db.edition import Edition, ServerInfo, detect_edition, inspect_server, parse_edition
 from suho_mt5.db.engine import (
     DATABASE_URL_ENV,
@@ -32,11 +38,14 @@ __all__ = [
     "Edition",
     "ServerInfo",
     "TenantSession",
+    "account_digest",
+    "account_digests",
     "authenticate",
     "database_url_from_env",
     "detect_edition",
     "inspect_server",
     "is_single_backend",
+    "key_fingerprints",
     "make_engine",
     "normalize_url",
     "parse_edition",

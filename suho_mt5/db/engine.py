@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from suho_mt5.db._single_backend import SingleBackendConnection
-from suho_mt5.errors import ConfigError
+from suho_mt5.errors import ConfigError, redact
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -49,7 +49,8 @@ def _parse(url: str) -> URL:
     try:
         params = psycopg.conninfo.conninfo_to_dict(f"postgresql://{rest}" if sep else text)
     except psycopg.Error as exc:
-        raise ConfigError(f"not a database URL: {url!r} ({_first_line(exc)})") from exc
+        raise ConfigError(f"not a database URL: {redact(repr(url))} "
+                          f"({redact(_first_line(exc))})") from exc
     return _url_of(params, url)
 
 
@@ -101,7 +102,7 @@ def normalize_url(url: str | URL) -> URL:
     try:
         parsed = _parse(url) if isinstance(url, str) else url
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
-        raise ConfigError(f"not a database URL: {url!r}") from exc
+        raise ConfigError(f"not a database URL: {redact(repr(url))}") from exc
     backend = parsed.get_backend_name()
     if backend not in ("postgresql", "postgres"):
         raise ConfigError(f"suho-mt5 needs PostgreSQL, got a {backend!r} URL")

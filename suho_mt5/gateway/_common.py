@@ -92,12 +92,16 @@ class Peer:
 
     def observe_skew(self, timestamp_us: int) -> None:
         """Arrival time minus the EA's clock (HELLO and HEARTBEAT carry it)."""
-        self.metrics.clock_skew.labels(self.tenant_id, str(self.account_id)).set(
-            time.time() - timestamp_us / 1e6)
+        skew = time.time() - timestamp_us / 1e6
+        metrics = self.metrics
+        metrics.clock_skew_seen.observe(abs(skew))
+        if metrics.account_labels:
+            metrics.clock_skew.labels(self.tenant_id, str(self.account_id)).set(skew)
 
     def forget_skew(self) -> None:
-        with contextlib.suppress(Exception):
-            self.metrics.clock_skew.remove(self.tenant_id, str(self.account_id))
+        if self.metrics.account_labels:
+            with contextlib.suppress(Exception):
+                self.metrics.clock_skew.remove(self.tenant_id, str(self.account_id))
 
 
 def detail(text: str) -> str:

@@ -21,12 +21,19 @@ _BUCKETS = (
 )
 
 
+#: clock skew (seconds, absolute): a clock a few seconds off, minutes off, a time zone off
+_SKEW_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86_400.0)
+
+
 class GatewayMetrics:
     """Everything ``/metrics`` shows (names in ``docs/gateway.md``)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 account_labels: bool = False) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        #: whether series may name a tenant or an account (the operator opted in)
+        self.account_labels = account_labels
         self.connected = Gauge(
             "suho_gateway_connected_eas", "Authenticated EA connections", ["transport"],
             registry=r,
@@ -34,11 +41,18 @@ class GatewayMetrics:
         self.connections = Counter(
             "suho_gateway_connections_total", "Connections opened", ["transport"], registry=r
         )
-        self.clock_skew = Gauge(
+        self.clock_skew_seen = Histogram(
             "suho_gateway_clock_skew_seconds",
+            "Arrival time minus the packet's timestamp (HELLO, HEARTBEAT), absolute",
+            buckets=_SKEW_BUCKETS,
+            registry=r,
+        )
+        #: per connected account: only with ``account_labels`` (``--metrics-account-labels``)
+        self.clock_skew = Gauge(
+            "suho_gateway_account_clock_skew_seconds",
             "Arrival time minus the packet's timestamp (HELLO, HEARTBEAT), per connected account",
             ["tenant", "account"],
-            registry=r,
+            registry=r if account_labels else None,
         )
         self.sequence_gaps = Counter(
             "suho_gateway_sequence_gaps_total",
@@ -47,8 +61,14 @@ class GatewayMetrics:
         )
         self.auth_failures = Counter(
             "suho_gateway_auth_failures_total",
-            "Refused HELLOs: refused (bad account or key), rate_limited, unavailable",
+            "Refused HELLOs: refused (bad account or key), rate_limited, busy (key-check queue "
+            "full), unavailable, too_many_connections (not authenticated, per address)",
             ["reason"],
+            registry=r,
+        )
+        self.key_checks = Counter(
+            "suho_gateway_key_checks_total",
+            "API key checks the database was asked for (bcrypt: ~0.2 s of a core each)",
             registry=r,
         )
         self.slow_clients = Counter(

@@ -19,15 +19,16 @@ from prometheus_client import start_http_server
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from suho_mt5._nats import nats_servers
-from suho_mt5.errors import BusUnavailableError, GatewayError
+from suho_mt5.errors import BusUnavailableError, GatewayError, redact
 from suho_mt5.protocol import CloseCode
 
-from ._auth import Authenticator, LoginLimiter
+from ._auth import AccountDirectory, Authenticator, KeyChecks, LoginLimiter, VerifiedKeys
 from ._bus import SessionBus
 from ._config import GatewayConfig
 from ._handshake import Handshake
 from ._metrics import GatewayMetrics
 from ._ownership import ClusterOwnership
+from ._proxy import MAX_HEADER, ProxyHeaderError, TrustedProxies, parse_proxy_header
 from ._registry import SessionListener, SessionRegistry
 from ._session import Session, SessionServices
 from ._transport import StreamTransport, Transport, WebSocketTransport, enable_tcp_keepalive
@@ -77,11 +78,29 @@ class Gateway:
         self.config = config
         self.nats_url = nats_url
         self.authenticator = authenticator
-        self.metrics = metrics or GatewayMetrics()
+        self.metrics = metrics or GatewayMetrics(account_labels=config.metrics_account_labels)
+        #: (account, key) pairs verified before, re-read every ``auth_recheck_s``.
+        self.keys = VerifiedKeys(config.auth_cache_ttl_s, config.max_tracked_addresses)
         self.limiter = LoginLimiter(config.max_failed_logins, config.failed_login_window_s,
-                                    config.max_tracked_addresses)
-        #: What every session's handshake asks: the key (authenticator), the address (limiter).
-        self.handshake = Handshake(config, self.metrics, authenticator, self.limiter)
+                                    config.max_tracked_addresses,
+                                    config.max_failed_logins_per_account)
+        self.checks = KeyChecks(authenticator.authenticate,
+                                workers=getattr(authenticator, "workers", config.auth_workers),
+                                limit=config.auth_queue_limit,
+                                unknown_rate=config.auth_unknown_rate,
+                                unknown_burst=config.auth_unknown_burst,
+                                on_start=self.metrics.key_checks.inc)
+        #: Which account ids may exist (read every ``auth_directory_refresh_s``).
+        self.directory = AccountDirectory(config.auth_directory_refresh_s,
+                                          config.auth_unlisted_rate, config.auth_unlisted_burst,
+                                          self.checks.expected_s)
+        #: What every session's handshake asks: the key (keys, checks), the address (limiter).
+        self.handshake = Handshake(config, self.metrics, self.keys, self.limiter, self.checks,
+                                   self.directory)
+        self.proxies = TrustedProxies(config.proxy_protocol_from)
+        self._tls: ssl.SSLContext | None = None
+        self._recheck: asyncio.Task[None] | None = None
+        self._directory_task: asyncio.Task[None] | None = None
         #: Which session owns each account.
         self.registry: SessionRegistry[Session] = SessionRegistry(sessions)
         self._nc: NatsClient | None = None
@@ -89,6 +108,7 @@ class Gateway:
         self._js: JetStreamContext | None = None
         self._services: SessionServices | None = None
         self._all: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._ws_server: Server | None = None
         self._tcp_server: asyncio.Server | None = None
         self._metrics_server: Any = None
@@ -124,6 +144,13 @@ class Gateway:
 
     async def start(self) -> None:
         cfg = self.config
+        if self.proxies and cfg.tls and cfg.ws_port is not None:
+            raise GatewayError("the PROXY protocol with TLS in the gateway is not supported on "
+                               "the WebSocket port: terminate TLS in the proxy, or send no "
+                               "PROXY header (docs/gateway.md)")
+        if self.proxies and cfg.tls and cfg.tcp_port is not None:
+            raise GatewayError("the PROXY protocol with TLS in the gateway is not supported on "
+                               "the stream port: terminate TLS in the proxy (docs/gateway.md)")
         try:
             servers = nats_servers(self.nats_url)
             self._nc = await nats.connect(servers=servers, connect_timeout=5,
@@ -132,34 +159,45 @@ class Gateway:
                                               max_reconnect_attempts=-1,
                                               name="suho-mt5-gateway-outbound")
         except Exception as exc:
-            raise BusUnavailableError(f"cannot connect to NATS at {self.nats_url}: {exc}") \
+            raise BusUnavailableError(f"cannot connect to NATS at {redact(self.nats_url)}: "
+                                      f"{redact(str(exc))}") \
                 from exc
         self._js = self._nc.jetstream()
         self._services = SessionServices(cfg, self.metrics, self.handshake,
                                          SessionBus(self._js, self._nc_out, cfg), self.registry)
         if cfg.session_lease_s > 0:
             await self.registry.attach(ClusterOwnership(self._nc, self._js, cfg, self.metrics))
-        tls = self._tls_context()
+        tls = self._tls = self._tls_context()
         if cfg.ws_port is not None:
             self._ws_server = await serve(
                 self._on_websocket, cfg.host, cfg.ws_port, ssl=tls,
                 ping_interval=None,  # the session pings (WebSocketTransport.unresponsive)
                 close_timeout=2, max_size=cfg.ws_max_message, max_queue=4,
-                compression=None,
+                compression=None, backlog=cfg.listen_backlog,
+                create_connection=proxied_connection(self.proxies) if self.proxies else None,
             )
             self.ws_port = self._ws_server.sockets[0].getsockname()[1]
         if cfg.tcp_port is not None:
             self._tcp_server = await asyncio.start_server(
                 self._on_stream, cfg.host, cfg.tcp_port, ssl=tls, limit=64 * 1024,
+                backlog=cfg.listen_backlog,
             )
             self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
         if cfg.metrics_port is not None:
-            server, _thread = start_http_server(cfg.metrics_port, addr=cfg.host,
+            server, _thread = start_http_server(cfg.metrics_port, addr=cfg.metrics_host,
                                                 registry=self.metrics.registry)
             self._metrics_server = server
             self.metrics_port = server.server_port
-        log.info("gateway listening: ws %s, %s %s, metrics %s", self.ws_port,
-                 "tls" if tls else "tcp", self.tcp_port, self.metrics_port)
+        if cfg.auth_recheck_s > 0:
+            self._recheck = asyncio.create_task(self._recheck_keys(), name="recheck-keys")
+        await self.refresh_directory()
+        if cfg.auth_directory_refresh_s > 0:
+            self._directory_task = asyncio.create_task(self._refresh_directory(),
+                                                       name="account-directory")
+        log.info("gateway listening: ws %s, %s %s, metrics %s:%s%s", self.ws_port,
+                 "tls" if tls else "tcp", self.tcp_port, cfg.metrics_host, self.metrics_port,
+                 f"; PROXY protocol from {', '.join(cfg.proxy_protocol_from)}"
+                 if self.proxies else "")
 
     def _tls_context(self) -> ssl.SSLContext | None:
         cfg = self.config
@@ -167,14 +205,94 @@ class Gateway:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
-            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+            context.minimum_version = ssl.TLSVersion[cfg.tls_minimum_version]
+        except KeyError:
+            raise GatewayError(f"unknown TLS version {cfg.tls_minimum_version!r}: "
+                               "TLSv1_2 or TLSv1_3") from None
+        if context.minimum_version < ssl.TLSVersion.TLSv1_2:
+            raise GatewayError("TLS older than 1.2 is not accepted")
+        self._load_certificate(context)
+        return context
+
+    def _load_certificate(self, context: ssl.SSLContext) -> None:
+        cfg = self.config
+        try:
+            context.load_cert_chain(cfg.tls_cert or "", cfg.tls_key)
         except (OSError, ssl.SSLError) as exc:
             raise GatewayError(f"cannot load the TLS certificate {cfg.tls_cert}: {exc}") \
                 from exc
-        return context
+
+    def reload_tls(self) -> bool:
+        """Read the certificate and key files again (SIGHUP): new connections get the new
+        certificate, open ones keep theirs. A file that cannot be read leaves the old
+        certificate in place (logged). Returns whether it was reloaded."""
+        if self._tls is None:
+            log.warning("SIGHUP: no TLS certificate to reload")
+            return False
+        try:
+            self._load_certificate(self._tls)
+        except GatewayError as exc:
+            log.error("TLS certificate not reloaded (the old one stays): %s", exc)
+            return False
+        log.info("TLS certificate reloaded from %s", self.config.tls_cert)
+        return True
+
+    async def _recheck_keys(self) -> None:
+        """Every ``auth_recheck_s``: re-read the key of every account held as verified or
+        connected; a deactivated account or a changed key is forgotten and its session ends
+        (AUTH_FAILED)."""
+        while True:
+            await asyncio.sleep(self.config.auth_recheck_s)
+            try:
+                await self.recheck_keys()
+            except Exception as exc:  # the database may be away: try again next time
+                log.warning("cannot re-read the API keys of connected accounts: %s", exc)
+
+    async def _refresh_directory(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.auth_directory_refresh_s)
+            await self.refresh_directory()
+
+    async def refresh_directory(self) -> None:
+        """Read which account ids may exist (kept as it was when the database cannot say)."""
+        try:
+            self.directory.update(await self.authenticator.account_digests())
+        except Exception as exc:
+            log.warning("cannot read the account directory (the last one stays): %s", exc)
+
+    async def recheck_keys(self) -> list[uuid.UUID]:
+        """One pass of :meth:`_recheck_keys`; returns the accounts dropped."""
+        by_tenant: dict[str, dict[uuid.UUID, str | None]] = {}
+        for identity in self.keys.to_recheck(self.sessions):
+            by_tenant.setdefault(identity.tenant_id, {})[identity.account_id] = \
+                identity.key_fingerprint
+        dropped = []
+        for tenant, accounts in by_tenant.items():
+            now = await self.authenticator.fingerprints(tenant, accounts)
+            for account, fingerprint in accounts.items():
+                if now.get(account) != fingerprint:
+                    dropped.append(account)
+        for account in dropped:
+            self.keys.forget(account)
+            session = self.sessions.get(account)
+            log.warning("account %s deactivated or its API key changed: %s", account,
+                        "session closed" if session is not None else "not connected")
+            if session is not None:
+                self._spawn(session.close(CloseCode.AUTH_FAILED,
+                                          "account deactivated or API key changed"))
+        return dropped
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def stop(self) -> None:
         self._stopping = True
+        for task in (self._recheck, self._directory_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._ws_server is not None:
             self._ws_server.close(close_connections=False)
         if self._tcp_server is not None:
@@ -236,6 +354,87 @@ class Gateway:
         if self._stopping:
             writer.close()
             return
-        transport = StreamTransport(reader, writer, tls=self.config.tls)
+        peer = None
+        if self.proxies:
+            try:
+                peer = await self._proxy_header(reader, writer)
+            except (ProxyHeaderError, OSError, TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError) as exc:
+                self.handshake.sampled("proxy", logging.WARNING,
+                                       "connection from %s dropped: %s",
+                                       writer.get_extra_info("peername"), exc)
+                writer.transport.abort()
+                return
+        transport = StreamTransport(reader, writer, tls=self.config.tls, peer=peer)
         self._keepalive(transport.os_socket())
         await self._serve(transport)
+
+    async def _proxy_header(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> str | None:
+        """The client address a trusted proxy sent ahead of the stream (``None``: the
+        connection is not from a trusted proxy, or the proxy sent no address)."""
+        peername = writer.get_extra_info("peername")
+        if not peername or not self.proxies.trusts(str(peername[0])):
+            return None
+        async with asyncio.timeout(self.config.hello_timeout_s):
+            data = await reader.readexactly(1)
+            if data == b"\r":  # v2: 16 fixed bytes, then the length they give
+                data += await reader.readexactly(15)
+                length = int.from_bytes(data[14:16], "big")
+                if 16 + length > MAX_HEADER:
+                    raise ProxyHeaderError(f"a PROXY v2 header of {length} bytes")
+                data += await reader.readexactly(length)
+            else:
+                data += await reader.readuntil(b"\n")
+        header = parse_proxy_header(data)
+        if header is None or header.length != len(data):
+            raise ProxyHeaderError("a PROXY header that does not end where it should")
+        return header.address
+
+
+def proxied_connection(trusted: TrustedProxies) -> type[ServerConnection]:
+    """A ``websockets`` server connection that reads a PROXY header first on connections
+    from ``trusted`` addresses (before the HTTP upgrade), and reports the address in it as
+    :attr:`remote_address`."""
+
+    class ProxiedConnection(ServerConnection):
+        _proxy_buffer: bytes | None = None
+        _client: str | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            peer = transport.get_extra_info("peername")
+            if peer and trusted.trusts(str(peer[0])):
+                self._proxy_buffer = b""
+
+        def data_received(self, data: bytes) -> None:
+            buffer = self._proxy_buffer
+            if buffer is None:
+                super().data_received(data)
+                return
+            buffer += data
+            try:
+                header = parse_proxy_header(buffer)
+            except ProxyHeaderError as exc:
+                log.warning("WebSocket connection from %s dropped: %s",
+                            self.transport.get_extra_info("peername"), exc)
+                self.transport.abort()
+                return
+            if header is None:
+                if len(buffer) > MAX_HEADER:
+                    self.transport.abort()
+                    return
+                self._proxy_buffer = buffer
+                return
+            self._proxy_buffer = None
+            self._client = header.address
+            if len(buffer) > header.length:
+                super().data_received(buffer[header.length:])
+
+        @property
+        def remote_address(self) -> Any:
+            if self._client is not None:
+                return (self._client, 0)
+            return super().remote_address
+
+    return ProxiedConnection

@@ -153,7 +153,12 @@ class Session:
     async def _finish(self) -> None:
         try:
             await self._wind_up()
-        finally:  # whoever waits in close() is released, even if this task is cancelled
+        finally:
+            # Even if this task is cancelled on the way (the gateway stopping while the
+            # cluster-wide release waits on JetStream): the connection is dropped, never
+            # leaked, and whoever waits in close() is released.
+            with contextlib.suppress(Exception):
+                self.transport.abort()
             self._done.set()
 
     async def _wind_up(self) -> None:
@@ -162,7 +167,12 @@ class Session:
         self.metrics.closes.labels(str(int(code))).inc()
         if code is CloseCode.SLOW_CONSUMER:
             self.metrics.slow_clients.inc()
-        if code not in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
+        if self.peer is None:
+            # Never authenticated: the handshake logged why, sampled (a flood of refusals
+            # must not become a flood of log lines).
+            log.debug("connection %s closed: %d %s: %s", self._who(), code, code.name,
+                      closing.detail)
+        elif code not in (CloseCode.NORMAL, CloseCode.GOING_AWAY):
             log.warning("session %s closed: %d %s: %s", self._who(), code, code.name,
                         closing.detail)
         else:
@@ -178,9 +188,13 @@ class Session:
             self.metrics.connected.labels(self.transport.name).dec()
         if self._claimed and peer is not None:
             await self.registry.release(peer.tenant_id, peer.account_id, self)
+        await self._say_goodbye(closing, peer)
+
+    async def _say_goodbye(self, closing: Closing, peer: Peer | None) -> None:
+        code = closing.code
         if closing.detail != EA_CLOSED:
             # A slow consumer's buffers may be full: its GOODBYE gets one second, then the
-            # connection is dropped (abort below) so that it cannot hold gateway memory.
+            # connection is dropped (abort in _finish) so that it cannot hold gateway memory.
             patience = 1.0 if code is CloseCode.SLOW_CONSUMER else 2.0
             account = peer.account_bytes if peer is not None else bytes(16)
             goodbye = GoodbyePacket(0, now_us(), account, closing.ref_sequence, code,
@@ -189,8 +203,6 @@ class Session:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.transport.close(int(code), closing.detail),
                                        patience)
-        with contextlib.suppress(Exception):
-            self.transport.abort()
 
 
 @dataclass(frozen=True, slots=True)

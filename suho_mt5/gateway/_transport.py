@@ -109,13 +109,16 @@ class WebSocketTransport:
 
 class StreamTransport:
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool,
+        peer: str | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
         self.name = "tls" if tls else "tcp"
-        peer = writer.get_extra_info("peername")
-        self.peer = str(peer[0]) if peer else "?"
+        if peer is None:  # not behind a proxy that said who the client is
+            peername = writer.get_extra_info("peername")
+            peer = str(peername[0]) if peername else "?"
+        self.peer = peer
 
     async def recv(self) -> bytes:
         try:

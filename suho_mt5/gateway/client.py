@@ -73,8 +73,11 @@ class EAConnection:
     :attr:`close_code`); it returns ``[]`` once the connection has ended.
     """
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None,
+                 source_address: str | None = None) -> None:
         self.url = url
+        #: connect from this local address (tests and benchmarks: many clients on loopback)
+        self.local_addr = (source_address, 0) if source_address else None
         parts = urlsplit(url)
         self.scheme = parts.scheme
         if self.scheme not in ("ws", "wss", "tcp", "tls"):
@@ -103,7 +106,8 @@ class EAConnection:
                     tls = self.ssl_context or ssl.create_default_context()
                 self._ws = await connect(self.url, ssl=tls, max_size=2**20, compression=None,
                                          open_timeout=10, close_timeout=2, ping_interval=None,
-                                         create_connection=_StampedWebSocket)
+                                         create_connection=_StampedWebSocket,
+                                         local_addr=self.local_addr)
             else:
                 tls = None
                 if self.scheme == "tls":
@@ -120,7 +124,7 @@ class EAConnection:
         reader = _StampedReader(limit=1 << 20, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port,
-                                                    ssl=tls)
+                                                    ssl=tls, local_addr=self.local_addr)
         with contextlib.suppress(OSError):
             sock = transport.get_extra_info("socket")
             if sock is not None:
@@ -238,10 +242,11 @@ class EAConnection:
             self._writer.transport.abort()
 
 
-async def open_connection(url: str, *, ssl_context: ssl.SSLContext | None = None
-                          ) -> EAConnection:
-    """Open a connection to the gateway at ``url`` (HELLO not sent yet)."""
-    conn = EAConnection(url, ssl_context=ssl_context)
+async def open_connection(url: str, *, ssl_context: ssl.SSLContext | None = None,
+                          source_address: str | None = None) -> EAConnection:
+    """Open a connection to the gateway at ``url`` (HELLO not sent yet), from
+    ``source_address`` if given."""
+    conn = EAConnection(url, ssl_context=ssl_context, source_address=source_address)
     await conn.open()
     return conn
 

@@ -25,7 +25,7 @@ import logging
 
 from suho_mt5._nats import nats_servers
 from suho_mt5.db import psycopg_conninfo
-from suho_mt5.errors import StreamSetupError
+from suho_mt5.errors import StreamSetupError, redact
 from suho_mt5.ingest._stop import Stop
 from suho_mt5.ingest._worker import Shared, Worker
 from suho_mt5.ingest.advisories import max_deliver_advisories
@@ -62,18 +62,35 @@ class Bridge:
         return {w.index: w.batches for w in self._workers}
 
     async def run(self) -> None:
-        import nats
+        from nats.aio.client import Client
 
         s = self.settings
+        # Raced against stop(): nats-py retries the first connection forever, and SIGTERM
+        # must still end the bridge while it waits for a NATS server that does not answer.
+        # The client is ours (not nats.connect's) so that a connect cut short can be closed:
+        # cancelling it leaves its socket open otherwise.
+        nc = Client()
+        connecting = asyncio.ensure_future(nc.connect(
+            servers=nats_servers(s.nats_url), max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py sleeps a float; its hint says int
+            error_cb=_nats_error, disconnected_cb=_nats_disconnected,
+            reconnected_cb=_nats_reconnected, allow_reconnect=True,
+        ))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait((connecting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await nc.close()
+            log.info("bridge stopped while connecting to NATS")
+            return
         try:
-            nc = await nats.connect(
-                servers=nats_servers(s.nats_url), max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5,
-                error_cb=_nats_error, disconnected_cb=_nats_disconnected,
-                reconnected_cb=_nats_reconnected, allow_reconnect=True,
-            )
+            connecting.result()
         except Exception as exc:
-            raise StreamSetupError(f"cannot connect to NATS at {s.nats_url}: {exc}") from exc
+            raise StreamSetupError(f"cannot connect to NATS at {redact(s.nats_url)}: "
+                                   f"{redact(str(exc))}") from exc
         js = nc.jetstream()
         spec = s.contract.bridge
         try:

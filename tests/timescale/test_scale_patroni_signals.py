@@ -57,8 +57,9 @@ def test_the_primary_killed_during_signal_delivery_loses_and_doubles_nothing(
     assert old is not None
     single = cluster.node_url(old, DATABASE)  # roles and accounts: once, on the primary
     gw_db = prepare_database(single, N_EAS, Edition.TIMESCALE, cheap_from=0)
-    role = sa.make_url(gw_db.gateway_url).username or ""
-    gw_db.gateway_url = cluster.url(DATABASE, user=role, password="gw-pass")
+    gateway_login = sa.make_url(gw_db.gateway_url)
+    gw_db.gateway_url = cluster.url(DATABASE, user=gateway_login.username or "",
+                                    password=gateway_login.password or "")
     login = sa.make_url(make_ingest_login(single)).username or ""
     ingest_url = cluster.url(DATABASE, user=login, password=INGEST_PASSWORD)
     accounts = gw_db.accounts[:N_EAS]

@@ -41,6 +41,10 @@ class ProxiedService:
     servers: tuple[ProxyServer, ...]
     http_check: str | None = None
     balance: str = "roundrobin"
+    #: ``"v1"`` or ``"v2"``: HAProxy sends a PROXY protocol header with the client's address
+    #: to each server (``send-proxy`` / ``send-proxy-v2``; the gateway's
+    #: ``--proxy-protocol-from``)
+    send_proxy: str | None = None
 
 
 class HAProxy(ChildProcess):
@@ -100,10 +104,11 @@ class HAProxy(ChildProcess):
                       f"    balance {service.balance}"]
             if service.http_check:
                 lines.append(f"    option httpchk GET {service.http_check}")
+            proxy = {None: "", "v1": " send-proxy", "v2": " send-proxy-v2"}[service.send_proxy]
             for server in service.servers:
                 check = f" port {server.check_port}" if server.check_port else ""
                 lines.append(f"    server {server.name} {server.host}:{server.port} check"
-                             f"{check} inter {self.check_ms} fall 2 rise 2")
+                             f"{check} inter {self.check_ms} fall 2 rise 2{proxy}")
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 15.0, attempts: int = 3) -> HAProxy:

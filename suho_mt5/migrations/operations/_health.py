@@ -89,6 +89,7 @@ def health_check_sql(
     or_replace: bool = False,
     time_series: Sequence[str] = (),
     tenant_roles: Sequence[str] = (),
+    login_roles: bool = False,
 ) -> str:
     """``CREATE [OR REPLACE] FUNCTION health_check()``; with ``tenant_views`` its ``session``
     row also counts what the caller may do through the ``mt5_tenant`` views.
@@ -130,7 +131,7 @@ DECLARE
     n bigint;
     readable integer;
     writable integer;
-    last_run timestamptz;
+    last_run timestamptz;{_LOGIN_ROLES_DECLARE if login_roles else ""}
 BEGIN
     component := 'database';
     status := 'ok';
@@ -210,6 +211,42 @@ BEGIN
         current_user,
         coalesce(NULLIF(current_setting('app.current_tenant_id', true), ''), '(none)'),
         readable, writable);
-    RETURN NEXT;
+    RETURN NEXT;{_LOGIN_ROLES if login_roles else ""}
 END
 $fn$"""
+
+
+_LOGIN_ROLES_DECLARE = """
+    found text;"""
+
+# Revision 0014 (docs/security.md): mt5_owner and mt5_maintenance are LOGIN roles with no
+# password on the timescale edition (TimescaleDB's jobs run as their owner); a password or
+# a trust rule in pg_hba.conf lets anyone who reaches the server log in as them. Only a
+# superuser can read pg_authid and pg_hba_file_rules: others get 'ok' and say so.
+_LOGIN_ROLES = """
+
+    component := 'login_roles';
+    BEGIN
+        SELECT string_agg(x, '; ' ORDER BY x) INTO found FROM (
+            SELECT format('%s has a password', a.rolname) AS x
+            FROM pg_authid a
+            WHERE a.rolname IN ('mt5_owner', 'mt5_maintenance') AND a.rolpassword IS NOT NULL
+            UNION ALL
+            SELECT format('%s may log in with no password: pg_hba.conf line %s (%s %s trust)',
+                          r.name, h.line_number, h.type, array_to_string(h.user_name, ','))
+            FROM pg_hba_file_rules h,
+                 (VALUES ('mt5_owner'), ('mt5_maintenance')) AS r(name)
+            WHERE h.auth_method = 'trust' AND h.error IS NULL
+              AND ('all' = ANY(h.user_name) OR r.name = ANY(h.user_name)
+                   OR ('+' || r.name) = ANY(h.user_name))
+        ) s;
+        status := CASE WHEN found IS NULL THEN 'ok' ELSE 'warning' END;
+        detail := coalesce(found, 'mt5_owner and mt5_maintenance: no password, no trust rule');
+    EXCEPTION WHEN insufficient_privilege THEN
+        status := 'ok';
+        detail := 'pg_authid and pg_hba_file_rules are not visible to this role (a superuser sees them)';
+    WHEN OTHERS THEN  -- an engine without pg_hba.conf (PGlite)
+        status := 'ok';
+        detail := 'pg_hba_file_rules cannot be read here: ' || SQLERRM;
+    END;
+    RETURN NEXT;"""

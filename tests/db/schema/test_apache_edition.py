@@ -68,7 +68,8 @@ def test_the_apache_edition_has_hypertables_and_materialized_views(schema: Schem
             " WHERE compression_enabled")).scalar()
     assert set(hypertables) == set(TIME_SERIES_TABLES)
     assert (matviews, caggs, jobs, columnstore) == (6, 0, 0, 0)
-    assert {r.status for r in health.values()} == {"ok"}
+    # login_roles (revision 0014) warns about the test servers' trust rules: by design
+    assert {r.status for k, r in health.items() if k != "login_roles"} == {"ok"}
     # what the edition lacks, said where a DBA looks
     assert "not available in the apache edition" in health["columnstore"].detail
 

@@ -285,6 +285,8 @@ def test_health_check_reports_a_healthy_install(
     with session(schema.engine, role, "tenant_demo") as conn:
         rows = run_script(conn, HEALTH_CHECK)
     status = {r.component: r.status for r in rows}
+    # Revision 0014's row warns when a superuser sees trust rules: the test servers have them.
+    assert status.pop("login_roles") in (("ok",) if role else ("ok", "warning")), rows
     assert status == {
         "database": "ok", "edition": "ok", "api_keys": "ok", "tables": "ok",
         "row_level_security": "ok", "tenant_grants": "ok", "columnstore": "ok",

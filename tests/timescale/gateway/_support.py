@@ -29,12 +29,15 @@ from suho_mt5.gateway import DatabaseAuthenticator, Gateway, GatewayConfig, Gate
 from suho_mt5.gateway.simulator import SimAccount
 from suho_mt5.protocol import PACKET_SIZE
 from tests.db.schema._support import alembic
+from tests.support.secrets import find_secrets, register
 from tests.support.servers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TENANT = "tenant_gw"
 OTHER_TENANT = "tenant_other"
 KEY = "gw-test-key-0123456789abcdef"
+GATEWAY_PASSWORD = "gw-pass-4e1d9c7a"
+register(KEY, GATEWAY_PASSWORD)
 STREAMS = {
     "MT5_ACCOUNTS": ["mt5.account.>"],
     "MT5_SIGNALS": ["mt5.signal.>"],
@@ -64,10 +67,11 @@ def prepare_database(url: str, n_accounts: int, edition: Edition,
     role = f"gw_{uuid.uuid4().hex[:10]}"
     try:
         alembic(engine, "upgrade", "head", edition=edition)
-        db = GatewayDb(url, str(sa.make_url(url).set(username=role, password="gw-pass")
+        db = GatewayDb(url, str(sa.make_url(url).set(username=role, password=GATEWAY_PASSWORD)
                                 .render_as_string(hide_password=False)))
         with engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'gw-pass' IN ROLE mt5_app")
+            conn.exec_driver_sql(
+                f"CREATE ROLE {role} LOGIN PASSWORD '{GATEWAY_PASSWORD}' IN ROLE mt5_app")
             digest = conn.execute(sa.text("SELECT hash_api_key(:k)"), {"k": KEY}).scalar_one()
             cheap = digest
             if cheap_from is not None:
@@ -134,9 +138,9 @@ async def running_gateway(db: GatewayDb, nats_url: str, **overrides: object
                           ) -> AsyncIterator[Gateway]:
     """The gateway in this process, on real sockets (ports picked by the OS)."""
     config = gateway_config(**overrides)
-    gw = Gateway(config, nats_url=nats_url, metrics=GatewayMetrics(),
-                 authenticator=DatabaseAuthenticator(db.gateway_url, workers=2,
-                                                     cache_ttl_s=60))
+    gw = Gateway(config, nats_url=nats_url,
+                 metrics=GatewayMetrics(account_labels=config.metrics_account_labels),
+                 authenticator=DatabaseAuthenticator(db.gateway_url, workers=2))
     await gw.start()
     try:
         yield gw
@@ -195,6 +199,13 @@ class GatewayProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.check_log()
+
+    def check_log(self) -> None:
+        """The gateway's log holds none of the suite's secrets (keys, passwords)."""
+        if self.log_path.exists():
+            leaks = find_secrets(self.log_path.read_text(errors="replace"))
+            assert not leaks, f"secrets in the gateway's log {self.log_path}: {leaks}"
 
     def rss_bytes(self) -> int:
         import psutil

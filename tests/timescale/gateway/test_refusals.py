@@ -85,7 +85,7 @@ def test_wrong_key_and_unknown_account_get_the_same_refusal(
     with caplog.at_level(logging.WARNING, "suho_mt5.gateway"):
         asyncio.run(scenario())
     refusals = [r for r in caplog.records if "invalid account id or API key" in r.getMessage()]
-    assert len(refusals) >= 2
+    assert len(refusals) == 1  # sampled: at most one line per kind every 10 s
 
 
 def test_a_flood_of_bad_logins_is_rate_limited_without_asking_the_database(
@@ -94,7 +94,8 @@ def test_a_flood_of_bad_logins_is_rate_limited_without_asking_the_database(
     account = gw_db.accounts[1]
 
     async def scenario() -> None:
-        async with running_gateway(gw_db, nats_url, max_failed_logins=3) as gw:
+        async with running_gateway(gw_db, nats_url, max_failed_logins=3,
+                                   max_failed_logins_per_account=0) as gw:
             for _ in range(3):
                 welcome, code = await _refused(gw, "tcp", account.account_id, "guess")
                 assert welcome.result is SessionResult.REFUSED

@@ -80,7 +80,8 @@ def test_a_silent_ea_is_closed_with_idle_timeout_and_skew_is_measured(
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, heartbeat_interval_s=0.3,
-                                   idle_timeout_s=0.9, ws_ping_interval_s=0.1) as gw:
+                                   idle_timeout_s=0.9, ws_ping_interval_s=0.1,
+                                   metrics_account_labels=True) as gw:
             port = gw.ws_port if transport == "ws" else gw.tcp_port
             conn = await open_connection(f"{transport}://127.0.0.1:{port}")
             two_hours_ahead = time.time_ns() // 1000 + 7_200_000_000
@@ -90,7 +91,7 @@ def test_a_silent_ea_is_closed_with_idle_timeout_and_skew_is_measured(
             assert isinstance(welcome, WelcomePacket)
             assert welcome.result is SessionResult.ACCEPTED
             assert welcome.heartbeat_interval_ms == 300
-            skew = metric(gw, "suho_gateway_clock_skew_seconds", tenant="tenant_gw",
+            skew = metric(gw, "suho_gateway_account_clock_skew_seconds", tenant="tenant_gw",
                           account=str(me.account_id))
             assert -7300 < skew < -7100
             packets = []
