@@ -254,8 +254,10 @@ class KeyChecks:
         self.running = 0
         #: checks started so far (what the database was asked to hash)
         self.started = 0
-        #: how long recent checks took (the database's work, without the queue)
-        self.durations: deque[float] = deque(maxlen=200)
+        #: how long recent checks took (the database's work, without the queue), by how many
+        #: checks ran at once when each started: four bcrypt hashes at once on a two-core
+        #: database take twice as long each as one alone
+        self.durations: dict[int, deque[float]] = {}
 
     @property
     def waiting(self) -> int:
@@ -292,18 +294,25 @@ class KeyChecks:
                 work.add_done_callback(self._release_after)
 
     async def _timed(self, account_id: uuid.UUID, api_key: str) -> AccountIdentity:
+        together = min(self.running, self.workers)  # this check included
         started = time.monotonic()
         try:
             return await self._check(account_id, api_key)
         finally:
-            self.durations.append(time.monotonic() - started)
+            self.durations.setdefault(together, deque(maxlen=50)).append(
+                time.monotonic() - started)
 
     def expected_s(self) -> float:
-        """How long a check asked for now would take, queue included: one of the recent
-        checks' durations, plus the wait of the checks ahead of it."""
-        durations = self.durations
-        if not durations:
+        """How long a check asked for now would take, queue included: a recent duration of
+        a check that ran with as many others as this one would (the nearest such count
+        measured), plus the wait of the checks ahead of it. Sampling every recent duration
+        instead made a refusal after a flood as slow as the flood's contended checks: twice
+        a quiet check's time, a difference a client could use."""
+        if not self.durations:
             return 0.2
+        together = min(self.running + 1, self.workers)
+        nearest = min(self.durations, key=lambda n: (abs(n - together), n))
+        durations = self.durations[nearest]
         ahead = self.waiting + max(0, self.running - self.workers + 1)
         mean = sum(durations) / len(durations)
         return random.choice(durations) + ahead * mean / self.workers

@@ -85,6 +85,33 @@ def test_checks_for_unknown_accounts_are_bounded_in_rate() -> None:
     asyncio.run(scenario())
 
 
+def test_the_expected_duration_is_that_of_checks_run_as_many_at_once_as_now() -> None:
+    """After four contended checks (slow) and three alone (fast), an idle gateway expects a
+    check alone: the pause for an id that does not exist matches a real refusal now, not
+    the flood's (docs/security.md, refusal timing)."""
+    async def scenario() -> None:
+        delays = iter([0.2] * 4 + [0.02] * 3)
+
+        async def check(account: uuid.UUID, key: str) -> AccountIdentity:
+            await asyncio.sleep(next(delays))
+            raise AssertionError("never reached by the caller")
+
+        checks = KeyChecks(check, workers=4, limit=10, unknown_rate=0, unknown_burst=0)
+        flood = [asyncio.ensure_future(checks.check(uuid.UUID(int=i), "k", known=True))
+                 for i in range(4)]
+        await asyncio.gather(*flood, return_exceptions=True)
+        for i in range(3):
+            with pytest.raises(AssertionError):
+                await checks.check(uuid.UUID(int=10 + i), "k", known=True)
+        assert max(checks.expected_s() for _ in range(200)) < 0.1
+        # with four running, a fifth waits for one of them, then runs contended
+        checks.running = 4
+        assert min(checks.expected_s() for _ in range(50)) > 0.2
+        checks.running = 0
+
+    asyncio.run(scenario())
+
+
 def test_the_limiter_counts_running_checks_and_waiters_learn_the_outcome() -> None:
     async def scenario() -> None:
         limiter = LoginLimiter(2, 60.0)
