@@ -78,6 +78,10 @@ class Opened:
     rest: bytes
 
 
+#: The GOODBYE detail of a connection refused by the per-address cap.
+CROWDED = "too many connections not authenticated"
+
+
 class Handshake:
     """Reads and checks the HELLO of a connection; :meth:`open` raises :class:`Closing` (after
     a refusing WELCOME where one is due) whenever the session must not open."""
@@ -94,16 +98,24 @@ class Handshake:
         self.sampled = SampledLog()
         self._unauthenticated: dict[str, int] = {}
 
+    def crowded(self, address: str) -> bool:
+        """Whether ``address`` has as many connections not authenticated yet as it may
+        (``max_unauthenticated_per_address``): if so, the refusal is counted and logged
+        (sampled), and the caller closes the new connection at once."""
+        pending = self._unauthenticated.get(address, 0)
+        if pending < self.config.max_unauthenticated_per_address:
+            return False
+        self.metrics.auth_failures.labels("too_many_connections").inc()
+        self.sampled("sockets", logging.WARNING,
+                     "connection from %s closed: %d connections from it not "
+                     "authenticated yet", address, pending)
+        return True
+
     async def open(self, transport: Transport) -> Opened:
         address = transport.peer
-        pending = self._unauthenticated.get(address, 0)
-        if pending >= self.config.max_unauthenticated_per_address:
-            self.metrics.auth_failures.labels("too_many_connections").inc()
-            self.sampled("sockets", logging.WARNING,
-                         "connection from %s closed: %d connections from it not "
-                         "authenticated yet", address, pending)
-            raise Closing(CloseCode.RATE_LIMITED, "too many connections not authenticated")
-        self._unauthenticated[address] = pending + 1
+        if self.crowded(address):
+            raise Closing(CloseCode.RATE_LIMITED, CROWDED)
+        self._unauthenticated[address] = self._unauthenticated.get(address, 0) + 1
         try:
             try:
                 hello, rest = await asyncio.wait_for(self._read_hello(transport),

@@ -20,12 +20,12 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from suho_mt5._nats import nats_servers
 from suho_mt5.errors import BusUnavailableError, GatewayError, redact
-from suho_mt5.protocol import CloseCode
+from suho_mt5.protocol import CloseCode, GoodbyePacket, encode, now_us
 
 from ._auth import AccountDirectory, Authenticator, KeyChecks, LoginLimiter, VerifiedKeys
 from ._bus import SessionBus
 from ._config import GatewayConfig
-from ._handshake import Handshake
+from ._handshake import CROWDED, Handshake
 from ._metrics import GatewayMetrics
 from ._ownership import ClusterOwnership
 from ._proxy import MAX_HEADER, ProxyHeaderError, TrustedProxies, parse_proxy_header
@@ -366,6 +366,16 @@ class Gateway:
                 writer.transport.abort()
                 return
         transport = StreamTransport(reader, writer, tls=self.config.tls, peer=peer)
+        if self.handshake.crowded(transport.peer):
+            # Refused before a session is made for it: a flood's excess connections cost an
+            # accept, one GOODBYE and a close (a session's set-up and wind-up cost several
+            # times that, on the loop every connected EA's signals go through).
+            self.metrics.connections.labels(transport.name).inc()
+            self.metrics.closes.labels(str(int(CloseCode.RATE_LIMITED))).inc()
+            writer.write(encode(GoodbyePacket(0, now_us(), bytes(16), 0, CloseCode.RATE_LIMITED,
+                                              CROWDED)))
+            writer.close()
+            return
         self._keepalive(transport.os_socket())
         await self._serve(transport)
 
