@@ -4,15 +4,18 @@ side in one run.
 Everything runs on this machine's two cores, as in the attack the hardening answers: native
 TimescaleDB (keys checked by bcrypt at cost 12 in ``mt5_authenticate``), nats-server, the
 gateway as a process (``suho-mt5 gateway run``), 50 legitimate TCP EAs and the signal
-publisher in this process, and the attacker in a process of its own. Clients use addresses
-of their own on the loopback network (127.0.x.y), so each "address" is a different client to
-the gateway's limits.
+publisher in this process, and the attacker in a process of its own, at the lowest CPU
+priority (nice 19): a real attacker spends its own machines' CPU, not the gateway host's, and
+on two shared cores an attacker at equal priority measures the machine, not the gateway (it
+still makes its 1,500 attempts a second). Clients use addresses of their own on the loopback
+network (127.0.x.y), so each "address" is a different client to the gateway's limits.
 
 For each version of the code (``before``: the tree at :data:`BEFORE_COMMIT`, the commit this
 work started from, unpacked with ``git archive``; ``after``: this checkout):
 
-1. quiet: signal latency (SIGNAL timestamp -> the EA's socket) of 50 connected EAs at 20
-   signals/s, and WELCOME time of 20 EAs connecting for the first time;
+1. quiet: signal latency (SIGNAL timestamp -> the EA's socket) of 50 connected EAs at 100
+   signals/s (1,000 a phase: the p99 is the tenth slowest), and WELCOME time of 20 EAs
+   connecting for the first time;
 2. a wrong-key flood from 50 addresses, each attempting as fast as it is let (4 at a time);
 3. a flood of 1,500 attempts a second from one address; an EA with the right key at that
    address tries to get in;
@@ -47,8 +50,13 @@ REPO = Path(__file__).resolve().parents[1]
 #: The code as it was before the hardening (issue 22): integ at the start of the work.
 BEFORE_COMMIT = "4ae5db0"
 N_EAS = 50
-SIGNAL_RATE = 20.0
+SIGNAL_RATE = 100.0
 PHASE_S = 10.0
+# The attacker runs from 3 s before a phase's measurements to 3 s after them.
+ATTACK_S = PHASE_S + 6
+# HELLOs at once from the one flooding address: a refused HELLO is answered after a pause of
+# a second, so a flood of 1,500 a second needs at least that many in flight.
+FLOOD_1500_IN_FLIGHT = 1800
 
 
 # -- the attacker (its own process) --
@@ -82,11 +90,15 @@ async def _attack(tcp_port: int, addresses: list[str], per_address: int, rate: f
             delay = next_at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+        for _ in range(len(addresses) * per_address):  # the loops still waiting: stop
+            tokens.release()
 
     async def loop(address: str) -> None:
         while time.monotonic() < end:
             if rate > 0:
                 await tokens.acquire()
+                if time.monotonic() >= end:
+                    break
             account = uuid.UUID(random.choice(accounts)) if accounts else uuid.uuid4()
             kind = "error"
             try:
@@ -118,6 +130,8 @@ class _Phase:
     welcome_s: list[float] = field(default_factory=list)
     attack: dict[str, int] = field(default_factory=dict)
     key_checks: float = 0.0
+    #: the checks of the newcomers' first logins, one each (part of ``key_checks``)
+    newcomer_checks: int = 0
     pg_cpu: float = 0.0
     gw_cpu: float = 0.0
     fds_peak: int = 0
@@ -346,7 +360,8 @@ async def _phase(name: str, gw: _Gateway, nats_url: str, fleet: _Fleet, newcomer
     phase.eas_alive = fleet.alive()
     proc = None
     if attack is not None:
-        proc = subprocess.Popen([sys.executable, "-c", *attack, str(attack_out)], cwd=REPO)
+        proc = subprocess.Popen([sys.executable, "-c", *attack, str(attack_out)], cwd=REPO,
+                                preexec_fn=lambda: os.nice(19))  # see the module's docstring
         await asyncio.sleep(3.0)
     assert gw.proc is not None
     pg = _postgres_pids(pg_port)
@@ -381,6 +396,7 @@ async def _phase(name: str, gw: _Gateway, nats_url: str, fleet: _Fleet, newcomer
         with contextlib.suppress(OSError, ValueError):
             phase.attack = json.loads(attack_out.read_text())
     phase.key_checks = _key_checks(gw.metrics_port) - max(0.0, checks0)
+    phase.newcomer_checks = sum(1 for w in phase.welcome_s if w != float("inf"))
     return phase
 
 
@@ -438,14 +454,15 @@ def run_version(tree: Path, db: Any, nats_url: str, workdir: Path, pg_port: int,
                 phases["quiet"] = await _phase("quiet", gw, nats_url, fleet, pool[0:20], 1,
                                                None, pg_port)
                 spread = [f"127.0.1.{i}" for i in range(1, 51)]
-                duration = PHASE_S + 6
+                duration = ATTACK_S
                 phases["flood50"] = await _phase(
                     "flood50", gw, nats_url, fleet, pool[20:40], 30,
                     _attack_argv(gw.tcp_port, spread, 4, 0, duration, targets), pg_port)
                 await asyncio.sleep(2)
                 phases["flood1500"] = await _phase(
                     "flood1500", gw, nats_url, fleet, pool[40:60], 60,
-                    _attack_argv(gw.tcp_port, ["127.0.2.1"], 128, 1500, duration, targets),
+                    _attack_argv(gw.tcp_port, ["127.0.2.1"], FLOOD_1500_IN_FLIGHT, 1500,
+                                 duration, targets),
                     pg_port)
                 timing = _Phase("timing")
                 deactivated = db.deactivated
@@ -537,6 +554,8 @@ def _fmt_phase(p: _Phase, baseline: float) -> dict[str, str]:
         "connected EAs at the start": str(p.eas_alive),
         "key checks by the database (whole attack)": f"{p.key_checks:.0f}",
         "attacker results": ", ".join(f"{k} {v}" for k, v in sorted(p.attack.items())) or "-",
+        "attacker's attempts a second": (f"{sum(p.attack.values()) / ATTACK_S:,.0f}"
+                                         if p.attack else "-"),
         "PostgreSQL / gateway CPU": f"{p.pg_cpu * 100:.0f}% / {p.gw_cpu * 100:.0f}%",
         "gateway fds peak": str(p.fds_peak),
         "gateway log bytes": str(p.log_bytes),
@@ -579,8 +598,13 @@ def attack_section(settings: Settings) -> Section:
             measured=_pct(after["flood50"].latencies, 0.99) / base, target_text="< 2x"),
         Row("1,500 attempts/s from one address: signal p99 / unloaded p99", None, "x",
             measured=_pct(after["flood1500"].latencies, 0.99) / base, target_text="< 2x"),
-        Row("same: key checks made for that address", None, "checks",
-            measured=after["flood1500"].key_checks, target_text="<= 5"),
+        Row("same: attempts a second the attacker made", None, "/s",
+            measured=sum(after["flood1500"].attack.values()) / ATTACK_S,
+            target_text=">= 1,500"),
+        Row("same: key checks made for that address (the phase's, less the newcomers' "
+            "first logins)", None, "checks",
+            measured=after["flood1500"].key_checks - after["flood1500"].newcomer_checks,
+            target_text="<= 5"),
     ]
     return Section("EA gateway under attack (before / after the hardening)",
                    f"Run took {elapsed:.0f} s. " + (__doc__ or "").split("\n\n")[1], rows,
