@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from suho_mt5.cli.gateway import gateway_run
 from suho_mt5.commands.account import deactivate, rotate_key
 from suho_mt5.errors import SessionClosedError, SessionRefusedError
 from suho_mt5.gateway import Gateway, open_connection
@@ -294,9 +295,13 @@ def test_metrics_listen_on_loopback_and_name_no_account_or_tenant(
 ) -> None:
     me = gw_db.accounts[10]
 
+    # Loopback is the default twice over: the gateway's configuration and the CLI's option
+    # (which does not import the gateway's libraries to read it).
+    option = next(p for p in gateway_run.params if p.name == "metrics_host")
+    assert option.default == "127.0.0.1"
+
     async def scenario() -> None:
-        async with running_gateway(gw_db, nats_url, host="0.0.0.0",
-                                   metrics_host="127.0.0.1") as gw:
+        async with running_gateway(gw_db, nats_url, host="0.0.0.0") as gw:  # metrics: default
             assert gw._metrics_server.server_address[0] == "127.0.0.1"
             result, conn = await _hello(_url(gw, "tcp"), me.account_id, me.api_key)
             assert result is SessionResult.ACCEPTED
