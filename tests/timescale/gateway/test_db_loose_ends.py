@@ -16,13 +16,17 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from suho_mt5.db import psycopg_conninfo
+
 from ._support import GatewayDb
 
 TENANT = "tenant_gw"  # the tenant of gw_db's accounts
 
 
 def _libpq(url: str | sa.URL) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    if isinstance(url, sa.URL):
+        url = url.render_as_string(hide_password=False)
+    return psycopg_conninfo(url)[0]
 
 
 @contextmanager
