@@ -8,7 +8,9 @@ import contextlib
 import struct
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from suho_mt5.protocol import CloseCode, ErrorCode, ErrorPacket, MessageType, encode, now_us
 
@@ -26,6 +28,7 @@ __all__ = [
     "Closing",
     "Ending",
     "Peer",
+    "cancel_and_wait",
     "detail",
     "error_packet",
     "send_now",
@@ -118,6 +121,25 @@ async def send_now(transport: Transport, data: bytes, timeout: float = 2.0) -> N
     GOODBYE: the connection is closed next whatever happens)."""
     with contextlib.suppress(Exception):
         await asyncio.wait_for(transport.send(data), timeout)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], again_s: float = 1.0) -> None:
+    """Cancel ``tasks`` and wait until every one has ended, cancelling again every
+    ``again_s`` any that has not.
+
+    Once is not always enough: nats-py swallows a cancellation that lands in a publish's
+    flush (``Client._flush_pending`` catches ``CancelledError``), so a task cancelled there
+    carries on, and may then wait forever (the 100,000-stream fuzz hung on four session
+    publishers so, and the gateway could not stop). Their exceptions are retrieved here."""
+    every = list(tasks)
+    pending = {task for task in every if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=again_s)
+    for task in every:
+        if not task.cancelled():
+            task.exception()
 
 
 class Ending:

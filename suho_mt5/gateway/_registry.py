@@ -11,6 +11,7 @@ closes it here).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Generic, Protocol, TypeVar
 
@@ -27,7 +28,11 @@ class Owner(Protocol):
     @property
     def account(self) -> uuid.UUID | None: ...
 
-    async def close(self, code: CloseCode, detail: str) -> None: ...
+    def end(self, code: CloseCode, detail: str) -> None:
+        """Ask the session to end, without waiting for it."""
+
+    async def close(self, code: CloseCode, detail: str) -> None:
+        """Ask the session to end, and wait until it has."""
 
 
 class SessionListener(Protocol):
@@ -40,6 +45,8 @@ class SessionListener(Protocol):
 
 S = TypeVar("S", bound=Owner)
 
+SUPERSEDED_DETAIL = "another connection opened for the account"
+
 
 class SessionRegistry(Generic[S]):
     """The authenticated sessions of one gateway, by account."""
@@ -50,6 +57,8 @@ class SessionRegistry(Generic[S]):
         #: cluster-wide ownership (None: within this process only); :meth:`attach` sets it
         self.ownership: ClusterOwnership | None = None
         self._leases: dict[uuid.UUID, Lease] = {}
+        #: the newest session waiting for each account's older session to end
+        self._waiting: dict[uuid.UUID, S] = {}
 
     async def attach(self, ownership: ClusterOwnership) -> None:
         """Hold ownership cluster-wide from now on (the gateway, once connected)."""
@@ -61,19 +70,35 @@ class SessionRegistry(Generic[S]):
         (here, or on the gateway that served it). Raises
         :class:`~suho_mt5.errors.BusUnavailableError` when the bucket cannot be written;
         the session then holds nothing."""
-        # Again after each wait: another new session may have taken the account meanwhile
-        # (an EA that reconnects faster than its HELLOs are answered).
-        while (old := self.sessions.get(account)) is not None and old is not session:
-            await old.close(CloseCode.SUPERSEDED, "another connection opened for the account")
-            if self.sessions.get(account) is old:  # it ended without releasing: forget it
-                del self.sessions[account]
+        # The newest wins, waiting ones too: a session still waiting here for the account is
+        # older than this one, and is ended before it starts. An EA reconnecting in a loop
+        # otherwise queued every connection here, each to start and be superseded in turn
+        # (the 100,000-stream fuzz left thousands queued, most of them long disconnected).
+        earlier = self._waiting.get(account)
+        if earlier is not None and earlier is not session:
+            earlier.end(CloseCode.SUPERSEDED, SUPERSEDED_DETAIL)
+        self._waiting[account] = session
+        try:
+            # Again after each wait: another session may have taken the account meanwhile.
+            while (old := self.sessions.get(account)) is not None and old is not session:
+                await old.close(CloseCode.SUPERSEDED, SUPERSEDED_DETAIL)
+                if self.sessions.get(account) is old:  # it ended without releasing: forget it
+                    del self.sessions[account]
+        finally:
+            if self._waiting.get(account) is session:
+                del self._waiting[account]
         self.sessions[account] = session
         if self.ownership is not None:
             try:
                 lease = await self.ownership.acquire(tenant_id, account)
             except BaseException:
+                # Failed or cancelled (the session ended while claiming): hold nothing.
                 if self.sessions.get(account) is session:
                     del self.sessions[account]
+                held = self.ownership.held.get(account)
+                if held is not None:
+                    with contextlib.suppress(Exception):
+                        await self.ownership.release(held)
                 raise
             if self.sessions.get(account) is not session:  # superseded here meanwhile
                 await self.ownership.release(lease)

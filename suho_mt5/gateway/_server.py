@@ -24,6 +24,7 @@ from suho_mt5.protocol import CloseCode, GoodbyePacket, encode, now_us
 
 from ._auth import AccountDirectory, Authenticator, KeyChecks, LoginLimiter, VerifiedKeys
 from ._bus import SessionBus
+from ._common import cancel_and_wait
 from ._config import GatewayConfig
 from ._handshake import CROWDED, Handshake
 from ._metrics import GatewayMetrics
@@ -300,9 +301,7 @@ class Gateway:
         sessions = list(self.sessions.values())
         await asyncio.gather(*(s.close(CloseCode.GOING_AWAY, "gateway shutting down")
                                for s in sessions), return_exceptions=True)
-        for task in list(self._all):
-            task.cancel()
-        await asyncio.gather(*self._all, return_exceptions=True)
+        await cancel_and_wait(list(self._all))
         if self.registry.ownership is not None:
             await self.registry.ownership.stop()
         if self._ws_server is not None:

@@ -21,7 +21,9 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from suho_mt5.errors import BusUnavailableError
 from suho_mt5.protocol import (
@@ -34,7 +36,7 @@ from suho_mt5.protocol import (
 )
 
 from ._bus import SessionBus
-from ._common import EA_CLOSED, Closing, Ending, Peer, detail, send_now
+from ._common import EA_CLOSED, Closing, Ending, Peer, cancel_and_wait, detail, send_now
 from ._config import GatewayConfig
 from ._handshake import Handshake, Opened
 from ._inbound import Inbound
@@ -48,6 +50,7 @@ from ._transport import Transport
 __all__ = ["Session", "SessionServices"]
 
 log = logging.getLogger("suho_mt5.gateway")
+_T = TypeVar("_T")
 
 
 class Session:
@@ -85,18 +88,21 @@ class Session:
         finally:
             await self._finish()
 
-    async def close(self, code: CloseCode, detail: str) -> None:
-        """Ask the session to end with ``code`` (another task: superseded, shutdown)."""
+    def end(self, code: CloseCode, detail: str) -> None:
+        """Ask the session to end with ``code``, without waiting for it."""
         self.ending.fail(Closing(code, detail))
+
+    async def close(self, code: CloseCode, detail: str) -> None:
+        """Ask the session to end with ``code`` (another task: superseded, shutdown), and
+        wait until it has."""
+        self.end(code, detail)
         await self._done.wait()
 
     async def _run(self) -> None:
         opened = await self.handshake.open(self.transport)
         self.peer = opened.peer
         try:
-            await self.registry.claim(opened.peer.tenant_id, opened.peer.account_id, self)
-            self._claimed = True
-            inbound, outbound = await self._start(opened)
+            inbound, outbound = await self._unless_ended(self._begin(opened))
         except BusUnavailableError as exc:
             raise Closing(CloseCode.BACKEND_UNAVAILABLE, str(exc)) from exc
         self.metrics.connected.labels(self.transport.name).inc()
@@ -123,9 +129,37 @@ class Session:
                 elif error is not None:
                     raise error
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
+
+    async def _begin(self, opened: Opened) -> tuple[Inbound, Outbound]:
+        await self.registry.claim(opened.peer.tenant_id, opened.peer.account_id, self)
+        self._claimed = True
+        return await self._start(opened)
+
+    async def _unless_ended(self, start: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``start`` unless the session is ended meanwhile (superseded, shut down):
+        then it is cancelled and the ending's reason raised. What it made is wound up by
+        :meth:`_wind_up`, as for any session.
+
+        Start-up waits on the bus (the account's older session, its ownership, the last
+        stored sequence, one consumer per channel). An EA reconnecting in a loop supersedes
+        its session while it starts; if that session finished starting before it ended,
+        every next one waited for it, and a reconnect storm chained thousands of sessions
+        (the 100,000-stream fuzz left ~6,500 that never ended)."""
+        task = asyncio.ensure_future(start)
+        ended = asyncio.ensure_future(self.ending.event.wait())
+        try:
+            await asyncio.wait((task, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            await cancel_and_wait((task,))
+        reason = self.ending.reason
+        if reason is not None and (task.cancelled() or task.exception() is None):
+            # Ended while starting (Python 3.11's wait_for may return a reply that came with
+            # the cancellation, so start-up can finish all the same). A copy: raising the
+            # kept one would give it a traceback holding this frame.
+            raise Closing(reason.code, reason.detail, reason.ref_sequence)
+        return task.result()
 
     async def _start(self, opened: Opened) -> tuple[Inbound, Outbound]:
         """WELCOME with the highest sequence on the bus, then the outbound consumers."""

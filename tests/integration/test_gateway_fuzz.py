@@ -39,7 +39,7 @@ from tests.timescale.gateway._support import create_streams, delete_streams
 STREAMS = int(os.environ.get("SUHO_FUZZ_STREAMS", "2000"))
 SEED = int(os.environ.get("SUHO_FUZZ_SEED", "22"))
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
-ACCOUNTS = [uuid.UUID(int=0xF0220 + i) for i in range(8)]
+ACCOUNTS = [uuid.UUID(int=0xF0220 + i) for i in range(64)]  # few collide: the newest wins
 KEY = "fuzz-key-0123456789"
 register(KEY)
 _CRC = struct.Struct("<I")
