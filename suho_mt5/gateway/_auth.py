@@ -294,13 +294,23 @@ class KeyChecks:
                 work.add_done_callback(self._release_after)
 
     async def _timed(self, account_id: uuid.UUID, api_key: str) -> AccountIdentity:
+        """The check, timed when the database answered it (yes or no). A check that failed
+        (the database away: an error in a millisecond) is not a duration a refusal may
+        imitate: after an outage, ids that do not exist would be refused at once, and
+        their quick answers would tell them apart from real ones."""
         together = min(self.running, self.workers)  # this check included
         started = time.monotonic()
         try:
-            return await self._check(account_id, api_key)
-        finally:
-            self.durations.setdefault(together, deque(maxlen=50)).append(
-                time.monotonic() - started)
+            identity = await self._check(account_id, api_key)
+        except AuthenticationError:
+            self._took(together, started)
+            raise
+        self._took(together, started)
+        return identity
+
+    def _took(self, together: int, started: float) -> None:
+        self.durations.setdefault(together, deque(maxlen=50)).append(
+            time.monotonic() - started)
 
     def expected_s(self) -> float:
         """How long a check asked for now would take, queue included: a recent duration of

@@ -13,6 +13,10 @@
 * ``patroni_cluster``: two PostgreSQL 15 + TimescaleDB servers managed by Patroni over one
   etcd, a primary and a synchronous streaming replica (per module: the last test of a
   module may kill the primary).
+* ``_outage_pg_proc`` / ``_outage_ts_proc``: a PostgreSQL 15 and a TimescaleDB server of
+  their own for the tests that stop and restart the database (pytest-postgresql executors:
+  ``.stop()`` is ``pg_ctl stop -m fast``, ``.start()``); the session's servers are shared
+  by every other test and must never go down under them.
 * ``start_pgbouncer`` / ``start_haproxy``: factories for PgBouncer in front of a server and
   HAProxy in front of services; all are stopped at the end of the test.
 * ``redis_server`` / ``redis_cache`` / ``make_redis_server``: redis-server 7 (the cache
@@ -57,13 +61,17 @@ EXTERNAL_PG_ENV = "SUHO_TEST_PG_URL"
 EXTERNAL_TIMESCALE_ENV = "SUHO_TEST_TIMESCALE_URL"
 PG_CTL_WRAPPER = Path(__file__).with_name("pg_ctl_as_postgres")
 
+_FAST = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+_TIMESCALE = (" -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
+              " -c max_connections=200")
+
 # port=None: any free port. The wrapper runs pg_ctl as `postgres` when we are root.
 _pg_proc = factories.postgresql_proc(
     executable=str(PG_CTL_WRAPPER),
     port=None,
     user="postgres",
     password="postgres",
-    postgres_options="-c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+    postgres_options=_FAST,
 )
 
 # The same, preloading TimescaleDB: what users run. Its scheduler runs policies in the
@@ -84,6 +92,17 @@ _ts_proc = factories.postgresql_proc(
     ),
 )
 
+# Servers of their own for the tests that stop and restart the database (the ingest outage
+# test, the gateway's restart test), started only when one of them runs.
+_outage_pg_proc = factories.postgresql_proc(
+    executable=str(PG_CTL_WRAPPER), port=None, user="postgres", password="postgres",
+    postgres_options=_FAST,
+)
+_outage_ts_proc = factories.postgresql_proc(
+    executable=str(PG_CTL_WRAPPER), port=None, user="postgres", password="postgres",
+    postgres_options=_FAST + _TIMESCALE,
+)
+
 
 @dataclass(frozen=True)
 class PgServer:
@@ -96,6 +115,12 @@ class PgServer:
     maintenance_db: str = "postgres"
     #: postmaster pid when we started the server ourselves
     pid: int | None = None
+
+    @classmethod
+    def of(cls, executor: Any) -> PgServer:
+        """The server a pytest-postgresql executor started."""
+        return cls(host=executor.host, port=int(executor.port), user=executor.user,
+                   password=executor.password or "")
 
     def url(self, dbname: str) -> str:
         return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"

@@ -13,17 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pytest_postgresql import factories
 
 from suho_mt5.db import Edition, make_engine
 from tests.db.schema._support import alembic
 from tests.integration.ingest._support import IngestDb, make_ingest_login, nats_server
-from tests.support.fixtures import PG_CTL_WRAPPER, PgServer
+from tests.support.fixtures import PgServer
 from tests.support.servers import NatsServer
 
-_FAST = "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
-_TIMESCALE = (" -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
-              " -c max_connections=200")
 LANES = {"postgresql": ("pg_server", Edition.POSTGRESQL),
          "timescaledb": ("ts_server", Edition.TIMESCALE)}
 
@@ -94,26 +90,15 @@ def nats() -> Iterator[NatsServer]:
         yield server
 
 
-# Servers of their own for the outage test, which stops and restarts them.
-_outage_pg_proc = factories.postgresql_proc(
-    executable=str(PG_CTL_WRAPPER), port=None, user="postgres", password="postgres",
-    postgres_options=_FAST,
-)
-_outage_ts_proc = factories.postgresql_proc(
-    executable=str(PG_CTL_WRAPPER), port=None, user="postgres", password="postgres",
-    postgres_options=_FAST + _TIMESCALE,
-)
-
-
 @pytest.fixture
 def outage_db(db_lane: tuple[str, Any, Edition], _outage_pg_proc: Any,
               _outage_ts_proc: Any) -> Iterator[OutageDb]:
-    """An :class:`IngestDb` on a server the test may stop and start (``.executor``).
+    """An :class:`IngestDb` on a server the test may stop and start (``.executor``; the
+    servers are ``tests/support/fixtures.py``'s ``_outage_*_proc``).
     (Both servers as plain arguments, for the reason given at :func:`db_lane`.)"""
     lane, _, edition = db_lane
     executor = _outage_pg_proc if lane == "postgresql" else _outage_ts_proc
-    server = PgServer(host=executor.host, port=int(executor.port), user=executor.user,
-                      password=executor.password or "")
+    server = PgServer.of(executor)
     name = server.create_database()
     _migrate(server, name, edition)
     admin = server.url(name)

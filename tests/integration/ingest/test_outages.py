@@ -78,6 +78,39 @@ def test_database_down_30s_mid_run_no_ack_without_commit_then_exactly_once(
     assert_exactly_once(outage_db, published)
 
 
+def test_database_restarted_while_the_bridge_is_idle_then_exactly_once(
+    outage_db: OutageDb, nats: NatsServer
+) -> None:
+    """A quick restart (``pg_ctl stop -m fast``, start) between two batches: no batch saw
+    the outage, so the bridge learns of it on its next write, on a connection the restart
+    killed. That write fails as an outage (retried, not acked, not dead-lettered), the
+    bridge reconnects, and every row is written once."""
+    outage_db.add_accounts(2)
+    frames, published = frames_for(Feed(outage_db.accounts), 2_000, 50)
+    half = len(frames) // 2
+
+    async def scenario() -> float:
+        async with jetstream(nats.url, CONTRACT) as (_nc, js):
+            await publish_all(js, frames[:half])
+            settings = quick_settings(outage_db, nats.url, contract=CONTRACT, batch_size=5,
+                                      retry_max=1.0)
+            async with running_bridge(settings) as bridge:
+                while True:  # the first half written and acked: the bridge is idle
+                    state = await consumer_state(js, CONTRACT)
+                    if state.ack_floor.stream_seq == half and not state.num_ack_pending:
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.to_thread(outage_db.executor.stop)
+                await asyncio.to_thread(outage_db.executor.start)
+                await publish_all(js, frames[half:])
+                await wait_until_drained(js, outage_db, published.rows, CONTRACT)
+                return float(bridge.metrics.db_retries._value.get())
+
+    retries = asyncio.run(scenario())
+    assert retries >= 1  # the write on the dead connection failed as an outage
+    assert_exactly_once(outage_db, published)
+
+
 def test_nats_server_restarted_mid_run_exactly_once(ingest_db: IngestDb,
                                                      nats: NatsServer) -> None:
     ingest_db.add_accounts(2)

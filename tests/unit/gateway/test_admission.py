@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from suho_mt5.db import AccountIdentity
+from suho_mt5.errors import AuthenticationError, DatabaseError
 from suho_mt5.gateway._auth import KeyChecks, KeyChecksBusy, LoginLimiter
 from suho_mt5.gateway._proxy import ProxyHeaderError, TrustedProxies, parse_proxy_header
 
@@ -94,20 +95,47 @@ def test_the_expected_duration_is_that_of_checks_run_as_many_at_once_as_now() ->
 
         async def check(account: uuid.UUID, key: str) -> AccountIdentity:
             await asyncio.sleep(next(delays))
-            raise AssertionError("never reached by the caller")
+            raise AuthenticationError("invalid account id or API key")
 
         checks = KeyChecks(check, workers=4, limit=10, unknown_rate=0, unknown_burst=0)
         flood = [asyncio.ensure_future(checks.check(uuid.UUID(int=i), "k", known=True))
                  for i in range(4)]
         await asyncio.gather(*flood, return_exceptions=True)
         for i in range(3):
-            with pytest.raises(AssertionError):
+            with pytest.raises(AuthenticationError):
                 await checks.check(uuid.UUID(int=10 + i), "k", known=True)
         assert max(checks.expected_s() for _ in range(200)) < 0.1
         # with four running, a fifth waits for one of them, then runs contended
         checks.running = 4
         assert min(checks.expected_s() for _ in range(50)) > 0.2
         checks.running = 0
+
+    asyncio.run(scenario())
+
+
+def test_checks_the_database_could_not_answer_are_not_durations_to_imitate() -> None:
+    """Key checks that failed fast (the database restarting) leave the expected duration
+    as the real checks made it: after an outage, an id that does not exist is still refused
+    after as long a pause as a real refusal (docs/security.md, "Faults")."""
+    async def scenario() -> None:
+        down = False
+
+        async def check(account: uuid.UUID, key: str) -> AccountIdentity:
+            if down:
+                raise DatabaseError("the database could not check the API key")
+            await asyncio.sleep(0.1)
+            raise AuthenticationError("invalid account id or API key")
+
+        checks = KeyChecks(check, workers=1, limit=10, unknown_rate=0, unknown_burst=0)
+        for i in range(3):
+            with pytest.raises(AuthenticationError):
+                await checks.check(uuid.UUID(int=i), "k", known=True)
+        down = True
+        for i in range(20):
+            with pytest.raises(DatabaseError):
+                await checks.check(uuid.UUID(int=10 + i), "k", known=True)
+        assert checks.started == 23
+        assert min(checks.expected_s() for _ in range(200)) >= 0.1
 
     asyncio.run(scenario())
 
