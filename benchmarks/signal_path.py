@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from .gateway import (
     _GatewayProcess,
     _hop_quantiles,
     _loop_name,
+    _start_fleet,
 )
 
 _TITLE = "Signal path: publish_signal call -> EA socket (500 EAs, native TimescaleDB)"
@@ -308,6 +309,8 @@ def signal_path_section(settings: Settings) -> Section:
 
     from .ingest import _accounts_copy, _database, _timescale
 
+    began = datetime.now(UTC)
+    load_before = os.getloadavg()[0]
     quick = settings.repeats < 7
     n_eas = 100 if quick else 500
     count = 200 if quick else 1000
@@ -330,13 +333,7 @@ def signal_path_section(settings: Settings) -> Section:
             gw = _GatewayProcess(nats_server.url, accounts_file)
             gw.start()
             out = workdir / "fleet.json"
-            proc = subprocess.Popen(
-                [sys.executable, "-c", "from benchmarks.gateway import fleet; import sys; "
-                 "fleet(sys.argv[1], sys.argv[2], 1, int(sys.argv[3]), float(sys.argv[4]), "
-                 "sys.argv[5])",
-                 f"ws://127.0.0.1:{gw.ws_port}", f"tcp://127.0.0.1:{gw.tcp_port}", str(n_eas),
-                 str(stream_s), str(out)],
-                cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+            proc = _start_fleet(gw, n_eas, stream_s, out)
             connected = gw.wait_connected(n_eas)
             time.sleep(SETTLE_S)
             done = run_fast(_backend(ingest, nats_server.url, accounts, count, rate, phases))
@@ -380,4 +377,8 @@ def signal_path_section(settings: Settings) -> Section:
         "crash may lose the last commits' signals, never corrupt the database). "
         f"Event loop: {_loop_name()}. Latencies in ms; `median` is the measured value."
     )
+    sentences.append(
+        f"_This section: `python -m benchmarks --only signal_path`, {began:%Y-%m-%d %H:%M}-"
+        f"{datetime.now(UTC):%H:%M} UTC; load average (1 min) {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after._")
     return Section(_TITLE, intro, rows, extra_markdown="\n\n".join(sentences))
