@@ -155,9 +155,9 @@ async def _backend(ingest_url: str, nats_url: str, accounts: list[uuid.UUID], co
                    rate: float, phases: list[tuple[str, bool]]) -> list[_Phase]:
     """The backend: one database connection, one NATS connection, kept open; per phase
     ``count`` publish_signal calls round-robin over ``accounts`` at ``rate`` per second (the
-    phases alternating in blocks of ``_BLOCK`` calls), each
-    followed by one raw JetStream publish to another account (the baseline through the
-    gateway) and, every fifth, one to a subject no gateway serves (the baseline without it).
+    phases alternating in blocks of ``_BLOCK`` calls), each followed by one raw JetStream
+    publish to another account (the baseline through the gateway) and, every fifth, one to a
+    subject no gateway serves (the baseline without it).
     ``phases``: (label, session synchronous_commit off)."""
     from suho_mt5._names import TENANT_SETTING
     from suho_mt5.commands._connect import connect_database
