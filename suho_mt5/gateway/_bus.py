@@ -26,24 +26,22 @@ from suho_mt5.protocol import PACKET_SIZE
 from ._common import INBOUND_KINDS, SEQ
 from ._config import GatewayConfig
 
-__all__ = ["PUBLISH_TIMEOUT_S", "SessionBus", "refusal_reason"]
-
-#: how long a publish waits for JetStream's PubAck (one attempt)
-PUBLISH_TIMEOUT_S = 5.0
+__all__ = ["SessionBus", "refusal_reason"]
 
 
-def refusal_reason(exc: BaseException) -> str:
+def refusal_reason(exc: BaseException, timeout_s: float) -> str:
     """Why a publish failed, short enough for a GOODBYE's detail and free of secrets: a
     JetStream refusal's own description (``insufficient resources`` when the store is full or
     over its limits, ``jetstream not enabled`` ...), or what the client saw, never the
-    exception's text (a connection error may quote the server's URL with its credentials)."""
+    exception's text (a connection error may quote the server's URL with its credentials).
+    ``timeout_s``: how long the publish waited."""
     if isinstance(exc, APIError):
         text = (exc.description or "refused").strip()
         return f"{text} ({exc.err_code})" if exc.err_code else text
     if isinstance(exc, NoRespondersError):
         return "no JetStream responders"
     if isinstance(exc, (NatsTimeoutError, TimeoutError)):
-        return f"no PubAck in {PUBLISH_TIMEOUT_S:g} s"
+        return f"no PubAck in {timeout_s:g} s"
     return type(exc).__name__
 
 
@@ -60,7 +58,7 @@ class SessionBus:
     async def publish(self, subject: str, frame: bytes, message_id: str) -> None:
         """Store ``frame`` in the accounts stream (one attempt; the caller retries and
         names the failure with :func:`refusal_reason`)."""
-        await self.js.publish(subject, frame, timeout=PUBLISH_TIMEOUT_S,
+        await self.js.publish(subject, frame, timeout=self.config.publish_timeout_s,
                               stream=self.config.accounts_stream,
                               headers={"Nats-Msg-Id": message_id})
 

@@ -211,7 +211,7 @@ class Inbound:
                 self.metrics.frames_published.inc()
                 return
             except Exception as exc:
-                reason = refusal_reason(exc)
+                reason = refusal_reason(exc, self.config.publish_timeout_s)
                 log.warning("session %s: publish to %s failed (attempt %d): %s (%s)",
                             peer, subject, attempt + 1, reason, exc)
                 await asyncio.sleep(0.2 * (attempt + 1))
