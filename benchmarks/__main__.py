@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ._registry import SECTIONS, Row, Section, Settings
 
-SECTION_MODULES = ["protocol", "gateway", "ingest", "scale", "cache", "data"]
+SECTION_MODULES = ["protocol", "gateway", "signal_path", "ingest", "scale", "cache", "data"]
 """Modules of this package that register sections; add yours here."""
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"

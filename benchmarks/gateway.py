@@ -298,14 +298,10 @@ class _Fleet:
     beside: list[float]
 
 
-def _run_fleet(gw: _GatewayProcess, nats_url: str, workdir: Path, n_eas: int, count: int,
-               rate: float, stream_s: float) -> _Fleet:
-    """The fleet's run: all connected, ``count`` SIGNALs for the latency figures, then the
-    gateway crashes (SIGKILL) and restarts while more SIGNALs are published (some while it is
-    down); at the end every packet and signal is counted on the bus."""
-    accounts = _accounts(1, n_eas)
-    out = workdir / "fleet.json"
-    proc = subprocess.Popen(
+def _start_fleet(gw: _GatewayProcess, n_eas: int, stream_s: float, out: Path
+                 ) -> subprocess.Popen[bytes]:
+    """The :func:`fleet` process: EAs of accounts 1..``n_eas`` on ``gw``, writing ``out``."""
+    return subprocess.Popen(
         [sys.executable, "-c", "from benchmarks.gateway import fleet; import sys; "
          "fleet(sys.argv[1], sys.argv[2], 1, int(sys.argv[3]), float(sys.argv[4]), "
          "sys.argv[5])",
@@ -313,6 +309,16 @@ def _run_fleet(gw: _GatewayProcess, nats_url: str, workdir: Path, n_eas: int, co
          str(stream_s), str(out)],
         cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
+
+
+def _run_fleet(gw: _GatewayProcess, nats_url: str, workdir: Path, n_eas: int, count: int,
+               rate: float, stream_s: float) -> _Fleet:
+    """The fleet's run: all connected, ``count`` SIGNALs for the latency figures, then the
+    gateway crashes (SIGKILL) and restarts while more SIGNALs are published (some while it is
+    down); at the end every packet and signal is counted on the bus."""
+    accounts = _accounts(1, n_eas)
+    out = workdir / "fleet.json"
+    proc = _start_fleet(gw, n_eas, stream_s, out)
     try:
         connected = gw.wait_connected(n_eas)
         # Steady state: the first seconds after hundreds of EAs connected at once (their

@@ -270,11 +270,7 @@ class NatsServer(ChildProcess):
         self.store_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(attempts):
             self.port = free_port()
-            self._spawn(
-                [self.executable, "-a", "127.0.0.1", "-p", str(self.port), "-js",
-                 "-sd", str(self.store_dir), "-l", str(self.log_path)]
-            )
-            if self._wait_ready(timeout):
+            if self._spawn_and_wait(timeout):
                 return self
             self.stop()  # most likely lost the race for the port: try another
         raise ServerError(
@@ -282,9 +278,30 @@ class NatsServer(ChildProcess):
             f"Last lines of {self.log_path}:\n{log_tail(self.log_path)}"
         )
 
-    def _wait_ready(self, timeout: float) -> bool:
-        return self._wait_until(lambda: "Server is ready" in log_tail(self.log_path, 200),
-                                timeout)
+    def restart(self, timeout: float = 30.0, stop_timeout: float = 10.0) -> NatsServer:
+        """Stop (SIGKILL after ``stop_timeout``: a nats-server 2.9 whose store hit a full
+        disk ignores SIGTERM) and start again on the same port and store, as an operator
+        would; clients reconnect to it. Call it from a thread that outlives the server."""
+        self.stop(stop_timeout)
+        if not self._spawn_and_wait(timeout):
+            self.stop()
+            raise ServerError(f"nats-server did not restart. Last lines of {self.log_path}:"
+                              f"\n{log_tail(self.log_path)}")
+        return self
+
+    def _spawn_and_wait(self, timeout: float) -> bool:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._spawn(
+            [self.executable, "-a", "127.0.0.1", "-p", str(self.port), "-js",
+             "-sd", str(self.store_dir), "-l", str(self.log_path)]
+        )
+        return self._wait_until(lambda: self._ready_since(offset), timeout)
+
+    def _ready_since(self, offset: int) -> bool:
+        """"Server is ready" in the log after ``offset`` (the log is appended to)."""
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return b"Server is ready" in log.read()
 
 
 class RedisServer(ChildProcess):

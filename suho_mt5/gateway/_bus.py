@@ -13,9 +13,11 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from suho_mt5._subjects import account_subject
 from suho_mt5.errors import BusUnavailableError
@@ -24,7 +26,23 @@ from suho_mt5.protocol import PACKET_SIZE
 from ._common import INBOUND_KINDS, SEQ
 from ._config import GatewayConfig
 
-__all__ = ["SessionBus"]
+__all__ = ["SessionBus", "refusal_reason"]
+
+
+def refusal_reason(exc: BaseException, timeout_s: float) -> str:
+    """Why a publish failed, short enough for a GOODBYE's detail and free of secrets: a
+    JetStream refusal's own description (``insufficient resources`` when the store is full or
+    over its limits, ``jetstream not enabled`` ...), or what the client saw, never the
+    exception's text (a connection error may quote the server's URL with its credentials).
+    ``timeout_s``: how long the publish waited."""
+    if isinstance(exc, APIError):
+        text = (exc.description or "refused").strip()
+        return f"{text} ({exc.err_code})" if exc.err_code else text
+    if isinstance(exc, NoRespondersError):
+        return "no JetStream responders"
+    if isinstance(exc, (NatsTimeoutError, TimeoutError)):
+        return f"no PubAck in {timeout_s:g} s"
+    return type(exc).__name__
 
 
 class SessionBus:
@@ -38,8 +56,10 @@ class SessionBus:
         self.config = config
 
     async def publish(self, subject: str, frame: bytes, message_id: str) -> None:
-        """Store ``frame`` in the accounts stream (one attempt; the caller retries)."""
-        await self.js.publish(subject, frame, timeout=5.0, stream=self.config.accounts_stream,
+        """Store ``frame`` in the accounts stream (one attempt; the caller retries and
+        names the failure with :func:`refusal_reason`)."""
+        await self.js.publish(subject, frame, timeout=self.config.publish_timeout_s,
+                              stream=self.config.accounts_stream,
                               headers={"Nats-Msg-Id": message_id})
 
     async def last_stored(self, tenant_id: str, account: uuid.UUID) -> int:

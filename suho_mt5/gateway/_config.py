@@ -46,6 +46,9 @@ class GatewayConfig:
     #: a packet sent to the EA not ACKed for this long, or a socket write that does not
     #: complete for this long: closed with SLOW_CONSUMER
     ack_timeout_s: float = 30.0
+    #: how long one publish of an EA's frame waits for JetStream's PubAck; three failed
+    #: attempts close the session with BACKEND_UNAVAILABLE
+    publish_timeout_s: float = 5.0
     #: packets waiting to be written to one socket; one more closes it with SLOW_CONSUMER
     send_queue_packets: int = 1024
     #: unacknowledged backend -> EA messages per channel (signal, command, config)

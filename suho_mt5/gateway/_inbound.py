@@ -30,7 +30,7 @@ from suho_mt5.protocol import (
     now_us,
 )
 
-from ._bus import SessionBus
+from ._bus import SessionBus, refusal_reason
 from ._common import (
     EA_CLOSED,
     EA_TYPES,
@@ -204,16 +204,21 @@ class Inbound:
         peer = self.peer
         subject = account_subject(peer.tenant_id, peer.account_id, kind)
         msg_id = message_id(peer.account_id, first_sequence)
+        reason = ""
         for attempt in range(3):
             try:
                 await self.bus.publish(subject, frame, msg_id)
                 self.metrics.frames_published.inc()
                 return
             except Exception as exc:
-                log.warning("session %s: publish to %s failed (attempt %d): %s",
-                            peer, subject, attempt + 1, exc)
+                reason = refusal_reason(exc, self.config.publish_timeout_s)
+                log.warning("session %s: publish to %s failed (attempt %d): %s (%s)",
+                            peer, subject, attempt + 1, reason, exc)
                 await asyncio.sleep(0.2 * (attempt + 1))
-        raise Closing(CloseCode.BACKEND_UNAVAILABLE, "cannot publish to the bus", first_sequence)
+        # The EA learns why (a full store says "insufficient resources", a hung one "no
+        # PubAck"); nothing from the first refused sequence on was acknowledged: it resends.
+        raise Closing(CloseCode.BACKEND_UNAVAILABLE, f"cannot publish to the bus: {reason}",
+                      first_sequence)
 
     # -- acknowledging ----------------------------------------------------------------------
 

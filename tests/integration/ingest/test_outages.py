@@ -124,21 +124,13 @@ def test_nats_server_restarted_mid_run_exactly_once(ingest_db: IngestDb,
                                                      batch_size=5)):
                 while await _rows(ingest_db) <= 0:
                     await asyncio.sleep(0.05)
-                await asyncio.to_thread(restart, nats)
+                await asyncio.to_thread(nats.restart)
                 await asyncio.sleep(1.0)  # clients reconnect
                 await publish_all(js, frames[half:])
                 await wait_until_drained(js, ingest_db, published.rows, CONTRACT)
 
     asyncio.run(scenario())
     assert_exactly_once(ingest_db, published)
-
-
-def restart(server: NatsServer) -> None:
-    """Stop nats-server and start it again on the same port with the same store."""
-    server.stop()
-    server._spawn([server.executable, "-a", "127.0.0.1", "-p", str(server.port), "-js",
-                   "-sd", str(server.store_dir), "-l", str(server.log_path)])
-    assert server._wait_ready(30), "nats-server did not come back"
 
 
 @pytest.mark.parametrize("bypassrls", [False, True], ids=["staged", "direct"])
