@@ -74,13 +74,15 @@ def test_a_silent_ea_is_closed_with_idle_timeout_and_skew_is_measured(
     gw_db: GatewayDb, nats_url: str, transport: str
 ) -> None:
     """An EA whose broker clock (UTC+2) is sent as UTC shows up as -2 h of skew; an EA that
-    sends nothing for three heartbeat intervals is closed with IDLE_TIMEOUT, after keepalive
-    ACKs (on WebSocket it still answers pings: the HEARTBEAT deadline is what closes it)."""
+    sends nothing past the idle deadline is closed with IDLE_TIMEOUT, after keepalive ACKs
+    (on WebSocket it still answers pings: the HEARTBEAT deadline is what closes it). The
+    deadline counts from the connection's opening, so it is several heartbeats here: with
+    three (0.9 s), a key check slowed by a loaded machine left no time for a keepalive."""
     me = gw_db.accounts[31 if transport == "ws" else 53]
 
     async def scenario() -> None:
         async with running_gateway(gw_db, nats_url, heartbeat_interval_s=0.3,
-                                   idle_timeout_s=0.9, ws_ping_interval_s=0.1,
+                                   idle_timeout_s=2.0, ws_ping_interval_s=0.1,
                                    metrics_account_labels=True) as gw:
             port = gw.ws_port if transport == "ws" else gw.tcp_port
             conn = await open_connection(f"{transport}://127.0.0.1:{port}")
