@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ._registry import Row, Section, Settings, section
+from ._stats import quantile
 
 REPO = Path(__file__).resolve().parents[1]
 #: The code as it was before the hardening (issue 22): integ at the start of the work.
@@ -143,10 +144,7 @@ class _Phase:
 
 
 def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    data = sorted(values)
-    return data[min(len(data) - 1, int(q * len(data)))]
+    return quantile(values, q)
 
 
 _SEQUENCES: dict[int, int] = {}

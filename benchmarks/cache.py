@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 
 from ._registry import Row, Section, Settings, section
+from ._stats import quantile
 from .ingest import _accounts, _database, _feed_frames, _timescale, _until_drained
 
 _TITLE = "Latest-state cache (suho_mt5.cache) on redis-server 7 and native TimescaleDB"
@@ -171,8 +172,8 @@ def _hook_seconds_per_row(accounts: dict[uuid.UUID, str], settings: Settings) ->
 
 
 def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    """``q`` quantile of durations in seconds, in milliseconds."""
+    return quantile(values, q) * 1000
 
 
 @section(_TITLE, order=50)

@@ -33,6 +33,7 @@ from suho_mt5.gateway.simulator import Rates, SimAccount, SimulatedEA
 from suho_mt5.protocol import AckPacket, BrokerQuotePacket, SignalPacket, WireAction, encode
 
 from ._registry import Rate, Row, Section, Settings, section
+from ._stats import quantile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TENANT = "tenant_bench"
@@ -101,12 +102,7 @@ def _free_port() -> int:
 
 
 def _percentiles(values: list[float]) -> tuple[float, float, float]:
-    data = sorted(values)
-
-    def at(p: float) -> float:
-        return data[min(len(data) - 1, int(p * len(data)))]
-
-    return at(0.50), at(0.99), at(0.999)
+    return quantile(values, 0.50), quantile(values, 0.99), quantile(values, 0.999)
 
 
 async def _create_streams(nats_url: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 
 from ._registry import Row, Section, Settings, section
+from ._stats import quantile
 
 REPO = Path(__file__).resolve().parents[1]
 _QUOTES = "mt5_broker_quotes"
@@ -260,8 +261,8 @@ async def _puller_alone(nats_url: str, frames: list[tuple[str, bytes, str]]) -> 
 
 
 def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    """``q`` quantile of durations in seconds, in milliseconds."""
+    return quantile(values, q) * 1000
 
 
 @section("Data Bridge (suho_mt5.ingest) on native TimescaleDB", order=40)

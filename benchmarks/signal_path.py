@@ -44,6 +44,7 @@ from suho_mt5.gateway import run_fast
 from suho_mt5.protocol import SignalPacket, WireAction, encode
 
 from ._registry import Row, Section, Settings, section
+from ._stats import quantile as _q
 from .gateway import (
     GOAL_P99_MS,
     REPO_ROOT,
@@ -65,11 +66,6 @@ _perf = time.perf_counter
 _WARM_UP = 20
 #: the phases alternate every this many calls
 _BLOCK = 100
-
-
-def _q(values: list[float], q: float) -> float:
-    data = sorted(values)
-    return data[min(len(data) - 1, int(q * len(data)))] if data else float("nan")
 
 
 @dataclass
