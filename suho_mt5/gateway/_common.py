@@ -76,6 +76,12 @@ class Closing(Exception):
         self.detail = detail
         self.ref_sequence = ref_sequence
 
+    def fresh(self) -> Closing:
+        """The same reason, without the traceback, cause and context this one was raised
+        with: those hold the frames that hold the session, a reference cycle only the
+        garbage collector frees."""
+        return Closing(self.code, self.detail, self.ref_sequence)
+
 
 @dataclass(frozen=True, slots=True)
 class Peer:
@@ -159,5 +165,5 @@ class Ending:
             # that hold the session, a reference cycle only the garbage collector frees. A
             # flood of refused connections made ~40,000 such objects a second, and each
             # collection of them stalled every session for 30-70 ms.
-            self.reason = Closing(closing.code, closing.detail, closing.ref_sequence)
+            self.reason = closing.fresh()
         self.event.set()

@@ -151,14 +151,13 @@ class Session:
         try:
             await asyncio.wait((task, ended), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            ended.cancel()
-            await cancel_and_wait((task,))
+            await cancel_and_wait((task, ended))
         reason = self.ending.reason
         if reason is not None and (task.cancelled() or task.exception() is None):
             # Ended while starting (Python 3.11's wait_for may return a reply that came with
-            # the cancellation, so start-up can finish all the same). A copy: raising the
-            # kept one would give it a traceback holding this frame.
-            raise Closing(reason.code, reason.detail, reason.ref_sequence)
+            # the cancellation, so start-up can finish all the same). Raised fresh: the
+            # kept one would get a traceback holding this frame.
+            raise reason.fresh()
         return task.result()
 
     async def _start(self, opened: Opened) -> tuple[Inbound, Outbound]:
